@@ -1,0 +1,44 @@
+# wascc: `make run` starts the host, `make test` runs every check.
+# Both set up everything first (system packages when root, a .venv, the
+# package with its compiled parts), so they work on a fresh clone.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+SOURCES := setup.py setup.cfg pyproject.toml wascc/_ffi_build.py \
+           native/host/wascc_host.c native/host/wascc_host.h
+
+.PHONY: setup run test lint typecheck pytest bench clean
+
+setup: $(STAMP)
+
+$(STAMP): $(SOURCES)
+	bash .ci/system-deps
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: setup
+	$(VENV)/bin/wascc up
+
+test: setup lint typecheck pytest
+
+lint: setup
+	$(VENV)/bin/ruff check wascc tests benchmarks capabilities
+	$(VENV)/bin/ruff format --check wascc tests benchmarks capabilities
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+pytest: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) benchmarks/bench_invoke.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info wascc/_wascc_ffi*.so

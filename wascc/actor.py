@@ -1,0 +1,217 @@
+"""An actor: a verified waPC module, its claims, and its pool of instances.
+
+:func:`load_actor` reads the module, verifies its claims, compiles it and
+creates its first instances (running ``_start`` and ``wapc_init``).
+:meth:`Actor.invoke` is the hot path of every call into an actor: take an
+instance, run ``__guest_call`` in C, give the instance back, or discard it
+when it trapped, timed out or reached its memory cap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from wascc import claims as claims_mod
+from wascc import ffi
+from wascc.claims import Claims
+from wascc.errors import (
+    ActorLoadError,
+    ActorTrap,
+    GuestError,
+    InvocationError,
+    InvocationTimeout,
+    MemoryLimitExceeded,
+    MissingClaims,
+)
+from wascc.ffi import GuestHost, InstantiateError, WapcInstance
+from wascc.keys import KeyPair, KeyType
+from wascc.pool import InstancePool
+from wascc.routing import canonical_capability
+from wascc.wapc import Runtime
+
+__all__ = ["Actor", "ActorSettings", "load_actor", "read_module"]
+
+log = logging.getLogger(__name__)
+
+WASM_PAGE = 65536
+
+
+@dataclass(frozen=True)
+class ActorSettings:
+    """Per-actor limits.  ``deadline`` is seconds per call; ``memory_limit`` bytes
+    of linear memory per instance; the pool grows from ``min_instances`` to
+    ``max_instances`` under concurrent load."""
+
+    deadline: float = 10.0
+    memory_limit: int = 128 * 1024 * 1024
+    min_instances: int = 1
+    max_instances: int = 8
+
+    def __post_init__(self) -> None:
+        if self.deadline <= 0:
+            raise ValueError("deadline must be positive")
+        if self.memory_limit < WASM_PAGE:
+            raise ValueError("memory_limit must be at least one wasm page (65536 bytes)")
+        if not 0 <= self.min_instances <= self.max_instances or self.max_instances < 1:
+            raise ValueError("need 0 <= min_instances <= max_instances and max_instances >= 1")
+
+
+def read_module(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
+    """The module bytes and a label for messages (the file name, or a hash)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return data, f"module {hashlib.sha256(data).hexdigest()[:12]}"
+    path = Path(source)
+    try:
+        return path.read_bytes(), path.name
+    except OSError as exc:
+        raise ActorLoadError(f"cannot read actor {path}: {exc.strerror or exc}") from exc
+
+
+def unsigned_claims(wasm: bytes, label: str) -> Claims:
+    """An identity for an unsigned module the operator chose to run.
+
+    The module key is derived from the module's hash (so the same file keeps
+    its key) and the claims grant nothing.
+    """
+    digest = hashlib.sha256(wasm).digest()
+    key = KeyPair(KeyType.MODULE, Ed25519PrivateKey.from_private_bytes(digest))
+    return Claims(
+        issuer="",
+        subject=key.public_key,
+        name=Path(label).stem,
+        module_hash=claims_mod.module_hash(wasm),
+    )
+
+
+class Actor:
+    """A running actor module.  Replacing an actor makes a new :class:`Actor`."""
+
+    def __init__(
+        self,
+        wasm: bytes,
+        claims: Claims,
+        label: str,
+        runtime: Runtime,
+        settings: ActorSettings,
+        guest_host: GuestHost,
+        signed: bool,
+    ) -> None:
+        self.claims = claims
+        self.public_key = claims.subject
+        self.name = claims.name or Path(label).stem
+        self.label = label
+        self.signed = signed
+        self.settings = settings
+        self.module_hash = claims.module_hash
+        self.caps = frozenset(canonical_capability(c) for c in claims.caps)
+        self._ticks = runtime.ticks(settings.deadline)
+        self._cap_floor = settings.memory_limit - WASM_PAGE
+        who = f"actor {self.name} ({self.public_key})"
+        self.who = who
+        compiled = runtime.load(wasm, who)
+        self.size = len(wasm)
+
+        def create() -> WapcInstance:
+            try:
+                return compiled.pre.instantiate(
+                    guest_host, memory_limit=settings.memory_limit, deadline_ticks=self._ticks
+                )
+            except InstantiateError as exc:
+                raise ActorLoadError(f"{who} failed to start: {exc}") from exc
+
+        self._pool = InstancePool(
+            create,
+            min_size=settings.min_instances,
+            max_size=settings.max_instances,
+            label=who,
+        )
+
+    def invoke(self, operation: str, payload: bytes) -> bytes:
+        """Run one waPC call; the reply, or an :class:`InvocationError`."""
+        pool = self._pool
+        inst = pool.acquire(self.settings.deadline)
+        try:
+            status, data = inst.call(operation.encode(), payload, self._ticks)
+        except BaseException:
+            pool.discard(inst)
+            raise
+        if status == ffi.OK:
+            if inst.memory_size > self._cap_floor:
+                pool.discard(inst)
+            else:
+                pool.release(inst)
+            return data
+        raise self._failure(inst, status, operation, data)
+
+    def _failure(
+        self, inst: WapcInstance, status: int, operation: str, data: bytes
+    ) -> InvocationError:
+        text = data.decode("utf-8", "replace")
+        at_cap = inst.memory_size > self._cap_floor
+        if status == ffi.GUEST_ERROR and not at_cap:
+            self._pool.release(inst)
+            return GuestError(f"{self.who} answered {operation} with an error: {text}")
+        self._pool.discard(inst)
+        if status == ffi.TIMEOUT:
+            return InvocationTimeout(
+                f"{self.who} did not finish {operation} within its deadline of "
+                f"{self.settings.deadline:g}s; the instance was discarded"
+            )
+        if at_cap:
+            return MemoryLimitExceeded(
+                f"{self.who} reached its memory cap of {self.settings.memory_limit} bytes "
+                f"during {operation}; the instance was discarded ({text})"
+            )
+        if status == ffi.GUEST_ERROR:
+            return GuestError(f"{self.who} answered {operation} with an error: {text}")
+        return ActorTrap(
+            f"{self.who} trapped during {operation}: {text}; the instance was discarded"
+        )
+
+    @property
+    def instances(self) -> int:
+        return self._pool.size
+
+    def calls(self) -> int:
+        return self._pool.calls()
+
+    def retire(self) -> None:
+        """Close idle instances now and busy ones when their call ends."""
+        self._pool.retire()
+
+
+def load_actor(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    runtime: Runtime,
+    port: Callable[[Claims], GuestHost],
+    settings: ActorSettings,
+    trusted_issuers: frozenset[str] | None,
+    allow_unsigned: bool,
+) -> Actor:
+    """Read, verify and start an actor; every refusal names the module and why.
+
+    ``port(claims)`` makes the object the actor's instances call back into
+    (``__host_call``, ``__console_log``) once its identity is known.
+    """
+    wasm, label = read_module(source)
+    try:
+        claims = claims_mod.verify_module(wasm, trusted_issuers=trusted_issuers, label=label)
+        signed = True
+    except MissingClaims:
+        if not allow_unsigned:
+            raise
+        claims = unsigned_claims(wasm, label)
+        signed = False
+        log.warning(
+            "running UNSIGNED actor %s as %s: it holds no capabilities", label, claims.subject
+        )
+    return Actor(wasm, claims, label, runtime, settings, port(claims), signed)

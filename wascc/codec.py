@@ -1,0 +1,758 @@
+"""Wire structs (CONTRACTS sections 2-3) and the only msgpack code in wascc.
+
+Every struct is a frozen dataclass deriving from :class:`Message`, encoded as
+a msgpack map keyed by the contract's exact field names.  Decoding accepts
+what the original (rmp-serde) accepted:
+
+* unknown keys are ignored, missing optional keys take their defaults;
+* a struct may also come as an array of its fields in order;
+* a byte field may be msgpack bin, str, or an array of small integers;
+* a string field may be bin holding UTF-8;
+* bytes after the first msgpack value are ignored (some guests pad buffers).
+
+Anything else (wrong types, a missing required field, bytes that are not
+msgpack at all) raises :class:`~wascc.errors.CodecError` naming the struct
+and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar, Union, cast
+
+import msgpack
+
+from wascc.errors import CodecError
+
+__all__ = [
+    "OP_BIND_ACTOR",
+    "OP_GET_DESCRIPTOR",
+    "OP_HEALTH_REQUEST",
+    "OP_PERFORM_LIVE_UPDATE",
+    "OP_REMOVE_ACTOR",
+    "SYSTEM_ACTOR",
+    "AddRequest",
+    "AddResponse",
+    "Blob",
+    "BlobList",
+    "BrokerMessage",
+    "CapabilityConfiguration",
+    "CapabilityDescriptor",
+    "Column",
+    "Container",
+    "DelRequest",
+    "DelResponse",
+    "DeleteGraphRequest",
+    "Direction",
+    "Event",
+    "EventAck",
+    "EventList",
+    "FileChunk",
+    "GeneratorRequest",
+    "GeneratorResult",
+    "GetRequest",
+    "GetResponse",
+    "GraphNode",
+    "GraphRelation",
+    "HealthRequest",
+    "HealthResponse",
+    "HttpRequest",
+    "HttpResponse",
+    "KeyExistsQuery",
+    "KeysRequest",
+    "ListClearRequest",
+    "ListDelItemRequest",
+    "ListPushRequest",
+    "ListRangeRequest",
+    "ListRangeResponse",
+    "ListResponse",
+    "LiveUpdate",
+    "Message",
+    "OperationDescriptor",
+    "QueryGraphRequest",
+    "RequestMessage",
+    "ResultSet",
+    "SetAddRequest",
+    "SetQueryRequest",
+    "SetQueryResponse",
+    "SetRemoveRequest",
+    "SetRequest",
+    "SetResponse",
+    "StreamQuery",
+    "StreamRequest",
+    "TelnetSession",
+    "TelnetText",
+    "TimeRange",
+    "Transfer",
+    "WriteLogRequest",
+    "pack",
+    "unpack",
+]
+
+# Core operations (host <-> provider), CONTRACTS section 2.
+OP_BIND_ACTOR = "BindActor"
+OP_REMOVE_ACTOR = "RemoveActor"
+OP_HEALTH_REQUEST = "HealthRequest"
+OP_GET_DESCRIPTOR = "GetCapabilityDescriptor"
+OP_PERFORM_LIVE_UPDATE = "PerformLiveUpdate"
+SYSTEM_ACTOR = "system"
+
+M = TypeVar("M", bound="Message")
+
+
+def pack(obj: Any) -> bytes:
+    """msgpack-encode plain data (bytes as bin, str as str)."""
+    return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack(data: bytes | bytearray | memoryview, what: str = "payload") -> Any:
+    """Decode the first msgpack value of ``data``; trailing bytes are ignored."""
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except msgpack.ExtraData as extra:
+        return extra.unpacked
+    except (ValueError, msgpack.UnpackException, TypeError) as exc:
+        raise CodecError(f"{what} is not valid msgpack ({exc or type(exc).__name__})") from exc
+    except UnicodeDecodeError:
+        # A str that is not UTF-8: decode again keeping raw bytes, then
+        # let the field converters decide what is acceptable.
+        try:
+            return msgpack.unpackb(data, raw=True, strict_map_key=False)
+        except msgpack.ExtraData as extra:
+            return extra.unpacked
+        except Exception as exc:
+            raise CodecError(f"{what} is not valid msgpack ({exc or type(exc).__name__})") from exc
+
+
+def wire(name: str, default: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field whose msgpack key is ``name`` (the contract's spelling)."""
+    return field(default=default, metadata={"wire": name})
+
+
+class _Spec:
+    """How one dataclass maps to the wire: (attribute, key, converter, has_default)."""
+
+    def __init__(self, cls: type[Message]) -> None:
+        hints = typing.get_type_hints(cls)
+        self.fields: list[tuple[str, str, Any, bool]] = []
+        for f in dataclasses.fields(cast(Any, cls)):
+            has_default = (
+                f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            )
+            key = f.metadata.get("wire", f.name)
+            self.fields.append((f.name, key, hints[f.name], has_default))
+        self.keys = {key: i for i, (_, key, _, _) in enumerate(self.fields)}
+
+
+class Message:
+    """Base of every wire struct: ``encode()`` and ``decode()`` as msgpack."""
+
+    __slots__ = ()
+    __wascc_spec__: ClassVar[_Spec]
+
+    def to_wire(self) -> dict[Any, Any]:
+        """The struct as a plain map keyed by wire names."""
+        return {key: _to_wire(getattr(self, attr)) for attr, key, _, _ in _spec(type(self)).fields}
+
+    def encode(self) -> bytes:
+        """msgpack bytes of this struct."""
+        return pack(self.to_wire())
+
+    @classmethod
+    def from_wire(cls: type[M], obj: Any) -> M:
+        """Build the struct from decoded msgpack data, checking every field."""
+        return cast(M, _from_wire(cls, obj, cls.__name__))
+
+    @classmethod
+    def decode(cls: type[M], data: bytes | bytearray | memoryview) -> M:
+        """Decode msgpack bytes into this struct."""
+        return cls.from_wire(unpack(data, cls.__name__))
+
+
+def _spec(cls: type[Message]) -> _Spec:
+    spec = cls.__dict__.get("__wascc_spec__")
+    if spec is None:
+        spec = _Spec(cls)
+        cls.__wascc_spec__ = spec
+    return spec
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, Message):
+        return value.to_wire()
+    if isinstance(value, WireEnum):
+        return value.to_wire()
+    if isinstance(value, (list, tuple)):
+        return [_to_wire(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_wire(v) for k, v in value.items()}
+    return value
+
+
+def _text(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CodecError(f"{where} is not UTF-8") from exc
+    raise CodecError(f"{where} must be a string, got {type(value).__name__}")
+
+
+def _bytes(value: Any, where: str) -> bytes:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, list):
+        try:
+            return bytes(value)
+        except (ValueError, TypeError) as exc:
+            raise CodecError(f"{where} must be bytes, got a list that is not bytes") from exc
+    raise CodecError(f"{where} must be bytes, got {type(value).__name__}")
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(args[0], value, where)
+    if tp is str:
+        return _text(value, where)
+    if tp is bytes:
+        return _bytes(value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise CodecError(f"{where} must be a boolean, got {type(value).__name__}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CodecError(f"{where} must be an integer, got {type(value).__name__}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CodecError(f"{where} must be a number, got {type(value).__name__}")
+        return float(value)
+    if tp is Any:
+        return value
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise CodecError(f"{where} must be a map, got {type(value).__name__}")
+        kt, vt = typing.get_args(tp)
+        return {
+            _convert(kt, k, f"{where} key"): _convert(vt, v, f"{where}[{k!r}]")
+            for k, v in value.items()
+        }
+    if origin in (list, tuple):
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)):
+            raise CodecError(f"{where} must be an array, got {type(value).__name__}")
+        (et, *_) = typing.get_args(tp)
+        return tuple(_convert(et, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if isinstance(tp, type) and issubclass(tp, Message):
+        if "from_wire" in tp.__dict__:  # a struct with its own wire form
+            return tp.from_wire(value)
+        return _from_wire(tp, value, where)
+    if isinstance(tp, type) and issubclass(tp, WireEnum):
+        return tp.from_wire(value, where)
+    raise TypeError(f"codec has no converter for {tp!r}")  # a bug in a struct definition
+
+
+def _from_wire(cls: type[Message], obj: Any, where: str) -> Message:
+    spec = _spec(cls)
+    if isinstance(obj, (list, tuple)):
+        if len(obj) > len(spec.fields):
+            raise CodecError(
+                f"{where}: array form has {len(obj)} items, expected at most {len(spec.fields)}"
+            )
+        obj = {spec.fields[i][1]: v for i, v in enumerate(obj)}
+    if not isinstance(obj, dict):
+        raise CodecError(f"{where} must be a map, got {type(obj).__name__}")
+    kwargs: dict[str, Any] = {}
+    for attr, key, tp, has_default in spec.fields:
+        if key in obj:
+            value = obj[key]
+        elif key.encode() in obj:  # keys decoded raw after a non-UTF-8 value
+            value = obj[key.encode()]
+        elif has_default:
+            continue
+        else:
+            raise CodecError(f"{where} is missing the field `{key}`")
+        if value is None and has_default and typing.get_origin(tp) not in (Union, types.UnionType):
+            continue
+        kwargs[attr] = _convert(tp, value, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+class WireEnum(enum.Enum):
+    """An enum written as rmp-serde wrote Rust enums: ``{index: nil}``.
+
+    Decoding also accepts the variant name as a string or as a map key.
+    """
+
+    def to_wire(self) -> Any:
+        return {list(type(self)).index(self): None}
+
+    @classmethod
+    def from_wire(cls, value: Any, where: str) -> Any:
+        members = list(cls)
+        key: Any = value
+        if isinstance(value, dict) and len(value) == 1:
+            (key,) = value.keys()
+        if isinstance(key, bytes):
+            key = key.decode("utf-8", "replace")
+        if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < len(members):
+            return members[key]
+        if isinstance(key, str):
+            for m in members:
+                if key.lower() in (m.value.lower(), m.name.lower()):
+                    return m
+        raise CodecError(f"{where}: {value!r} is not one of {[m.value for m in members]}")
+
+
+# ---- core (section 2) -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityConfiguration(Message):
+    """BindActor / RemoveActor payload: the actor and its binding's values."""
+
+    module: str
+    values: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRequest(Message):
+    placeholder: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HealthResponse(Message):
+    healthy: bool
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveUpdate(Message):
+    new_module: bytes = wire("newModule", b"")
+
+
+class Direction(WireEnum):
+    TO_ACTOR = "to_actor"
+    TO_PROVIDER = "to_provider"
+    BOTH = "both"
+
+
+@dataclass(frozen=True, slots=True)
+class OperationDescriptor(Message):
+    name: str
+    direction: Direction
+    doctext: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityDescriptor(Message):
+    id: str
+    name: str = ""
+    version: str = ""
+    revision: int = 0
+    long_description: str = ""
+    supported_operations: tuple[OperationDescriptor, ...] = ()
+
+
+# ---- wascc:http_server / wascc:http_client ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest(Message):
+    method: str = "GET"
+    path: str = "/"
+    query_string: str = wire("queryString", "")
+    header: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse(Message):
+    status_code: int = wire("statusCode", 200)
+    status: str = "OK"
+    header: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+# ---- wascc:keyvalue ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GetRequest(Message):
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetResponse(Message):
+    value: str = ""
+    exists: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SetRequest(Message):
+    key: str
+    value: str
+    expires: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SetResponse(Message):
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DelRequest(Message):
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class DelResponse(Message):
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AddRequest(Message):
+    key: str
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class AddResponse(Message):
+    value: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ListPushRequest(Message):
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListDelItemRequest(Message):
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListResponse(Message):
+    new_count: int = wire("newCount", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ListRangeRequest(Message):
+    key: str
+    start: int = 0
+    stop: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ListRangeResponse(Message):
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListClearRequest(Message):
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetAddRequest(Message):
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetRemoveRequest(Message):
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeysRequest(Message):
+    """SetUnion / SetIntersection payload."""
+
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SetQueryRequest(Message):
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetQueryResponse(Message):
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyExistsQuery(Message):
+    key: str
+
+
+# ---- wascc:messaging --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerMessage(Message):
+    subject: str
+    reply_to: str = wire("replyTo", "")
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMessage(Message):
+    subject: str
+    body: bytes = b""
+    timeout: int = 0
+
+
+# ---- wascc:logging ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WriteLogRequest(Message):
+    level: int
+    body: str = ""
+
+
+# ---- wascc:extras -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorRequest(Message):
+    guid: bool = False
+    sequence: bool = False
+    random: bool = False
+    min: int = 0
+    max: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorResult(Message):
+    guid: str | None = None
+    sequence_number: int = wire("sequenceNumber", 0)
+    random_number: int = wire("randomNumber", 0)
+
+
+# ---- wascc:blobstore --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Container(Message):
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blob(Message):
+    id: str = ""
+    container: str = ""
+    byte_size: int = wire("byteSize", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class BlobList(Message):
+    blobs: tuple[Blob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FileChunk(Message):
+    sequence_no: int = wire("sequenceNo", 0)
+    container: str = ""
+    id: str = ""
+    total_bytes: int = wire("totalBytes", 0)
+    chunk_size: int = wire("chunkSize", 0)
+    context: str | None = None
+    chunk_bytes: bytes = wire("chunkBytes", b"")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRequest(Message):
+    id: str
+    container: str
+    chunk_size: int = wire("chunkSize", 0)
+    context: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer(Message):
+    blob_id: str = wire("blobId", "")
+    container: str = ""
+    chunk_size: int = wire("chunkSize", 0)
+    total_size: int = wire("totalSize", 0)
+    total_chunks: int = wire("totalChunks", 0)
+    context: str | None = None
+
+
+# ---- wascc:eventstreams -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event(Message):
+    event_id: str = wire("eventId", "")
+    stream: str = ""
+    values: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EventAck(Message):
+    event_id: str | None = wire("eventId", None)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange(Message):
+    min_time: int = wire("minTime", 0)
+    max_time: int = wire("maxTime", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamQuery(Message):
+    stream_id: str = wire("streamId", "")
+    range: TimeRange | None = None
+    count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EventList(Message):
+    events: tuple[Event, ...] = ()
+
+
+# ---- wascc:telnet -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TelnetSession(Message):
+    """SessionStarted payload."""
+
+    session: str
+
+
+@dataclass(frozen=True, slots=True)
+class TelnetText(Message):
+    """ReceiveText and SendText payload."""
+
+    session: str
+    text: str = ""
+
+
+# ---- wascc:graphdb ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueryGraphRequest(Message):
+    query: str
+    graph_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteGraphRequest(Message):
+    graph_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class GraphNode(Message):
+    labels: tuple[str, ...] = ()
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GraphRelation(Message):
+    type_name: str = ""
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+_SCALAR_KINDS = ("Nil", "Boolean", "Integer", "Double", "String")
+
+
+def _scalar_from_wire(value: Any, where: str) -> Any:
+    """A graph scalar: plain (nil/bool/int/float/str) or rmp-serde's ``{index: value}``."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, inner),) = value.items()
+        kind = _SCALAR_KINDS[tag] if isinstance(tag, int) and 0 <= tag < 5 else tag
+        if kind == "Nil":
+            return None
+        if kind in ("Boolean", "Integer", "Double", "String"):
+            return _text(inner, where) if kind == "String" else inner
+        raise CodecError(f"{where}: unknown scalar kind {tag!r}")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, bytes):
+        return _text(value, where)
+    raise CodecError(f"{where}: {type(value).__name__} is not a graph scalar")
+
+
+@dataclass(frozen=True, slots=True)
+class Column(Message):
+    """One result column: exactly one of scalars, nodes or relations is set."""
+
+    scalars: tuple[Any, ...] | None = None
+    nodes: tuple[GraphNode, ...] | None = None
+    relations: tuple[GraphRelation, ...] | None = None
+
+    _KINDS: ClassVar[tuple[str, ...]] = ("scalars", "nodes", "relations")
+
+    def to_wire(self) -> dict[Any, Any]:
+        for index, name in enumerate(self._KINDS):
+            value = getattr(self, name)
+            if value is not None:
+                return {index: _to_wire(value)}
+        return {0: []}
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> Column:
+        return _column_from_wire(obj, "Column")
+
+
+def _column_from_wire(obj: Any, where: str) -> Column:
+    if not isinstance(obj, dict) or len(obj) != 1:
+        raise CodecError(f"{where} must be a one-entry map (scalars, nodes or relations)")
+    ((tag, inner),) = obj.items()
+    if isinstance(tag, bytes):
+        tag = tag.decode("utf-8", "replace")
+    kinds = Column._KINDS
+    name = kinds[tag] if isinstance(tag, int) and 0 <= tag < 3 else str(tag).lower()
+    if not isinstance(inner, (list, tuple)):
+        raise CodecError(f"{where}.{name} must be an array")
+    if name == "scalars":
+        return Column(scalars=tuple(_scalar_from_wire(v, f"{where}.scalars") for v in inner))
+    if name == "nodes":
+        return Column(nodes=tuple(GraphNode.from_wire(v) for v in inner))
+    if name == "relations":
+        return Column(relations=tuple(GraphRelation.from_wire(v) for v in inner))
+    raise CodecError(f"{where}: unknown column kind {tag!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ResultSet(Message):
+    columns: tuple[Column, ...] = ()
+    statistics: tuple[str, ...] = ()
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> ResultSet:
+        if not isinstance(obj, dict):
+            raise CodecError("ResultSet must be a map")
+        cols = obj.get("columns") or []
+        if not isinstance(cols, list):
+            raise CodecError("ResultSet.columns must be an array")
+        stats = _convert(tuple[str, ...], obj.get("statistics"), "ResultSet.statistics")
+        return cls(
+            columns=tuple(
+                _column_from_wire(c, f"ResultSet.columns[{i}]") for i, c in enumerate(cols)
+            ),
+            statistics=stats,
+        )

@@ -1,0 +1,175 @@
+"""The one error hierarchy of wascc.
+
+Every failure the host reports is a :class:`WasccError`; messages name the
+actor, capability, binding and operation involved.  Where a built-in
+exception means the same thing, the wascc error also inherits from it (so
+``except TimeoutError`` catches an invocation timeout)::
+
+    WasccError
+    ├── KeyFormatError (ValueError)          bad nkey: prefix, checksum, length
+    ├── ModuleError (ValueError)             not a wasm module / cannot compile
+    ├── ClaimsError                          the embedded JWT is refused
+    │   ├── MissingClaims                    unsigned module
+    │   ├── MalformedToken (ValueError)      not a JWT we can read
+    │   ├── InvalidSignature                 signature does not verify
+    │   ├── HashMismatch                     module changed after signing
+    │   ├── TokenExpired                     past `exp`
+    │   ├── TokenNotYetValid                 before `nbf`
+    │   └── UntrustedIssuer                  `iss` not on the trusted list
+    ├── CodecError (ValueError)              msgpack garbage or wrong shape
+    ├── ActorLoadError                       module cannot run as a waPC actor
+    ├── NotFound (LookupError)               no such actor / provider / binding
+    ├── BindingError                         a binding cannot be set
+    ├── ProviderError                        a provider failed (load, call, health)
+    ├── PluginError                          a pluggy plugin is malformed
+    ├── HostStopped                          the host is shutting down
+    └── InvocationError                      one call failed
+        ├── Unauthorized (PermissionError)   claims or the authorizer said no
+        ├── NotBound                         no binding routes this call
+        ├── GuestError                       the actor answered with an error
+        ├── ActorTrap                        the actor trapped
+        ├── InvocationTimeout (TimeoutError) deadline passed
+        ├── MemoryLimitExceeded (MemoryError)  instance reached its memory cap
+        ├── ProviderCallError                the provider answered with an error
+        └── MiddlewareError                  a middleware hook raised
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActorLoadError",
+    "ActorTrap",
+    "BindingError",
+    "ClaimsError",
+    "CodecError",
+    "GuestError",
+    "HashMismatch",
+    "HostStopped",
+    "InvalidSignature",
+    "InvocationError",
+    "InvocationTimeout",
+    "KeyFormatError",
+    "MalformedToken",
+    "MemoryLimitExceeded",
+    "MiddlewareError",
+    "MissingClaims",
+    "ModuleError",
+    "NotBound",
+    "NotFound",
+    "PluginError",
+    "ProviderCallError",
+    "ProviderError",
+    "TokenExpired",
+    "TokenNotYetValid",
+    "Unauthorized",
+    "UntrustedIssuer",
+    "WasccError",
+]
+
+
+class WasccError(Exception):
+    """Root of every error wascc raises."""
+
+
+class KeyFormatError(WasccError, ValueError):
+    """A string is not a valid nkey (public key or seed) of the expected type."""
+
+
+class ModuleError(WasccError, ValueError):
+    """Bytes that are not a well-formed WebAssembly module."""
+
+
+class ClaimsError(WasccError):
+    """The claims embedded in a module are missing or refused."""
+
+
+class MissingClaims(ClaimsError):
+    """The module carries no `jwt` section (it is unsigned)."""
+
+
+class MalformedToken(ClaimsError, ValueError):
+    """The embedded token is not a JWT this host can read."""
+
+
+class InvalidSignature(ClaimsError):
+    """The token's Ed25519 signature does not verify against its issuer."""
+
+
+class HashMismatch(ClaimsError):
+    """The module's bytes changed after it was signed."""
+
+
+class TokenExpired(ClaimsError):
+    """The token's `exp` is in the past."""
+
+
+class TokenNotYetValid(ClaimsError):
+    """The token's `nbf` is in the future."""
+
+
+class UntrustedIssuer(ClaimsError):
+    """The token was issued by an account the host does not trust."""
+
+
+class CodecError(WasccError, ValueError):
+    """A payload is not the msgpack structure the contract requires."""
+
+
+class ActorLoadError(WasccError):
+    """A module cannot run as a waPC actor (missing export, unknown import, ...)."""
+
+
+class NotFound(WasccError, LookupError):
+    """No actor, provider or binding by that name."""
+
+
+class BindingError(WasccError):
+    """A binding between an actor and a provider cannot be set."""
+
+
+class ProviderError(WasccError):
+    """A capability provider failed to load, start, answer or stay healthy."""
+
+
+class PluginError(WasccError):
+    """A plugin registered with the host is malformed."""
+
+
+class HostStopped(WasccError):
+    """The host is shutting down and takes no new work."""
+
+
+class InvocationError(WasccError):
+    """One invocation failed; the message says which and why."""
+
+
+class Unauthorized(InvocationError, PermissionError):
+    """The caller's claims (or an authorizer hook) do not allow this call."""
+
+
+class NotBound(InvocationError):
+    """No binding routes this call: the actor is not bound, or no provider is."""
+
+
+class GuestError(InvocationError):
+    """The actor answered the call with an error of its own."""
+
+
+class ActorTrap(InvocationError):
+    """The actor trapped; its instance was discarded."""
+
+
+class InvocationTimeout(InvocationError, TimeoutError):
+    """The call did not finish before its deadline."""
+
+
+class MemoryLimitExceeded(InvocationError, MemoryError):
+    """The instance reached its memory cap; it was discarded."""
+
+
+class ProviderCallError(InvocationError):
+    """A capability provider answered an operation with an error."""
+
+
+class MiddlewareError(InvocationError):
+    """A middleware hook raised; the invocation fails closed."""

@@ -1,0 +1,716 @@
+"""The Host: actors, providers, bindings, and the routing of every call.
+
+Calls flow three ways, each through one method:
+
+* into an actor, from the host API (:meth:`Host.call_actor`), from another
+  actor, or from a provider's dispatcher: :meth:`Host._call_actor`;
+* from an actor out through ``__host_call``: :meth:`Host._from_actor`,
+  which routes to a provider by (capability id, binding) or to an actor by
+  public key;
+* from a provider into an actor: :meth:`Host._from_provider`.
+
+The claims check is the floor on every path: an actor reaches a capability
+only if its signed claims list it and the operator bound it, and another
+actor only if its claims list that actor's key.  Plugins may deny more
+(``wascc_authorize``) and wrap every invocation in middleware.
+
+Tables are written under one lock and read without one (see
+:mod:`wascc.routing`), so the hot path takes no host-wide lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from wascc.actor import Actor, ActorSettings, load_actor
+from wascc.claims import Claims
+from wascc.codec import (
+    OP_BIND_ACTOR,
+    OP_GET_DESCRIPTOR,
+    OP_HEALTH_REQUEST,
+    OP_REMOVE_ACTOR,
+    SYSTEM_ACTOR,
+    CapabilityConfiguration,
+    CapabilityDescriptor,
+    HealthRequest,
+    HealthResponse,
+)
+from wascc.errors import (
+    BindingError,
+    HostStopped,
+    InvocationError,
+    NotBound,
+    NotFound,
+    ProviderCallError,
+    ProviderError,
+    Unauthorized,
+    WasccError,
+)
+from wascc.health import HealthMonitor, HealthReport, check
+from wascc.invocation import SYSTEM, Invocation
+from wascc.plugins import Plugins
+from wascc.providers.base import CapabilityProvider
+from wascc.providers.extras import CAPABILITY_ID as EXTRAS
+from wascc.providers.extras import ExtrasProvider
+from wascc.routing import (
+    DEFAULT_BINDING,
+    Binding,
+    RouteTable,
+    canonical_capability,
+    is_actor_key,
+    normalize_binding,
+)
+from wascc.wapc import Runtime
+
+__all__ = ["ActorInfo", "Host", "ProviderInfo"]
+
+log = logging.getLogger(__name__)
+actor_log = logging.getLogger("wascc.actor")
+
+Source = str | os.PathLike[str] | bytes
+
+
+@dataclass(frozen=True)
+class ActorInfo:
+    """One running actor, as the inventory shows it."""
+
+    public_key: str
+    name: str
+    claims: Claims
+    signed: bool
+    module_hash: str
+    instances: int
+    calls: int
+    health: HealthReport | None
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """One provider under one binding name."""
+
+    capability_id: str
+    binding: str
+    descriptor: CapabilityDescriptor
+    actors: tuple[str, ...]
+
+
+class _ActorPort:
+    """What one actor module's instances call back into."""
+
+    __slots__ = ("caps", "claims", "host", "key", "name")
+
+    def __init__(self, host: Host, claims: Claims, caps: frozenset[str]) -> None:
+        self.host = host
+        self.claims = claims
+        self.key = claims.subject
+        self.name = claims.name
+        self.caps = caps
+
+    def host_call(self, binding: str, namespace: str, operation: str, payload: bytes) -> bytes:
+        return self.host._from_actor(self, binding, namespace, operation, payload)
+
+    def console_log(self, line: str) -> None:
+        actor_log.info(
+            "%s (%s): %s",
+            self.name,
+            self.key,
+            line,
+            extra={"actor": self.key, "actor_name": self.name},
+        )
+
+
+class _ProviderDispatcher:
+    """The dispatcher handed to one provider registration."""
+
+    def __init__(self, host: Host, capability_id: str, binding: str) -> None:
+        self.host = host
+        self.capability_id = capability_id
+        self.binding = binding
+        self.active = True
+
+    def dispatch(self, actor: str, operation: str, payload: bytes) -> bytes:
+        if not self.active:
+            raise ProviderError(
+                f"{self.capability_id} ({self.binding}) was removed from the host; "
+                f"it can no longer dispatch {operation} to {actor}"
+            )
+        return self.host._from_provider(self, actor, operation, payload)
+
+
+@dataclass
+class _ProviderEntry:
+    provider: CapabilityProvider
+    descriptor: CapabilityDescriptor
+    dispatcher: _ProviderDispatcher
+
+
+def _wascc_values(claims: Claims) -> dict[str, str]:
+    return {
+        "__wascc_issuer": claims.issuer,
+        "__wascc_capabilities": ",".join(claims.caps),
+        "__wascc_name": claims.name,
+        "__wascc_expires": str(claims.expires or 0),
+        "__wascc_tags": ",".join(claims.tags),
+    }
+
+
+class Host:
+    """A single-node actor host.
+
+    ``trusted_issuers``: account keys whose signatures this host accepts
+    (``None`` accepts any valid signature).  ``allow_unsigned``: run modules
+    without claims (they get no capabilities).  ``actor_settings``: default
+    per-actor deadline, memory cap and pool size.  ``health_interval``:
+    seconds between provider health checks (0 turns them off), each given
+    ``health_timeout`` seconds to answer.  ``plugins`` are registered with
+    pluggy; ``load_entry_points`` also loads the ``wascc.providers`` group.
+    """
+
+    def __init__(
+        self,
+        *,
+        trusted_issuers: Iterable[str] | None = None,
+        allow_unsigned: bool = False,
+        actor_settings: ActorSettings | None = None,
+        health_interval: float = 30.0,
+        health_timeout: float = 5.0,
+        plugins: Iterable[object] = (),
+        load_entry_points: bool = True,
+        runtime: Runtime | None = None,
+    ) -> None:
+        self.runtime = runtime or Runtime.default()
+        self.trusted_issuers = frozenset(trusted_issuers) if trusted_issuers is not None else None
+        self.allow_unsigned = allow_unsigned
+        self.actor_settings = actor_settings or ActorSettings()
+        self.health_timeout = health_timeout
+        self.plugins = Plugins()
+        if load_entry_points:
+            self.plugins.load_entry_points()
+        for plugin in plugins:
+            self.plugins.register(plugin)
+        self._lock = threading.RLock()
+        self._actors: dict[str, Actor] = {}
+        self._routes: RouteTable[CapabilityProvider] = RouteTable()
+        self._providers: dict[tuple[str, str], _ProviderEntry] = {}
+        self._actor_health: dict[str, HealthReport] = {}
+        self._closed = False
+        self.add_provider(ExtrasProvider())
+        self._health = HealthMonitor(self.check_health, health_interval)
+        self._health.start()
+
+    # ---- lifecycle ---------------------------------------------------------
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Remove every actor (unbinding it everywhere) and stop every provider."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._health.stop()
+        for key in list(self._actors):
+            self.remove_actor(key)
+        for capability_id, binding in list(self._providers):
+            self.remove_provider(capability_id, binding)
+        log.info("host stopped")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise HostStopped("the host is stopped")
+
+    def add_plugin(self, plugin: object, name: str | None = None) -> str:
+        """Register a pluggy plugin (authorizer, middleware, provider factories)."""
+        return self.plugins.register(plugin, name)
+
+    def remove_plugin(self, plugin: object) -> None:
+        self.plugins.unregister(plugin)
+
+    # ---- actors ------------------------------------------------------------
+
+    def _settings(self, overrides: dict[str, Any]) -> ActorSettings:
+        if not overrides:
+            return self.actor_settings
+        base = self.actor_settings
+        return ActorSettings(
+            deadline=overrides.get("deadline") or base.deadline,
+            memory_limit=overrides.get("memory_limit") or base.memory_limit,
+            min_instances=overrides.get("min_instances", base.min_instances),
+            max_instances=overrides.get("max_instances") or base.max_instances,
+        )
+
+    def _load(self, source: Source, overrides: dict[str, Any]) -> Actor:
+        return load_actor(
+            source,
+            runtime=self.runtime,
+            port=lambda claims: _ActorPort(
+                self, claims, frozenset(canonical_capability(c) for c in claims.caps)
+            ),
+            settings=self._settings(overrides),
+            trusted_issuers=self.trusted_issuers,
+            allow_unsigned=self.allow_unsigned,
+        )
+
+    def add_actor(
+        self,
+        source: Source,
+        *,
+        deadline: float | None = None,
+        memory_limit: int | None = None,
+        min_instances: int | None = None,
+        max_instances: int | None = None,
+    ) -> str:
+        """Load, verify and start an actor from a file or bytes; its public key.
+
+        The keyword arguments override the host's :class:`ActorSettings`.
+        An actor whose claims list ``wascc:extras`` is bound to it at once.
+        """
+        self._check_open()
+        overrides = _drop_none(
+            deadline=deadline,
+            memory_limit=memory_limit,
+            min_instances=min_instances,
+            max_instances=max_instances,
+        )
+        actor = self._load(source, overrides)
+        with self._lock:
+            if self._closed or actor.public_key in self._actors:
+                actor.retire()
+                self._check_open()
+                raise WasccError(f"{actor.who} is already running; use replace_actor to update it")
+            self._actors[actor.public_key] = actor
+        log.info("started %s (%s, %d bytes)", actor.who, actor.label, actor.size)
+        self._auto_bind(actor)
+        return actor.public_key
+
+    def replace_actor(self, actor: str, source: Source, **overrides: Any) -> str:
+        """Hot-swap a running actor for a new module with the same public key.
+
+        Calls in flight finish on the old module; calls that start after the
+        swap run on the new one; none fails.  Bindings stay, except those the
+        new claims no longer allow (they are removed).
+        """
+        self._check_open()
+        with self._lock:
+            old = self._actors.get(actor)
+        if old is None:
+            raise NotFound(f"no actor {actor} is running to replace")
+        settings = {**_drop_none(**overrides)}
+        new = self._load(source, settings or _settings_dict(old.settings))
+        if new.public_key != actor:
+            new.retire()
+            raise WasccError(
+                f"cannot replace {old.who} with {new.who}: the module's public key differs "
+                "(sign the new module with the same module key)"
+            )
+        with self._lock:
+            if self._actors.get(actor) is not old:
+                new.retire()
+                raise WasccError(f"{old.who} changed while it was being replaced; try again")
+            self._actors[actor] = new
+        old.retire()
+        log.info("replaced %s: %s -> %s", new.who, old.module_hash[:12], new.module_hash[:12])
+        for b in self._routes.bindings_of(actor):
+            if b.capability_id not in new.caps:
+                log.warning(
+                    "%s no longer claims %s: removing its binding %s",
+                    new.who,
+                    b.capability_id,
+                    b.binding,
+                )
+                self.remove_binding(actor, b.capability_id, b.binding)
+        self._auto_bind(new)
+        return actor
+
+    def remove_actor(self, actor: str) -> None:
+        """Stop an actor: unbind it everywhere; calls in flight finish."""
+        with self._lock:
+            found = self._actors.pop(actor, None)
+            self._actor_health.pop(actor, None)
+        if found is None:
+            raise NotFound(f"no actor {actor} is running")
+        for b in self._routes.bindings_of(actor):
+            self.remove_binding(actor, b.capability_id, b.binding)
+        found.retire()
+        log.info("stopped %s", found.who)
+
+    def _auto_bind(self, actor: Actor) -> None:
+        if (
+            EXTRAS in actor.caps
+            and (EXTRAS, DEFAULT_BINDING) in self._providers
+            and (actor.public_key, EXTRAS, DEFAULT_BINDING) not in self._routes.bindings
+        ):
+            try:
+                self.set_binding(actor.public_key, EXTRAS)
+            except WasccError as exc:
+                log.error("could not bind %s to %s: %s", actor.who, EXTRAS, exc)
+
+    def _actor(self, key: str) -> Actor:
+        actor = self._actors.get(key)
+        if actor is None:
+            raise NotFound(f"no actor {key} is running")
+        return actor
+
+    # ---- providers ---------------------------------------------------------
+
+    def provider_factories(self) -> dict[str, Callable[[], Any]]:
+        """Provider factories offered by plugins, by capability id."""
+        return {canonical_capability(k): v for k, v in self.plugins.provider_factories().items()}
+
+    def add_provider(
+        self, provider: CapabilityProvider | str, binding: str = DEFAULT_BINDING
+    ) -> CapabilityDescriptor:
+        """Register a provider under ``binding``; returns its descriptor.
+
+        ``provider`` is a provider object, or a capability id offered by a
+        plugin's ``wascc_providers`` hook.
+        """
+        self._check_open()
+        binding = normalize_binding(binding)
+        if isinstance(provider, str):
+            factory = self.provider_factories().get(canonical_capability(provider))
+            if factory is None:
+                raise NotFound(
+                    f"no installed plugin provides {provider!r} "
+                    f"(known: {', '.join(sorted(self.provider_factories())) or 'none'})"
+                )
+            provider = factory()
+        if not isinstance(provider, CapabilityProvider):
+            raise ProviderError(f"{provider!r} is not a CapabilityProvider")
+        label = f"provider {type(provider).__name__}"
+        try:
+            reply = provider.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, b"")
+            descriptor = CapabilityDescriptor.decode(reply)
+        except Exception as exc:
+            raise ProviderError(f"{label} did not describe itself: {exc}") from exc
+        capability_id = canonical_capability(descriptor.id)
+        if not capability_id:
+            raise ProviderError(f"{label} reported an empty capability id")
+        key = (capability_id, binding)
+        dispatcher = _ProviderDispatcher(self, capability_id, binding)
+        with self._lock:
+            if key in self._providers:
+                raise ProviderError(
+                    f"a provider of {capability_id} is already registered on binding {binding!r}"
+                )
+            try:
+                provider.configure_dispatch(dispatcher)
+            except Exception as exc:
+                raise ProviderError(
+                    f"{capability_id} ({binding}) failed configure_dispatch: {exc}"
+                ) from exc
+            self._providers[key] = _ProviderEntry(provider, descriptor, dispatcher)
+            self._routes.add_provider(capability_id, binding, provider)
+        log.info(
+            "added provider %s (%s) on binding %s",
+            capability_id,
+            descriptor.name or type(provider).__name__,
+            binding,
+        )
+        return descriptor
+
+    def remove_provider(
+        self, capability_id: str, binding: str = DEFAULT_BINDING, *, reason: str | None = None
+    ) -> None:
+        """Unbind every actor from the provider (RemoveActor), then stop it."""
+        capability_id = canonical_capability(capability_id)
+        binding = normalize_binding(binding)
+        with self._lock:
+            entry = self._providers.pop((capability_id, binding), None)
+            if entry is None:
+                raise NotFound(f"no provider of {capability_id} on binding {binding!r}")
+            dropped = self._routes.remove_provider(capability_id, binding)
+        entry.dispatcher.active = False
+        for b in dropped:
+            self._send_remove(entry.provider, b)
+        _stop_provider(entry.provider, f"{capability_id} ({binding})", self.health_timeout)
+        if reason:
+            log.error("removed provider %s (%s): %s", capability_id, binding, reason)
+        else:
+            log.info("removed provider %s (%s)", capability_id, binding)
+
+    # ---- bindings ----------------------------------------------------------
+
+    def set_binding(
+        self,
+        actor: str,
+        capability_id: str,
+        binding: str = DEFAULT_BINDING,
+        values: dict[str, str] | None = None,
+    ) -> None:
+        """Bind an actor to the provider at (capability_id, binding).
+
+        Sends ``BindActor`` with ``values`` plus the ``__wascc_*`` keys.  The
+        actor's claims must list the capability; authorizer plugins may deny.
+        """
+        self._check_open()
+        capability_id = canonical_capability(capability_id)
+        binding = normalize_binding(binding)
+        values = dict(values or {})
+        with self._lock:
+            found = self._actor(actor)
+            what = f"{found.who} to {capability_id} ({binding})"
+            if capability_id not in found.caps:
+                raise BindingError(
+                    f"cannot bind {what}: the actor's claims do not list {capability_id}"
+                )
+            try:
+                self.plugins.authorize_binding(found.claims, capability_id, binding)
+            except Unauthorized as exc:
+                raise BindingError(f"cannot bind {what}: {exc}") from exc
+            entry = self._providers.get((capability_id, binding))
+            if entry is None:
+                raise BindingError(f"cannot bind {what}: no provider is registered there")
+            previous = self._routes.bindings.get((actor, capability_id, binding))
+            if previous is not None and previous.values != values:
+                self._send_remove(entry.provider, previous)
+            config = CapabilityConfiguration(actor, {**values, **_wascc_values(found.claims)})
+            try:
+                entry.provider.handle_call(SYSTEM_ACTOR, OP_BIND_ACTOR, config.encode())
+            except Exception as exc:
+                if previous is not None:
+                    self._routes.unbind(actor, capability_id, binding)
+                raise BindingError(
+                    f"{capability_id} ({binding}) refused to bind {found.who}: {exc}"
+                ) from exc
+            self._routes.bind(Binding(actor, capability_id, binding, values))
+        log.info("bound %s", what)
+
+    def remove_binding(
+        self, actor: str, capability_id: str, binding: str = DEFAULT_BINDING
+    ) -> bool:
+        """Unbind (sends ``RemoveActor``); False if there was no such binding."""
+        capability_id = canonical_capability(capability_id)
+        binding = normalize_binding(binding)
+        with self._lock:
+            removed = self._routes.unbind(actor, capability_id, binding)
+            entry = self._providers.get((capability_id, binding))
+        if removed is None:
+            return False
+        if entry is not None:
+            self._send_remove(entry.provider, removed)
+        log.info("unbound %s from %s (%s)", actor, capability_id, binding)
+        return True
+
+    def _send_remove(self, provider: CapabilityProvider, b: Binding) -> None:
+        config = CapabilityConfiguration(b.actor, {})
+        try:
+            provider.handle_call(SYSTEM_ACTOR, OP_REMOVE_ACTOR, config.encode())
+        except Exception as exc:
+            log.error(
+                "%s (%s) failed RemoveActor for %s: %s", b.capability_id, b.binding, b.actor, exc
+            )
+
+    # ---- calls -------------------------------------------------------------
+
+    def call_actor(self, actor: str, operation: str, payload: bytes = b"") -> bytes:
+        """Invoke ``operation`` on ``actor`` as the host (origin ``system``)."""
+        return self._call_actor(actor, operation, payload, SYSTEM, None, "")
+
+    def _call_actor(
+        self,
+        target: str,
+        operation: str,
+        payload: bytes,
+        origin: str,
+        origin_claims: Claims | None,
+        binding: str,
+    ) -> bytes:
+        actor = self._actors.get(target)
+        if actor is None:
+            if self._closed:
+                raise HostStopped(f"the host is stopped; {operation} to {target} refused")
+            raise NotFound(f"no actor {target} is running (called {operation} from {origin})")
+        if type(payload) is not bytes:
+            payload = bytes(payload)
+        plugins = self.plugins
+        if plugins.authorizing or plugins.intercepting:
+            invocation = Invocation(origin, target, operation, payload, binding)
+            if plugins.authorizing:
+                plugins.authorize(invocation, origin_claims, actor.claims)
+            if plugins.intercepting:
+                return plugins.run(invocation, lambda inv: actor.invoke(inv.operation, inv.msg))
+        return actor.invoke(operation, payload)
+
+    def _from_actor(
+        self, port: _ActorPort, binding: str, namespace: str, operation: str, payload: bytes
+    ) -> bytes:
+        """Route one ``__host_call``."""
+        if is_actor_key(namespace):
+            if namespace not in port.caps:
+                raise Unauthorized(
+                    f"actor {port.name} ({port.key}) may not call actor {namespace} "
+                    f"({operation}): its claims do not list that actor's key"
+                )
+            return self._call_actor(namespace, operation, payload, port.key, port.claims, "")
+        capability_id = canonical_capability(namespace)
+        if binding != DEFAULT_BINDING:
+            binding = normalize_binding(binding)
+        provider = self._routes.routes.get((port.key, capability_id, binding))
+        if provider is None or capability_id not in port.caps:
+            raise self._unroutable(port, capability_id, binding, operation)
+        plugins = self.plugins
+        if plugins.authorizing or plugins.intercepting:
+            invocation = Invocation(port.key, capability_id, operation, payload, binding)
+            if plugins.authorizing:
+                plugins.authorize(invocation, port.claims, None)
+            if plugins.intercepting:
+                return plugins.run(
+                    invocation,
+                    lambda inv: self._provider_call(
+                        provider, port, capability_id, binding, inv.operation, inv.msg
+                    ),
+                )
+        return self._provider_call(provider, port, capability_id, binding, operation, payload)
+
+    @staticmethod
+    def _provider_call(
+        provider: CapabilityProvider,
+        port: _ActorPort,
+        capability_id: str,
+        binding: str,
+        operation: str,
+        payload: bytes,
+    ) -> bytes:
+        try:
+            return provider.handle_call(port.key, operation, payload)
+        except Exception as exc:
+            raise ProviderCallError(
+                f"{capability_id} ({binding}) failed {operation} for actor {port.name} "
+                f"({port.key}): {exc}"
+            ) from exc
+
+    def _unroutable(
+        self, port: _ActorPort, capability_id: str, binding: str, operation: str
+    ) -> InvocationError:
+        who = f"actor {port.name} ({port.key})"
+        if capability_id not in port.caps:
+            return Unauthorized(
+                f"{who} may not call {capability_id} ({operation}): its claims do not list it"
+            )
+        if (capability_id, binding) not in self._providers:
+            return NotBound(
+                f"{who} called {capability_id} {operation} on binding {binding!r}, "
+                "but no provider is registered there"
+            )
+        return NotBound(
+            f"{who} called {capability_id} {operation} but is not bound to it "
+            f"on binding {binding!r}"
+        )
+
+    def _from_provider(
+        self, dispatcher: _ProviderDispatcher, actor: str, operation: str, payload: bytes
+    ) -> bytes:
+        key = (actor, dispatcher.capability_id, dispatcher.binding)
+        if key not in self._routes.bindings:
+            raise NotBound(
+                f"{dispatcher.capability_id} ({dispatcher.binding}) may not dispatch "
+                f"{operation} to actor {actor}: the actor is not bound to it"
+            )
+        return self._call_actor(
+            actor, operation, payload, dispatcher.capability_id, None, dispatcher.binding
+        )
+
+    # ---- health ------------------------------------------------------------
+
+    def check_health(self) -> dict[tuple[str, str], HealthReport]:
+        """Ask every provider and actor for its health now; remove unhealthy providers."""
+        reports: dict[tuple[str, str], HealthReport] = {}
+        for key, entry in list(self._providers.items()):
+            report = check(entry.provider.handle_call, self.health_timeout, f"{key[0]} ({key[1]})")
+            reports[key] = report
+            if not report.healthy:
+                with contextlib.suppress(NotFound):
+                    self.remove_provider(*key, reason=f"unhealthy: {report.message}")
+        for actor in list(self._actors):
+            self._actor_health[actor] = self.actor_health(actor)
+        return reports
+
+    def actor_health(self, actor: str) -> HealthReport:
+        """Send ``HealthRequest`` to an actor and read its ``HealthResponse``."""
+        try:
+            reply = self.call_actor(actor, OP_HEALTH_REQUEST, HealthRequest().encode())
+            response = HealthResponse.decode(reply)
+        except WasccError as exc:
+            return HealthReport(False, str(exc))
+        return HealthReport(response.healthy, response.message)
+
+    # ---- inventory ---------------------------------------------------------
+
+    def actors(self) -> list[ActorInfo]:
+        """Every running actor with its claims."""
+        return [
+            ActorInfo(
+                public_key=a.public_key,
+                name=a.name,
+                claims=a.claims,
+                signed=a.signed,
+                module_hash=a.module_hash,
+                instances=a.instances,
+                calls=a.calls(),
+                health=self._actor_health.get(a.public_key),
+            )
+            for a in list(self._actors.values())
+        ]
+
+    def providers(self) -> list[ProviderInfo]:
+        """Every registered provider with its descriptor and bound actors."""
+        return [
+            ProviderInfo(
+                capability_id=cap,
+                binding=name,
+                descriptor=entry.descriptor,
+                actors=tuple(b.actor for b in self._routes.bindings_to(cap, name)),
+            )
+            for (cap, name), entry in list(self._providers.items())
+        ]
+
+    def bindings(self) -> list[Binding]:
+        """Every binding of an actor to a provider."""
+        return list(self._routes.bindings.values())
+
+    def actor(self, key: str) -> ActorInfo:
+        """One actor's inventory entry."""
+        for info in self.actors():
+            if info.public_key == key:
+                return info
+        raise NotFound(f"no actor {key} is running")
+
+
+def _drop_none(**kw: Any) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def _settings_dict(settings: ActorSettings) -> dict[str, Any]:
+    return {
+        "deadline": settings.deadline,
+        "memory_limit": settings.memory_limit,
+        "min_instances": settings.min_instances,
+        "max_instances": settings.max_instances,
+    }
+
+
+def _stop_provider(provider: CapabilityProvider, what: str, timeout: float) -> None:
+    """Call ``stop`` in a thread of its own so a provider that hangs cannot hang the host."""
+
+    def run() -> None:
+        try:
+            provider.stop()
+        except Exception as exc:
+            log.error("%s failed to stop: %s", what, exc)
+
+    worker = threading.Thread(target=run, name=f"wascc-stop {what}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        log.error("%s did not stop within %gs; abandoning it", what, timeout)

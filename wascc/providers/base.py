@@ -1,0 +1,114 @@
+"""The provider side of the contract: one base class for every kind of provider.
+
+A capability provider serves one capability id (``wascc:keyvalue``, ...)
+under a binding name.  The host talks to it only through
+:meth:`CapabilityProvider.handle_call`, with the origin ``"system"`` for the
+core operations (``GetCapabilityDescriptor``, ``BindActor``,
+``RemoveActor``, ``HealthRequest``) and an actor's public key for the
+capability's own operations.  Providers reach actors through the
+:class:`Dispatcher` the host hands to :meth:`configure_dispatch`.
+
+Subclasses implement :meth:`descriptor` and :meth:`handle`; the base class
+answers the core operations (binding is idempotent, health is "healthy"
+unless :meth:`health` says otherwise).  Native and portable providers
+override :meth:`handle_call` itself and forward everything.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from typing import ClassVar, Protocol
+
+from wascc.codec import (
+    OP_BIND_ACTOR,
+    OP_GET_DESCRIPTOR,
+    OP_HEALTH_REQUEST,
+    OP_REMOVE_ACTOR,
+    SYSTEM_ACTOR,
+    CapabilityConfiguration,
+    CapabilityDescriptor,
+    HealthResponse,
+)
+from wascc.errors import ProviderCallError
+
+__all__ = ["CORE_OPERATIONS", "CapabilityProvider", "Dispatcher"]
+
+CORE_OPERATIONS = frozenset({OP_BIND_ACTOR, OP_REMOVE_ACTOR, OP_HEALTH_REQUEST, OP_GET_DESCRIPTOR})
+
+
+class Dispatcher(Protocol):
+    """Calls from a provider into an actor bound to it.  Thread-safe."""
+
+    def dispatch(self, actor: str, operation: str, payload: bytes) -> bytes:
+        """Invoke ``operation`` on ``actor``; the reply, or an ``InvocationError``."""
+
+
+class CapabilityProvider(ABC):
+    """Base class of every capability provider."""
+
+    #: The capability id this class provides; used by plugin discovery.
+    capability_id: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self.dispatcher: Dispatcher | None = None
+        self._bound: dict[str, CapabilityConfiguration] = {}
+        self._bound_lock = threading.Lock()
+
+    @abstractmethod
+    def descriptor(self) -> CapabilityDescriptor:
+        """What this provider is and which operations it supports."""
+
+    def configure_dispatch(self, dispatcher: Dispatcher) -> None:
+        """Keep the dispatcher for calls into actors (called once, before any binding)."""
+        self.dispatcher = dispatcher
+
+    def handle_call(self, actor: str, operation: str, msg: bytes) -> bytes:
+        """Serve one call; core operations are accepted from the host only."""
+        if operation in CORE_OPERATIONS:
+            if actor != SYSTEM_ACTOR:
+                raise ProviderCallError(
+                    f"{operation} is reserved for the host; actor {actor} may not send it"
+                )
+            return self._core(operation, msg)
+        return self.handle(actor, operation, msg)
+
+    def _core(self, operation: str, msg: bytes) -> bytes:
+        if operation == OP_GET_DESCRIPTOR:
+            return self.descriptor().encode()
+        if operation == OP_HEALTH_REQUEST:
+            return self.health().encode()
+        config = CapabilityConfiguration.decode(msg)
+        with self._bound_lock:
+            known = config.module in self._bound
+            if operation == OP_BIND_ACTOR:
+                self._bound[config.module] = config
+            else:
+                self._bound.pop(config.module, None)
+        if operation == OP_BIND_ACTOR and not known:
+            self.bind_actor(config)
+        elif operation == OP_REMOVE_ACTOR and known:
+            self.remove_actor(config)
+        return b""
+
+    @abstractmethod
+    def handle(self, actor: str, operation: str, msg: bytes) -> bytes:
+        """Serve one of this capability's own operations for ``actor``."""
+
+    def bind_actor(self, config: CapabilityConfiguration) -> None:  # noqa: B027
+        """An actor was bound (once per actor; a repeated BindActor is absorbed)."""
+
+    def remove_actor(self, config: CapabilityConfiguration) -> None:  # noqa: B027
+        """An actor was unbound (only if it was bound)."""
+
+    def health(self) -> HealthResponse:
+        """Answer the host's health check."""
+        return HealthResponse(healthy=True, message="")
+
+    def bound_actors(self) -> dict[str, CapabilityConfiguration]:
+        """Actors bound to this provider and their configuration."""
+        with self._bound_lock:
+            return dict(self._bound)
+
+    def stop(self) -> None:  # noqa: B027
+        """Release everything; called once when the provider is removed."""
