@@ -113,7 +113,11 @@ class Actor:
         self.module_hash = claims.module_hash
         self.caps = frozenset(canonical_capability(c) for c in claims.caps)
         self._ticks = runtime.ticks(settings.deadline)
+        # An instance above this cannot grow at all: discard it after the call.
         self._cap_floor = settings.memory_limit - WASM_PAGE
+        # A failed call that grew memory past half the cap most likely had a
+        # growth refused (an allocator doubles its heap when it runs out).
+        self._cap_half = settings.memory_limit // 2
         who = f"actor {self.name} ({self.public_key})"
         self.who = who
         compiled = runtime.load(wasm, who)
@@ -155,7 +159,8 @@ class Actor:
         self, inst: WapcInstance, status: int, operation: str, data: bytes
     ) -> InvocationError:
         text = data.decode("utf-8", "replace")
-        at_cap = inst.memory_size > self._cap_floor
+        size = inst.memory_size
+        at_cap = size > self._cap_floor or (inst.memory_grew and size > self._cap_half)
         if status == ffi.GUEST_ERROR and not at_cap:
             self._pool.release(inst)
             return GuestError(f"{self.who} answered {operation} with an error: {text}")
@@ -167,8 +172,9 @@ class Actor:
             )
         if at_cap:
             return MemoryLimitExceeded(
-                f"{self.who} reached its memory cap of {self.settings.memory_limit} bytes "
-                f"during {operation}; the instance was discarded ({text})"
+                f"{self.who} ran into its memory cap of {self.settings.memory_limit} bytes "
+                f"during {operation} (it had grown to {size} bytes); the instance was "
+                f"discarded ({text})"
             )
         if status == ffi.GUEST_ERROR:
             return GuestError(f"{self.who} answered {operation} with an error: {text}")

@@ -218,7 +218,7 @@ def module_hash(module: bytes) -> str:
 
 
 def sign_module(
-    module: bytes,
+    module: bytes | bytearray,
     *,
     issuer: KeyPair,
     subject: KeyPair | str,
@@ -238,7 +238,7 @@ def sign_module(
     """
     subject_key = subject.public_key if isinstance(subject, KeyPair) else subject
     keys.decode_public_key(subject_key, KeyType.MODULE)
-    stripped = wasm.strip_custom_sections(module, LEGACY_SECTIONS)
+    stripped = wasm.strip_custom_sections(bytes(module), LEGACY_SECTIONS)
     claims = Claims(
         issuer=issuer.public_key,
         subject=subject_key,

@@ -115,17 +115,18 @@ def unpack(data: bytes | bytearray | memoryview, what: str = "payload") -> Any:
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
     except msgpack.ExtraData as extra:
         return extra.unpacked
-    except (ValueError, msgpack.UnpackException, TypeError) as exc:
-        raise CodecError(f"{what} is not valid msgpack ({exc or type(exc).__name__})") from exc
     except UnicodeDecodeError:
         # A str that is not UTF-8: decode again keeping raw bytes, then
-        # let the field converters decide what is acceptable.
+        # let the field converters decide what is acceptable.  (Caught before
+        # ValueError, of which UnicodeDecodeError is a subclass.)
         try:
             return msgpack.unpackb(data, raw=True, strict_map_key=False)
         except msgpack.ExtraData as extra:
             return extra.unpacked
         except Exception as exc:
             raise CodecError(f"{what} is not valid msgpack ({exc or type(exc).__name__})") from exc
+    except (ValueError, msgpack.UnpackException, TypeError) as exc:
+        raise CodecError(f"{what} is not valid msgpack ({exc or type(exc).__name__})") from exc
 
 
 def wire(name: str, default: Any = dataclasses.MISSING) -> Any:
@@ -746,10 +747,13 @@ class ResultSet(Message):
     def from_wire(cls, obj: Any) -> ResultSet:
         if not isinstance(obj, dict):
             raise CodecError("ResultSet must be a map")
-        cols = obj.get("columns") or []
+        # Keys are bytes when unpack() fell back to raw mode (a non-UTF-8 str inside).
+        cols = obj.get("columns", obj.get(b"columns")) or []
         if not isinstance(cols, list):
             raise CodecError("ResultSet.columns must be an array")
-        stats = _convert(tuple[str, ...], obj.get("statistics"), "ResultSet.statistics")
+        stats = _convert(
+            tuple[str, ...], obj.get("statistics", obj.get(b"statistics")), "ResultSet.statistics"
+        )
         return cls(
             columns=tuple(
                 _column_from_wire(c, f"ResultSet.columns[{i}]") for i, c in enumerate(cols)

@@ -143,6 +143,21 @@ def wh_py_console_log(handle: Any, p: Any, n: int) -> None:
         log.exception("console log callback failed")
 
 
+def struct_layout() -> dict[str, int]:
+    """Sizes of the wasmtime structs the C module mirrors (checked by the tests)."""
+    out = _ffi.new("size_t[6]")
+    _lib.wh_layout(out)
+    names = (
+        "wasmtime_func_t",
+        "wasmtime_instance_t",
+        "wasmtime_memory_t",
+        "wasmtime_extern_t",
+        "wasmtime_val_raw_t",
+        "wasm_byte_vec_t",
+    )
+    return {name: int(out[i]) for i, name in enumerate(names)}
+
+
 class WapcLinker:
     """A wasmtime linker defining the waPC imports (and WASI, if asked)."""
 
@@ -243,6 +258,11 @@ class WapcInstance:
     def memory_size(self) -> int:
         """Bytes of linear memory after the last call."""
         return int(self._inst.memory_size)
+
+    @property
+    def memory_grew(self) -> bool:
+        """Did the last call grow linear memory?"""
+        return bool(self._inst.memory_grew)
 
     @property
     def trap_code(self) -> int:

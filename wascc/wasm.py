@@ -61,6 +61,8 @@ def read_uleb(data: bytes, pos: int, what: str) -> tuple[int, int]:
         if pos + i >= len(data):
             raise ModuleError(f"truncated module: {what} runs past the end")
         byte = data[pos + i]
+        if i == 4 and byte & 0x70:
+            raise ModuleError(f"malformed module: {what} does not fit in 32 bits")
         result |= (byte & 0x7F) << shift
         if not byte & 0x80:
             return result, pos + i + 1

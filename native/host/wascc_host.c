@@ -480,6 +480,13 @@ void wh_pre_delete(void *pre) { p_wasmtime_instance_pre_delete((wasmtime_instanc
 
 /* ---- instances and calls --------------------------------------------- */
 
+static void note_memory(wh_instance *inst) {
+    state_t *st = STATE(inst);
+    uint64_t size = p_wasmtime_memory_data_size(st->ctx, &st->memory);
+    inst->memory_grew = size > inst->memory_size;
+    inst->memory_size = size;
+}
+
 static int finish(wh_instance *inst, wasmtime_error_t *e, wasm_trap_t *trap) {
     state_t *st = STATE(inst);
     char *text = NULL;
@@ -498,7 +505,7 @@ static int finish(wh_instance *inst, wasmtime_error_t *e, wasm_trap_t *trap) {
     free(text);
     inst->result = st->result.data;
     inst->result_len = st->result.len;
-    if (st->has_memory) inst->memory_size = p_wasmtime_memory_data_size(st->ctx, &st->memory);
+    if (st->has_memory) note_memory(inst);
     return status;
 }
 
@@ -640,7 +647,7 @@ int wh_call(wh_instance *inst, const char *op, size_t op_len, const char *msg, s
     wasmtime_error_t *e = p_wasmtime_func_call_unchecked(st->ctx, &st->guest_call, args, 2, &trap);
     st->op = st->msg = NULL;
     if (e || trap) return finish(inst, e, trap);
-    inst->memory_size = p_wasmtime_memory_data_size(st->ctx, &st->memory);
+    note_memory(inst);
     int32_t rc = args[0].i32;
     if (rc == 1 && st->guest_response.set) {
         inst->result = st->guest_response.data;
@@ -662,6 +669,15 @@ void wh_set_host_result(wh_instance *inst, int ok, const char *data, size_t len)
 }
 
 void wh_free(char *p) { free(p); }
+
+void wh_layout(size_t out[6]) {
+    out[0] = sizeof(wasmtime_func_t);
+    out[1] = sizeof(wasmtime_instance_t);
+    out[2] = sizeof(wasmtime_memory_t);
+    out[3] = sizeof(wasmtime_extern_t);
+    out[4] = sizeof(wasmtime_val_raw_t);
+    out[5] = sizeof(wasm_byte_vec_t);
+}
 
 /* ---- epoch ticker ---------------------------------------------------- */
 

@@ -49,8 +49,10 @@ typedef struct wh_instance {
      * valid until the next call on this instance. */
     const unsigned char *result;
     size_t result_len;
-    /* Size of linear memory in bytes after the last call. */
+    /* Size of linear memory in bytes after the last call, and whether the
+     * last call grew it. */
     uint64_t memory_size;
+    int memory_grew;
     /* wasmtime trap code of the last trap, or -1. */
     int trap_code;
     /* Private to wascc_host.c. */
@@ -94,6 +96,12 @@ void *wh_ticker_start(void *engine, uint32_t interval_us);
 void wh_ticker_stop(void *ticker);
 
 void wh_free(char *p);
+
+/* Sizes of the wasmtime structs this module mirrors, in this order:
+ * wasmtime_func_t, wasmtime_instance_t, wasmtime_memory_t,
+ * wasmtime_extern_t, wasmtime_val_raw_t, wasm_byte_vec_t.
+ * The test suite compares them with wasmtime-py's ctypes bindings. */
+void wh_layout(size_t out[6]);
 
 /* cdef-end */
 #endif

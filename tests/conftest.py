@@ -1,0 +1,103 @@
+"""Shared fixtures: keys made by the tests, the WAT test actor, hosts, providers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wasmtime
+
+from wascc import ActorSettings, Host, KeyPair, KeyType, sign_module
+
+ACTORS = Path(__file__).parent / "actors"
+TEST_ACTOR_WAT = (ACTORS / "testactor.wat").read_text()
+
+
+def build_test_actor(version: str = "VERSION1") -> bytes:
+    """The test actor compiled from WAT; ``version`` (8 chars) is what Version answers."""
+    assert len(version) == 8
+    return wasmtime.wat2wasm(TEST_ACTOR_WAT.replace('"VERSION1"', f'"{version}"'))
+
+
+def call_payload(namespace: str, operation: str, payload: bytes = b"", binding: str = "") -> bytes:
+    """The test actor's `Call` payload: one __host_call with these arguments."""
+    parts = b""
+    for text in (binding, namespace, operation):
+        raw = text.encode()
+        assert len(raw) < 256
+        parts += bytes([len(raw)]) + raw
+    return parts + payload
+
+
+@pytest.fixture(scope="session")
+def account() -> KeyPair:
+    return KeyPair.generate(KeyType.ACCOUNT)
+
+
+Signer = Callable[..., tuple[bytes, KeyPair]]
+
+
+@pytest.fixture(scope="session")
+def sign(account: KeyPair) -> Signer:
+    """sign(wasm, caps=..., name=..., module=KeyPair|None, **claims) -> (signed, module key)."""
+
+    def _sign(
+        wasm: bytes | None = None,
+        *,
+        caps: tuple[str, ...] | list[str] = (),
+        name: str = "test",
+        module: KeyPair | None = None,
+        issuer: KeyPair | None = None,
+        **kw: Any,
+    ) -> tuple[bytes, KeyPair]:
+        module = module or KeyPair.generate(KeyType.MODULE)
+        signed = sign_module(
+            wasm if wasm is not None else build_test_actor(),
+            issuer=issuer or account,
+            subject=module,
+            name=name,
+            caps=caps,
+            **kw,
+        )
+        return signed, module
+
+    return _sign
+
+
+@pytest.fixture
+def host(account: KeyPair) -> Iterator[Host]:
+    h = Host(
+        trusted_issuers=[account.public_key],
+        health_interval=0,
+        load_entry_points=False,
+        actor_settings=ActorSettings(deadline=5.0, max_instances=8),
+    )
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+@pytest.fixture
+def start_actor(host: Host, sign: Signer) -> Callable[..., str]:
+    """start_actor(caps=..., name=..., **settings) -> public key of a running test actor."""
+
+    def _start(
+        *,
+        caps: tuple[str, ...] | list[str] = (),
+        name: str = "test",
+        version: str = "VERSION1",
+        **settings: Any,
+    ) -> str:
+        signed, _ = sign(build_test_actor(version), caps=caps, name=name)
+        return host.add_actor(signed, **settings)
+
+    return _start
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="wascc")

@@ -1,0 +1,782 @@
+"""Signed claims (CONTRACTS section 4): the JWT in an actor's `jwt` section."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from typing import Any
+
+import pytest
+import wasmtime
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from wascc import claims, wasm
+from wascc.claims import (
+    Claims,
+    decode_token,
+    encode_token,
+    extract_claims,
+    module_hash,
+    sign_module,
+    verify_module,
+)
+from wascc.errors import (
+    ClaimsError,
+    HashMismatch,
+    InvalidSignature,
+    KeyFormatError,
+    MalformedToken,
+    MissingClaims,
+    ModuleError,
+    TokenExpired,
+    TokenNotYetValid,
+    UntrustedIssuer,
+)
+from wascc.keys import KeyPair, KeyType
+
+LABEL = "actors/echo-test.wasm"
+HEADER = b"\x00asm\x01\x00\x00\x00"
+NOW = 1_600_000_000
+
+WAT = """
+(module
+  (memory (export "memory") 1)
+  (func (export "answer") (result i32) i32.const 42)
+  (func (export "other") (result i32) i32.const 33))
+"""
+
+
+# ---- helpers ---------------------------------------------------------------
+
+
+def _module(wat: str = WAT) -> bytes:
+    return bytes(wasmtime.wat2wasm(wat))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sha(module: bytes) -> str:
+    return hashlib.sha256(module).hexdigest().upper()
+
+
+def _encode_sections(parts: list[wasm.Section]) -> bytes:
+    return HEADER + b"".join(
+        bytes([s.id]) + wasm.write_uleb(len(s.payload)) + s.payload for s in parts
+    )
+
+
+def _token_of(module: bytes) -> str:
+    (data,) = wasm.custom_sections(module, "jwt")
+    return data.decode()
+
+
+def _replace_token(module: bytes, token: str | bytes, name: str = "jwt") -> bytes:
+    raw = token.encode() if isinstance(token, str) else token
+    bare = wasm.strip_custom_sections(module, frozenset({"jwt", "wasmcloud_jwt"}))
+    return wasm.append_custom_section(bare, name, raw)
+
+
+def _hand_token(header: dict[str, Any], body: dict[str, Any], signer: KeyPair) -> str:
+    """A token built without claims.py: b64url(JSON) segments, Ed25519 over the first two."""
+    first = _b64(json.dumps(header).encode())
+    second = _b64(json.dumps(body).encode())
+    signature = signer.sign(f"{first}.{second}".encode())
+    return f"{first}.{second}.{_b64(signature)}"
+
+
+def _body(issuer: KeyPair, subject: str, module: bytes, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "jti": "ABC123",
+        "iat": NOW,
+        "iss": issuer.public_key,
+        "sub": subject,
+        "wascap": {"name": "hand", "hash": _sha(module), "prov": False},
+    }
+    body.update(extra)
+    return body
+
+
+def _flip_code_immediate(module: bytes, old: int, new: int) -> bytes:
+    """Change one `i32.const old` immediate in the code section (id 10) to `new`."""
+    parts = list(wasm.sections(module))
+    index = next(i for i, s in enumerate(parts) if s.id == 10)
+    code = parts[index].payload
+    needle = bytes([0x41, old])
+    assert code.count(needle) == 1
+    changed = code.replace(needle, bytes([0x41, new]))
+    assert len(changed) == len(code)
+    assert sum(a != b for a, b in zip(code, changed, strict=True)) == 1
+    parts[index] = wasm.Section(10, changed)
+    out = _encode_sections(parts)
+    assert len(out) == len(module)
+    return out
+
+
+@pytest.fixture(scope="module")
+def issuer() -> KeyPair:
+    return KeyPair.generate(KeyType.ACCOUNT)
+
+
+@pytest.fixture(scope="module")
+def subject() -> KeyPair:
+    return KeyPair.generate(KeyType.MODULE)
+
+
+@pytest.fixture(scope="module")
+def unsigned() -> bytes:
+    module = _module()
+    # Precondition for independent hashing: wat2wasm writes minimal section sizes.
+    assert _encode_sections(list(wasm.sections(module))) == module
+    return module
+
+
+@pytest.fixture
+def signed(unsigned: bytes, issuer: KeyPair, subject: KeyPair) -> bytes:
+    return sign_module(
+        unsigned,
+        issuer=issuer,
+        subject=subject,
+        name="Echo",
+        caps=["wascc:http_server", "wascc:keyvalue"],
+        tags=["test", "echo"],
+        rev=3,
+        ver="0.1.0",
+        now=NOW,
+    )
+
+
+# ---- signing and round trips -----------------------------------------------
+
+
+def test_signed_module_verifies_and_returns_what_was_signed(
+    signed: bytes, issuer: KeyPair, subject: KeyPair, unsigned: bytes
+) -> None:
+    got = verify_module(signed, now=NOW + 1, label=LABEL)
+    assert got.issuer == issuer.public_key
+    assert got.subject == subject.public_key
+    assert got.name == "Echo"
+    assert got.caps == ("wascc:http_server", "wascc:keyvalue")
+    assert got.tags == ("test", "echo")
+    assert got.rev == 3
+    assert got.ver == "0.1.0"
+    assert got.provider is False
+    assert got.issued_at == NOW
+    assert got.expires is None
+    assert got.not_before is None
+    assert got.module_hash == _sha(unsigned)
+
+
+def test_signed_module_still_compiles_and_runs(signed: bytes) -> None:
+    store = wasmtime.Store()
+    instance = wasmtime.Instance(store, wasmtime.Module(store.engine, signed), [])
+    answer = instance.exports(store)["answer"]
+    assert isinstance(answer, wasmtime.Func)
+    assert answer(store) == 42
+
+
+def test_keys_round_trip_through_signing(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    issuer_again = KeyPair.from_seed(issuer.seed)
+    subject_again = KeyPair.from_seed(subject.seed)
+    signed = sign_module(
+        unsigned, issuer=issuer_again, subject=subject_again.public_key, name="x", now=NOW
+    )
+    got = verify_module(signed, now=NOW, trusted_issuers=[issuer.public_key])
+    assert got.issuer == issuer.public_key
+    assert got.subject == subject.public_key
+
+
+def test_provider_flag_round_trips(unsigned: bytes, issuer: KeyPair, subject: KeyPair) -> None:
+    signed = sign_module(unsigned, issuer=issuer, subject=subject, name="p", provider=True)
+    assert verify_module(signed).provider is True
+    assert json.loads(_unb64(_token_of(signed).split(".")[1]))["wascap"]["prov"] is True
+
+
+def test_token_encode_decode_round_trips(issuer: KeyPair, subject: KeyPair) -> None:
+    original = Claims(
+        issuer=issuer.public_key,
+        subject=subject.public_key,
+        name="n",
+        module_hash="AB" * 32,
+        caps=("wascc:messaging",),
+        tags=("t",),
+        rev=7,
+        ver="1.2.3",
+        provider=True,
+        issued_at=NOW,
+        expires=NOW + 100,
+        not_before=NOW - 100,
+    )
+    assert decode_token(encode_token(original, issuer)) == original
+
+
+def test_encode_token_refuses_claims_naming_another_issuer(
+    issuer: KeyPair, subject: KeyPair
+) -> None:
+    other = KeyPair.generate(KeyType.ACCOUNT)
+    mine = Claims(issuer=other.public_key, subject=subject.public_key, name="n")
+    with pytest.raises(KeyFormatError):
+        encode_token(mine, issuer)
+
+
+def test_each_signing_gets_a_fresh_token_id(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    first = sign_module(unsigned, issuer=issuer, subject=subject, name="x", now=NOW)
+    second = sign_module(unsigned, issuer=issuer, subject=subject, name="x", now=NOW)
+    assert verify_module(first).id != verify_module(second).id
+    assert verify_module(first).id
+
+
+def test_signing_twice_leaves_exactly_one_jwt_section(
+    signed: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    again = sign_module(signed, issuer=issuer, subject=subject, name="Second", now=NOW)
+    assert len(wasm.custom_sections(again, "jwt")) == 1
+    assert verify_module(again).name == "Second"
+
+
+def test_resigning_keeps_the_hash_of_the_unsigned_module(
+    signed: bytes, unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    other_issuer = KeyPair.generate(KeyType.ACCOUNT)
+    again = sign_module(signed, issuer=other_issuer, subject=subject, name="x", now=NOW)
+    assert verify_module(again).module_hash == _sha(unsigned)
+    assert wasm.strip_custom_sections(again, frozenset({"jwt"})) == unsigned
+
+
+def test_signing_a_legacy_signed_module_replaces_the_legacy_section(
+    signed: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    legacy = _replace_token(signed, _token_of(signed), name="wasmcloud_jwt")
+    again = sign_module(legacy, issuer=issuer, subject=subject, name="x", now=NOW)
+    assert wasm.custom_sections(again, "wasmcloud_jwt") == []
+    assert len(wasm.custom_sections(again, "jwt")) == 1
+    verify_module(again)
+
+
+def test_module_carrying_the_legacy_section_name_is_read(signed: bytes, unsigned: bytes) -> None:
+    legacy = _replace_token(signed, _token_of(signed), name="wasmcloud_jwt")
+    assert wasm.custom_sections(legacy, "jwt") == []
+    got = verify_module(legacy, now=NOW, label=LABEL)
+    assert got.name == "Echo"
+    assert module_hash(legacy) == _sha(unsigned)
+    found = extract_claims(legacy)
+    assert found is not None
+    assert found[1] == _token_of(signed)
+
+
+def test_module_with_both_claims_sections_is_malformed(signed: bytes) -> None:
+    both = wasm.append_custom_section(signed, "wasmcloud_jwt", _token_of(signed).encode())
+    with pytest.raises(MalformedToken, match=LABEL):
+        verify_module(both, label=LABEL)
+
+
+def test_extract_claims_of_unsigned_module_is_none(unsigned: bytes) -> None:
+    assert extract_claims(unsigned) is None
+
+
+def test_extract_claims_returns_claims_and_the_raw_token(signed: bytes) -> None:
+    found = extract_claims(signed)
+    assert found is not None
+    got, token = found
+    assert token == _token_of(signed)
+    assert got.name == "Echo"
+
+
+# ---- the hash --------------------------------------------------------------
+
+
+def test_hash_is_sha256_upper_hex_of_the_module_without_its_jwt(
+    signed: bytes, unsigned: bytes
+) -> None:
+    expected = hashlib.sha256(unsigned).hexdigest().upper()
+    got = verify_module(signed).module_hash
+    assert got == expected
+    assert len(got) == 64
+    assert got == got.upper()
+    assert module_hash(signed) == expected
+    assert module_hash(unsigned) == expected
+
+
+def test_hash_covers_other_custom_sections(issuer: KeyPair, subject: KeyPair) -> None:
+    base = wasm.append_custom_section(_module(), "producers", b"\x00")
+    signed = sign_module(base, issuer=issuer, subject=subject, name="x")
+    assert verify_module(signed).module_hash == _sha(base)
+    assert verify_module(signed).module_hash != _sha(_module())
+
+
+def test_hash_ignores_where_the_jwt_section_sits(signed: bytes, unsigned: bytes) -> None:
+    token = _token_of(signed).encode()
+    name = b"jwt"
+    payload = wasm.write_uleb(len(name)) + name + token
+    early = HEADER + b"\x00" + wasm.write_uleb(len(payload)) + payload + unsigned[8:]
+    assert module_hash(early) == _sha(unsigned)
+    assert verify_module(early).name == "Echo"
+
+
+@pytest.mark.parametrize(("old", "new"), [(42, 43), (33, 34)])
+def test_a_byte_changed_in_the_code_section_fails_with_hash_mismatch(
+    signed: bytes, old: int, new: int
+) -> None:
+    tampered = _flip_code_immediate(signed, old, new)
+    wasmtime.Module(wasmtime.Engine(), tampered)  # still a valid module
+    with pytest.raises(HashMismatch, match=LABEL):
+        verify_module(tampered, now=NOW, label=LABEL)
+
+
+def test_a_custom_section_added_after_signing_fails_with_hash_mismatch(signed: bytes) -> None:
+    extended = wasm.append_custom_section(signed, "extra", b"sneaky")
+    with pytest.raises(HashMismatch):
+        verify_module(extended)
+
+
+def test_a_token_for_another_module_fails_with_hash_mismatch(
+    signed: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    other = _module('(module (func (export "f") (result i32) i32.const 1))')
+    moved = _replace_token(other, _token_of(signed))
+    with pytest.raises(HashMismatch, match=LABEL):
+        verify_module(moved, label=LABEL)
+
+
+# ---- the token's shape -----------------------------------------------------
+
+
+def test_token_header_decodes_to_the_waSCC_header(signed: bytes) -> None:
+    header = json.loads(_unb64(_token_of(signed).split(".")[0]))
+    assert header == {"typ": "jwt", "alg": "Ed25519"}
+
+
+def test_token_segments_are_unpadded_base64url(signed: bytes) -> None:
+    segments = _token_of(signed).split(".")
+    assert len(segments) == 3
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    for segment in segments:
+        assert segment
+        assert set(segment) <= alphabet
+
+
+def test_token_signature_is_the_issuers_ed25519_over_the_first_two_segments(
+    signed: bytes, issuer: KeyPair
+) -> None:
+    first, second, signature = _token_of(signed).split(".")
+    raw_key = base64.b32decode(issuer.public_key)[1:33]
+    Ed25519PublicKey.from_public_bytes(raw_key).verify(
+        _unb64(signature), f"{first}.{second}".encode()
+    )
+
+
+def test_claims_json_uses_wascap_field_names(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    signed = sign_module(
+        unsigned,
+        issuer=issuer,
+        subject=subject,
+        name="Named",
+        caps=["wascc:logging"],
+        tags=["a"],
+        rev=2,
+        ver="2.0",
+        expires=NOW + 60,
+        not_before=NOW - 60,
+        now=NOW,
+    )
+    body = json.loads(_unb64(_token_of(signed).split(".")[1]))
+    assert set(body) == {"jti", "iat", "iss", "sub", "exp", "nbf", "wascap"}
+    assert set(body["wascap"]) == {"name", "hash", "tags", "caps", "rev", "ver", "prov"}
+    assert body["iat"] == NOW
+    assert body["exp"] == NOW + 60
+    assert body["nbf"] == NOW - 60
+    assert body["iss"] == issuer.public_key
+    assert body["sub"] == subject.public_key
+    assert isinstance(body["jti"], str)
+    assert body["jti"]
+    assert body["wascap"] == {
+        "name": "Named",
+        "hash": _sha(unsigned),
+        "tags": ["a"],
+        "caps": ["wascc:logging"],
+        "rev": 2,
+        "ver": "2.0",
+        "prov": False,
+    }
+
+
+def test_claims_json_omits_unset_optional_fields(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    signed = sign_module(unsigned, issuer=issuer, subject=subject, name="Bare", now=NOW)
+    body = json.loads(_unb64(_token_of(signed).split(".")[1]))
+    assert "exp" not in body
+    assert "nbf" not in body
+    assert {"name", "hash", "prov"} <= set(body["wascap"])
+
+
+def test_issued_at_defaults_to_the_current_time(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    before = int(time.time())
+    signed = sign_module(unsigned, issuer=issuer, subject=subject, name="x")
+    after = int(time.time())
+    assert before <= verify_module(signed).issued_at <= after
+
+
+def test_hand_built_token_is_accepted(unsigned: bytes, issuer: KeyPair, subject: KeyPair) -> None:
+    body = _body(issuer, subject.public_key, unsigned)
+    body["wascap"]["caps"] = ["wascc:extras"]
+    token = _hand_token({"typ": "jwt", "alg": "Ed25519"}, body, issuer)
+    got = verify_module(_replace_token(unsigned, token), label=LABEL)
+    assert got.caps == ("wascc:extras",)
+    assert got.id == "ABC123"
+    assert got.name == "hand"
+
+
+# ---- refusals ----------------------------------------------------------------
+
+
+def test_unsigned_module_is_missing_claims(unsigned: bytes) -> None:
+    with pytest.raises(MissingClaims, match=LABEL):
+        verify_module(unsigned, label=LABEL)
+
+
+def test_bytes_that_are_not_wasm_fail_with_module_error_naming_the_label() -> None:
+    with pytest.raises(ModuleError, match=LABEL):
+        verify_module(b"definitely not wasm", label=LABEL)
+
+
+def test_claim_edited_after_signing_fails_with_invalid_signature(signed: bytes) -> None:
+    first, second, signature = _token_of(signed).split(".")
+    body = json.loads(_unb64(second))
+    body["wascap"]["caps"].append("wascc:blobstore")
+    forged = f"{first}.{_b64(json.dumps(body).encode())}.{signature}"
+    tampered = _replace_token(signed, forged)
+    with pytest.raises(InvalidSignature, match=LABEL):
+        verify_module(tampered, now=NOW, label=LABEL)
+
+
+def test_edited_expiry_fails_with_invalid_signature(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    signed = sign_module(
+        unsigned, issuer=issuer, subject=subject, name="x", expires=NOW + 1, now=NOW
+    )
+    first, second, signature = _token_of(signed).split(".")
+    body = json.loads(_unb64(second))
+    body["exp"] = NOW + 10**9
+    forged = _replace_token(signed, f"{first}.{_b64(json.dumps(body).encode())}.{signature}")
+    with pytest.raises(InvalidSignature, match=LABEL):
+        verify_module(forged, now=NOW, label=LABEL)
+
+
+def test_token_signed_by_someone_other_than_its_issuer_fails(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    forger = KeyPair.generate(KeyType.ACCOUNT)
+    token = _hand_token(
+        {"typ": "jwt", "alg": "Ed25519"}, _body(issuer, subject.public_key, unsigned), forger
+    )
+    with pytest.raises(InvalidSignature, match=LABEL):
+        verify_module(_replace_token(unsigned, token), label=LABEL)
+
+
+def test_token_with_a_flipped_signature_bit_fails(signed: bytes) -> None:
+    first, second, signature = _token_of(signed).split(".")
+    raw = bytearray(_unb64(signature))
+    raw[10] ^= 0x01
+    tampered = _replace_token(signed, f"{first}.{second}.{_b64(bytes(raw))}")
+    with pytest.raises(InvalidSignature, match=LABEL):
+        verify_module(tampered, label=LABEL)
+
+
+def test_token_with_an_empty_signature_fails(signed: bytes) -> None:
+    first, second, _ = _token_of(signed).split(".")
+    with pytest.raises(InvalidSignature):
+        verify_module(_replace_token(signed, f"{first}.{second}."))
+
+
+def test_expired_claims_fail_with_token_expired(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    signed = sign_module(
+        unsigned,
+        issuer=issuer,
+        subject=subject,
+        name="x",
+        expires=int(time.time()) - 3600,
+    )
+    with pytest.raises(TokenExpired, match=LABEL):
+        verify_module(signed, label=LABEL)
+
+
+def test_expiry_is_exclusive_at_the_exp_second(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    exp = NOW + 1000
+    signed = sign_module(unsigned, issuer=issuer, subject=subject, name="x", expires=exp, now=NOW)
+    verify_module(signed, now=exp - 1)
+    with pytest.raises(TokenExpired, match=LABEL):
+        verify_module(signed, now=exp, label=LABEL)
+
+
+def test_not_yet_valid_claims_fail_with_token_not_yet_valid(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    signed = sign_module(
+        unsigned,
+        issuer=issuer,
+        subject=subject,
+        name="x",
+        not_before=int(time.time()) + 3600,
+    )
+    with pytest.raises(TokenNotYetValid, match=LABEL):
+        verify_module(signed, label=LABEL)
+
+
+def test_not_before_is_inclusive_at_the_nbf_second(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    nbf = NOW + 1000
+    signed = sign_module(
+        unsigned, issuer=issuer, subject=subject, name="x", not_before=nbf, now=NOW
+    )
+    with pytest.raises(TokenNotYetValid, match=LABEL):
+        verify_module(signed, now=nbf - 1, label=LABEL)
+    verify_module(signed, now=nbf)
+
+
+def test_claims_inside_their_window_verify(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    now = int(time.time())
+    signed = sign_module(
+        unsigned,
+        issuer=issuer,
+        subject=subject,
+        name="x",
+        expires=now + 3600,
+        not_before=now - 3600,
+    )
+    assert verify_module(signed).expires == now + 3600
+
+
+def test_untrusted_issuer_is_refused(signed: bytes) -> None:
+    stranger = KeyPair.generate(KeyType.ACCOUNT)
+    with pytest.raises(UntrustedIssuer, match=LABEL):
+        verify_module(signed, trusted_issuers=[stranger.public_key], label=LABEL)
+
+
+def test_empty_trusted_list_trusts_no_one(signed: bytes) -> None:
+    with pytest.raises(UntrustedIssuer):
+        verify_module(signed, trusted_issuers=[])
+
+
+def test_trusted_issuer_is_accepted(signed: bytes, issuer: KeyPair) -> None:
+    stranger = KeyPair.generate(KeyType.ACCOUNT)
+    trusted = (k for k in [stranger.public_key, issuer.public_key])
+    assert verify_module(signed, trusted_issuers=trusted).issuer == issuer.public_key
+
+
+def test_no_trusted_list_accepts_any_valid_issuer(signed: bytes) -> None:
+    verify_module(signed, trusted_issuers=None)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        b"garbage",
+        b"",
+        b"a.b",
+        b"a.b.c.d",
+        b"!!!.@@@.###",
+        b"e30.e30.e30",
+        b"\xff\xfe\xfd",
+        b"bm90IGpzb24.bm90IGpzb24.c2ln",
+        b"W10.W10.c2ln",
+    ],
+    ids=[
+        "word",
+        "empty",
+        "two-segments",
+        "four-segments",
+        "not-base64",
+        "empty-objects",
+        "not-utf8",
+        "not-json",
+        "json-arrays",
+    ],
+)
+def test_garbage_in_the_jwt_section_is_malformed(unsigned: bytes, token: bytes) -> None:
+    with pytest.raises(MalformedToken, match=LABEL):
+        verify_module(_replace_token(unsigned, token), label=LABEL)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"typ": "jwt", "alg": "HS256"},
+        {"typ": "jwt", "alg": "EdDSA"},
+        {"typ": "jwt", "alg": "none"},
+        {"typ": "jwt"},
+        {"typ": "jws", "alg": "Ed25519"},
+        {"alg": "Ed25519"},
+    ],
+    ids=["hs256", "eddsa", "none", "no-alg", "wrong-typ", "no-typ"],
+)
+def test_wrong_header_is_malformed(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair, header: dict[str, Any]
+) -> None:
+    token = _hand_token(header, _body(issuer, subject.public_key, unsigned), issuer)
+    with pytest.raises(MalformedToken, match=LABEL):
+        verify_module(_replace_token(unsigned, token), label=LABEL)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda b: b.pop("wascap"),
+        lambda b: b.pop("iss"),
+        lambda b: b.pop("sub"),
+        lambda b: b.update(iss=5),
+        lambda b: b.update(exp="tomorrow"),
+        lambda b: b.update(exp=True),
+        lambda b: b.update(nbf=1.5),
+        lambda b: b.update(wascap="actor"),
+        lambda b: b["wascap"].update(caps="wascc:keyvalue"),
+        lambda b: b["wascap"].update(tags=[1, 2]),
+        lambda b: b["wascap"].update(rev="3"),
+        lambda b: b["wascap"].update(ver=3),
+    ],
+    ids=[
+        "no-wascap",
+        "no-iss",
+        "no-sub",
+        "iss-int",
+        "exp-str",
+        "exp-bool",
+        "nbf-float",
+        "wascap-str",
+        "caps-str",
+        "tags-ints",
+        "rev-str",
+        "ver-int",
+    ],
+)
+def test_claims_of_the_wrong_shape_are_malformed(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair, edit: Any
+) -> None:
+    body = _body(issuer, subject.public_key, unsigned)
+    edit(body)
+    token = _hand_token({"typ": "jwt", "alg": "Ed25519"}, body, issuer)
+    with pytest.raises(MalformedToken, match=LABEL):
+        verify_module(_replace_token(unsigned, token), label=LABEL)
+
+
+def test_issuer_that_is_not_an_account_key_is_malformed(unsigned: bytes, subject: KeyPair) -> None:
+    user = KeyPair.generate(KeyType.USER)
+    token = _hand_token(
+        {"typ": "jwt", "alg": "Ed25519"}, _body(user, subject.public_key, unsigned), user
+    )
+    with pytest.raises(MalformedToken, match=LABEL):
+        verify_module(_replace_token(unsigned, token), label=LABEL)
+
+
+@pytest.mark.parametrize("kind", [KeyType.MODULE, KeyType.USER, KeyType.OPERATOR, KeyType.SERVER])
+def test_signing_with_a_non_account_key_is_refused(
+    unsigned: bytes, subject: KeyPair, kind: KeyType
+) -> None:
+    with pytest.raises(KeyFormatError):
+        sign_module(unsigned, issuer=KeyPair.generate(kind), subject=subject, name="x")
+
+
+@pytest.mark.parametrize("kind", [KeyType.ACCOUNT, KeyType.USER, KeyType.SERVICE])
+def test_signing_for_a_subject_that_is_not_a_module_key_is_refused(
+    unsigned: bytes, issuer: KeyPair, kind: KeyType
+) -> None:
+    with pytest.raises(KeyFormatError):
+        sign_module(unsigned, issuer=issuer, subject=KeyPair.generate(kind), name="x")
+
+
+def test_signing_for_a_malformed_subject_string_is_refused(
+    unsigned: bytes, issuer: KeyPair
+) -> None:
+    with pytest.raises(KeyFormatError):
+        sign_module(unsigned, issuer=issuer, subject="Mnotakey", name="x")
+
+
+def test_signing_bytes_that_are_not_wasm_is_refused(issuer: KeyPair, subject: KeyPair) -> None:
+    with pytest.raises(ModuleError):
+        sign_module(b"not wasm", issuer=issuer, subject=subject, name="x")
+
+
+def test_verified_token_whose_subject_is_not_a_module_key_is_refused(
+    unsigned: bytes, issuer: KeyPair
+) -> None:
+    account_subject = KeyPair.generate(KeyType.ACCOUNT).public_key
+    token = _hand_token(
+        {"typ": "jwt", "alg": "Ed25519"}, _body(issuer, account_subject, unsigned), issuer
+    )
+    with pytest.raises(MalformedToken, match=LABEL):
+        verify_module(_replace_token(unsigned, token), label=LABEL)
+
+
+def test_every_refusal_is_a_claims_error() -> None:
+    for error in (
+        MissingClaims,
+        MalformedToken,
+        InvalidSignature,
+        HashMismatch,
+        TokenExpired,
+        TokenNotYetValid,
+        UntrustedIssuer,
+    ):
+        assert issubclass(error, ClaimsError)
+
+
+def test_refusal_messages_name_the_module_label(
+    signed: bytes, unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    label = "my-special-label.wasm"
+    cases: list[tuple[bytes, dict[str, Any]]] = [
+        (unsigned, {}),
+        (_replace_token(unsigned, b"garbage"), {}),
+        (_flip_code_immediate(signed, 42, 43), {}),
+        (signed, {"trusted_issuers": []}),
+        (
+            sign_module(unsigned, issuer=issuer, subject=subject, name="x", expires=NOW, now=NOW),
+            {"now": NOW + 1},
+        ),
+        (
+            sign_module(
+                unsigned, issuer=issuer, subject=subject, name="x", not_before=NOW, now=NOW
+            ),
+            {"now": NOW - 1},
+        ),
+        (b"junk", {}),
+    ]
+    for module, kwargs in cases:
+        with pytest.raises((ClaimsError, ModuleError)) as info:
+            verify_module(module, label=label, **kwargs)
+        assert label in str(info.value)
+
+
+def test_public_names_are_exported() -> None:
+    assert set(claims.__all__) == {
+        "Claims",
+        "decode_token",
+        "encode_token",
+        "extract_claims",
+        "module_hash",
+        "sign_module",
+        "verify_module",
+    }
