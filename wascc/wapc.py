@@ -99,6 +99,11 @@ class Runtime:
         host does not provide (or with the wrong signature), no
         ``__guest_call`` or ``memory`` export.
         """
+        if not wasm.startswith(b"\0asm"):
+            # wasmtime-py would compile the text format too; actors are binaries
+            raise ModuleError(
+                f"{label} is not a valid WebAssembly module: expected the binary format"
+            )
         try:
             module = wasmtime.Module(self.engine, wasm)
         except wasmtime.WasmtimeError as exc:

@@ -1,0 +1,23 @@
+"""The README's Python tour runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_readme_tour_runs() -> None:
+    text = README.read_text()
+    tour = text[text.index("## A tour in Python") :]
+    block = re.search(r"```python\n(.*?)```", tour, re.S)
+    assert block is not None
+    namespace: dict[str, object] = {"__name__": "readme_tour"}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)
+    assert namespace["key"] == namespace["module"].public_key  # type: ignore[attr-defined]
+
+
+def test_readme_shows_the_two_commands() -> None:
+    text = README.read_text()
+    assert "make run" in text and "make test" in text
