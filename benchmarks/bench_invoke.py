@@ -1,25 +1,25 @@
 """How fast is one actor call?  wascc against its floor and its peers, in one run.
 
-Every peer runs the same echo logic, and each is checked once (the response
-must equal the payload) before it is timed:
+Every peer runs the same echo logic and is checked (the response must equal
+the payload, at every timed size and a few odd ones) before it is timed:
 
 (a) wascc: ``Host.call_actor(pk, "Echo", payload)`` on a signed waPC actor
     (``echo_actor.wat``, keys generated at run time).
-(b) wasmtime-py: the same actor under a minimal waPC host written against
-    wasmtime-py's public API (``Linker.define_func``, ``Memory.read`` /
-    ``Memory.write``, calling the exported ``Func``).
+(b) wasmtime-py: the same actor under a minimal waPC host written in Python
+    against wasmtime-py's public API (``Linker.define_func``,
+    ``Memory.data_ptr`` / ``Memory.data_len``, calling the exported ``Func``).
 (c) floor: the same minimal host with every waPC import defined through
     wasmtime's unchecked C API as ``wasmtime._bindings`` exposes it
-    (``wasmtime_linker_define_func_unchecked``, ``wasmtime_memory_data``,
-    ``wasmtime_func_call_unchecked``), all driven from Python with ctypes.
-    No Python host can do much less work per call.
+    (``wasmtime_linker_define_func_unchecked``, ``wasmtime_memory_data(_size)``,
+    ``wasmtime_func_call_unchecked``), driven from Python with ctypes: about
+    the least work a host whose imports are Python functions can do per call.
 (d) extism: the Extism Python SDK calling ``extism_echo.wat``, which copies
     its input to its output through the Extism kernel.
 (e) the "host call" row: the actor's ``HostEcho`` operation makes one
     ``__host_call`` (binding ``default``, namespace ``wascc:bench``,
     operation ``Echo``) and answers with the host's response.  In wascc a
     Python ``CapabilityProvider`` bound to the actor echoes the payload; in
-    (b) and (c) the host-call handler does.
+    (b) and (c) the host's host-call handler does.
 
 Payloads of 16 B, 1 KiB and 64 KiB (16 B for the host-call row).  For each
 row the peers are warmed up, then timed in interleaved repetitions of N calls
@@ -27,6 +27,10 @@ each so machine noise hits them alike; a peer's figure is its best
 repetition, in microseconds per call.  The targets: (a) within 1.5x of the
 floor and faster than Extism at every size, (e) within 1.5x of the floor's
 host-call round trip.
+
+Absolute figures move a lot with the machine and the interpreter build (a
+Python built without PGO/LTO makes every ctypes call markedly slower); the
+ratios between peers timed in the same run are what to compare.
 
 Run it with ``make bench`` (which installs the ``bench`` extra first) or::
 
@@ -44,15 +48,15 @@ import json
 import logging
 import sys
 import time
-from importlib.metadata import version
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import extism
+import extism  # type: ignore[import-untyped]
 import wasmtime
 from wasmtime import _bindings as capi
 
@@ -448,6 +452,13 @@ def make_peers(host: Host, account: KeyPair) -> list[Peer]:
 
 # ---- timing ------------------------------------------------------------------
 
+#: Microseconds per call, by row label and column (None: the peer has no such call).
+Table = dict[str, dict[str, float | None]]
+
+#: Payload sizes every peer is checked at, besides the rows' own: empty, and
+#: lengths that are not multiples of 8 (extism_echo copies 8 bytes at a time).
+CHECK_SIZES = (0, 13, 1031)
+
 
 @contextmanager
 def no_gc() -> Iterator[None]:
@@ -477,11 +488,19 @@ def verify(column: str, call: Call, payload: bytes) -> None:
         )
 
 
+def verify_peers(peers: list[Peer], plan: Plan) -> None:
+    """Every call of every peer echoes correctly, at every size that will be timed."""
+    sizes = sorted({*CHECK_SIZES, *(row.size for row in plan.rows)})
+    for peer in peers:
+        for call in filter(None, (peer.echo, peer.host_echo)):
+            for size in sizes:
+                verify(peer.column, call, payload_of(size))
+
+
 def measure(calls: dict[str, Call], row: Row, repeats: int) -> dict[str, float]:
     """Best us/call of each peer, timed in interleaved repetitions after a warm-up."""
     payload = payload_of(row.size)
-    for column, call in calls.items():
-        verify(column, call, payload)
+    for call in calls.values():
         us_per_call(call, payload, max(row.calls // 10, 10))
     best = dict.fromkeys(calls, float("inf"))
     for _ in range(repeats):
@@ -490,12 +509,12 @@ def measure(calls: dict[str, Call], row: Row, repeats: int) -> dict[str, float]:
     return best
 
 
-def run(peers: list[Peer], plan: Plan, progress: bool) -> dict[str, dict[str, float | None]]:
-    table: dict[str, dict[str, float | None]] = {}
+def run(peers: list[Peer], plan: Plan, progress: bool) -> Table:
+    table: Table = {}
     for row in plan.rows:
         calls = {p.column: c for p in peers if (c := p.for_operation(row.operation))}
         if progress:
-            print(f"timing {row.label} ({plan.repeats} x {row.calls} calls)...", file=sys.stderr)
+            print(f"timing {row.label}: {plan.repeats} x {row.calls} calls", file=sys.stderr)
         best = measure(calls, row, plan.repeats)
         table[row.label] = {column: best.get(column) for column in COLUMNS}
     return table
@@ -506,25 +525,27 @@ def run(peers: list[Peer], plan: Plan, progress: bool) -> dict[str, dict[str, fl
 
 @dataclass(frozen=True)
 class Verdict:
+    """wascc/floor and wascc/extism per row, and whether the targets are met."""
+
     ratios: dict[str, dict[str, float]]
     within_floor: bool
     faster_than_extism: bool
     host_call_within_floor: bool
 
 
-def ratio(table: dict[str, dict[str, float | None]], row: str, num: str, den: str) -> float:
+def ratio(table: Table, row: str, num: str, den: str) -> float:
     a, b = table[row][num], table[row][den]
     assert a is not None and b is not None
     return a / b
 
 
-def judge(table: dict[str, dict[str, float | None]]) -> Verdict:
+def judge(table: Table) -> Verdict:
     sizes = [row for row in table if row != HOST_CALL_ROW]
     ratios = {
-        row: {"wascc/floor": ratio(table, row, WASCC, FLOOR), "wascc/extism": ratio(table, row, WASCC, EXTISM)}
-        for row in sizes
+        row: {"wascc/floor": ratio(table, row, WASCC, FLOOR)}
+        | ({} if row == HOST_CALL_ROW else {"wascc/extism": ratio(table, row, WASCC, EXTISM)})
+        for row in table
     }
-    ratios[HOST_CALL_ROW] = {"wascc/floor": ratio(table, HOST_CALL_ROW, WASCC, FLOOR)}
     return Verdict(
         ratios=ratios,
         within_floor=all(ratios[row]["wascc/floor"] <= TARGET_RATIO for row in sizes),
@@ -533,35 +554,61 @@ def judge(table: dict[str, dict[str, float | None]]) -> Verdict:
     )
 
 
+def environment() -> dict[str, str]:
+    return {
+        "wascc": wascc.__version__,
+        "wasmtime-py": version("wasmtime"),
+        "extism": version("extism"),
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+    }
+
+
+def print_columns(first: str, cells: list[str]) -> None:
+    print(first.ljust(16) + "".join(c.rjust(20) for c in cells))
+
+
 def cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def print_report(table: dict[str, dict[str, float | None]], verdict: Verdict, plan: Plan) -> None:
-    print(f"wascc {wascc.__version__}, wasmtime-py {version('wasmtime')}, "
-          f"Python {sys.version.split()[0]}; best of {plan.repeats} repetitions, us per call")
-    width = 16
-    header = ["payload", "(a) " + WASCC, "(b) " + PUBLIC_API, "(c) " + FLOOR, "(d) " + EXTISM]
-    print("".join(h.ljust(width) if i == 0 else h.rjust(width + 4) for i, h in enumerate(header)))
+def print_report(table: Table, verdict: Verdict, plan: Plan) -> None:
+    print(", ".join(f"{k} {v}" for k, v in environment().items() if k != "executable"))
+    print(f"microseconds per call, best of {plan.repeats} repetitions\n")
+    print_columns(
+        "payload", ["(a) wascc", "(b) wasmtime-py API", "(c) floor (C API)", "(d) extism"]
+    )
     for label, values in table.items():
-        print(label.ljust(width) + "".join(cell(values[c]).rjust(width + 4) for c in COLUMNS))
-    print()
-    print("ratios".ljust(width) + "(a)/(c)".rjust(width) + "(a)/(d)".rjust(width))
+        print_columns(label, [cell(values[c]) for c in COLUMNS])
+    print("\n(host call row: (a) is (e), the wascc actor -> provider -> actor round trip)\n")
+    print_columns("ratio", ["(a)/(c)", "(a)/(d)"])
     for label, r in verdict.ratios.items():
-        name = "(e)/(c) " + label if label == HOST_CALL_ROW else label
-        print(name.ljust(width) + cell(r["wascc/floor"]).rjust(width)
-              + cell(r.get("wascc/extism")).rjust(width))
+        print_columns(label, [cell(r["wascc/floor"]), cell(r.get("wascc/extism"))])
     print()
     for met, text in (
         (verdict.within_floor, f"(a) within {TARGET_RATIO}x of the floor at every size"),
         (verdict.faster_than_extism, "(a) faster than Extism at every size"),
-        (verdict.host_call_within_floor, f"(e) within {TARGET_RATIO}x of the floor's host-call round trip"),
+        (
+            verdict.host_call_within_floor,
+            f"(e) within {TARGET_RATIO}x of the floor's host-call round trip",
+        ),
     ):
         print(f"[{'met' if met else 'MISSED'}] {text}")
 
 
+def print_json(table: Table, verdict: Verdict, plan: Plan) -> None:
+    report = {
+        "environment": environment(),
+        "repeats": plan.repeats,
+        "calls_per_repeat": {row.label: row.calls for row in plan.rows},
+        "us_per_call": table,
+        **asdict(verdict),
+    }
+    print(json.dumps(report, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls and repetitions")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
@@ -570,13 +617,11 @@ def main(argv: list[str] | None = None) -> int:
     with Host(
         trusted_issuers=[account.public_key], health_interval=0, load_entry_points=False
     ) as host:
-        table = run(make_peers(host, account), plan, progress=not args.json)
+        peers = make_peers(host, account)
+        verify_peers(peers, plan)
+        table = run(peers, plan, progress=not args.json)
     verdict = judge(table)
-    if args.json:
-        print(json.dumps({"us_per_call": table, **asdict(verdict), "repeats": plan.repeats,
-                          "calls": {row.label: row.calls for row in plan.rows}}, indent=2))
-    else:
-        print_report(table, verdict, plan)
+    (print_json if args.json else print_report)(table, verdict, plan)
     return 0
 
 
