@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 SOURCES := setup.py setup.cfg pyproject.toml wascc/_ffi_build.py \
-           native/host/wascc_host.c native/host/wascc_host.h
+           $(wildcard native/host/* native/include/wascc/* native/providers/*/*.[ch] native/Makefile)
 
 .PHONY: setup run test lint typecheck pytest bench clean
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,9 @@ import wasmtime
 
 from wascc import ActorSettings, Host, KeyPair, KeyType, sign_module
 
+ROOT = Path(__file__).parent.parent
 ACTORS = Path(__file__).parent / "actors"
+NATIVE_TESTS = Path(__file__).parent / "native"
 TEST_ACTOR_WAT = (ACTORS / "testactor.wat").read_text()
 
 
@@ -101,3 +105,46 @@ def start_actor(host: Host, sign: Signer) -> Callable[..., str]:
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="wascc")
+
+
+NativeBuilder = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def build_native(tmp_path_factory: pytest.TempPathFactory) -> NativeBuilder:
+    """build_native("testprovider", "-DBAD_ABI") -> path of a .so built with gcc now."""
+    out = tmp_path_factory.mktemp("native")
+    cache: dict[tuple[str, ...], Path] = {}
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    assert compiler, "a C compiler is needed to build the test providers"
+
+    def _build(source: str, *defines: str) -> Path:
+        key = (source, *defines)
+        if key not in cache:
+            suffix = "".join(d.removeprefix("-D").lower() for d in defines) or "plain"
+            target = out / f"lib{source}_{suffix}.so"
+            subprocess.run(
+                [
+                    compiler,
+                    "-shared",
+                    "-fPIC",
+                    "-O1",
+                    "-g",
+                    "-Wall",
+                    "-Wextra",
+                    "-Wno-unused-function",
+                    "-fvisibility=hidden",
+                    "-pthread",
+                    f"-I{ROOT / 'native' / 'include'}",
+                    f"-I{ROOT / 'native' / 'providers' / 'common'}",
+                    *defines,
+                    "-o",
+                    str(target),
+                    str(NATIVE_TESTS / f"{source}.c"),
+                ],
+                check=True,
+            )
+            cache[key] = target
+        return cache[key]
+
+    return _build

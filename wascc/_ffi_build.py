@@ -14,6 +14,7 @@ from cffi import FFI
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = ROOT / "native" / "host"
+INCLUDE = ROOT / "native" / "include"
 
 CALLBACKS = """
 extern "Python" int wh_py_host_call(void *handle, wh_instance *inst,
@@ -22,6 +23,8 @@ extern "Python" int wh_py_host_call(void *handle, wh_instance *inst,
                                     const unsigned char *op, size_t op_len,
                                     const unsigned char *msg, size_t msg_len);
 extern "Python" void wh_py_console_log(void *handle, const unsigned char *p, size_t n);
+extern "Python" int wh_py_dispatch(void *handle, wh_reply *reply, const char *actor,
+                                   const char *op, const unsigned char *msg, size_t msg_len);
 """
 
 
@@ -34,14 +37,21 @@ def _cdef(header: Path) -> str:
 
 
 ffibuilder = FFI()
-ffibuilder.cdef(_cdef(HOST / "wascc_host.h") + CALLBACKS)
+# provider.h first: its structs are used by the host's declarations.  Taking
+# the cdef from the header itself keeps cffi's view and the C ABI one thing;
+# cffi also checks every field offset against the compiled header.
+ffibuilder.cdef(_cdef(INCLUDE / "wascc" / "provider.h") + _cdef(HOST / "wascc_host.h") + CALLBACKS)
 ffibuilder.set_source(
     "wascc._wascc_ffi",
     '#include "wascc_host.c"\n',
-    include_dirs=[str(HOST)],
+    include_dirs=[str(HOST), str(INCLUDE)],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
     libraries=["dl", "pthread"],
-    depends=[str(HOST / "wascc_host.c"), str(HOST / "wascc_host.h")],
+    depends=[
+        str(HOST / "wascc_host.c"),
+        str(HOST / "wascc_host.h"),
+        str(INCLUDE / "wascc" / "provider.h"),
+    ],
 )
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
 """Every foreign-function call wascc makes goes through this module.
 
-It wraps ``wascc._wascc_ffi`` (compiled by cffi from ``native/host``): the
-waPC host protocol in C over wasmtime's C API.  Nothing outside this module
-sees a cffi object; the classes here take and return bytes, ints and
-wasmtime-py objects.
+It wraps ``wascc._wascc_ffi`` (compiled by cffi from ``native/host``):
 
-Callbacks from C into Python (``__host_call``, ``__console_log``) reach the
-:class:`GuestHost` object an instance was created with.  They never let an
-exception escape: a failure becomes the host-call error the guest reads.
+* the waPC host protocol in C over wasmtime's C API (:class:`WapcLinker`,
+  :class:`WapcPre`, :class:`WapcInstance`, :class:`EpochTicker`);
+* native capability providers behind ``native/include/wascc/provider.h``
+  (:class:`NativeLibrary`).
+
+Nothing outside this module sees a cffi object; the classes here take and
+return bytes, strings, ints and wasmtime-py objects.
+
+Callbacks from C into Python (``__host_call``, ``__console_log``, a native
+provider's ``dispatch``) never let an exception escape: a failure becomes
+the error the guest or the provider reads.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import wasmtime
@@ -30,6 +36,8 @@ __all__ = [
     "EpochTicker",
     "GuestHost",
     "InstantiateError",
+    "NativeLibrary",
+    "NativeLoadError",
     "WapcInstance",
     "WapcLinker",
     "WapcPre",
@@ -156,6 +164,31 @@ def struct_layout() -> dict[str, int]:
         "wasm_byte_vec_t",
     )
     return {name: int(out[i]) for i, name in enumerate(names)}
+
+
+def provider_abi_layout() -> dict[str, int]:
+    """cffi's view of provider.h: sizes and field offsets (checked by the tests)."""
+    layout: dict[str, int] = {}
+    for struct, fields in (
+        (
+            "wascc_provider",
+            (
+                "abi_version",
+                "state",
+                "configure_dispatch",
+                "handle_call",
+                "free_buffer",
+                "stop",
+                "destroy",
+            ),
+        ),
+        ("wascc_dispatcher", ("abi_version", "host_data", "dispatch", "free_buffer")),
+    ):
+        layout[f"sizeof {struct}"] = int(_ffi.sizeof(struct))
+        for name in fields:
+            layout[f"{struct}.{name}"] = int(_ffi.offsetof(struct, name))
+    layout["WASCC_PROVIDER_ABI_VERSION"] = int(_lib.WASCC_PROVIDER_ABI_VERSION)
+    return layout
 
 
 class WapcLinker:
@@ -293,3 +326,99 @@ class EpochTicker:
         if self._ptr is not None:
             _lib.wh_ticker_stop(self._ptr)
             self._ptr = None
+
+
+# ---- native capability providers ---------------------------------------------
+
+NativeDispatch = Callable[[str, str, bytes], bytes]
+
+
+@_ffi.def_extern()  # type: ignore[untyped-decorator]
+def wh_py_dispatch(handle: Any, reply: Any, actor: Any, op: Any, msg: Any, msg_len: int) -> int:
+    try:
+        dispatch: NativeDispatch = _from_handle(handle)
+        data = dispatch(
+            _ffi.string(actor).decode("utf-8", "replace"),
+            _ffi.string(op).decode("utf-8", "replace"),
+            _buffer(msg, msg_len)[:] if msg_len else b"",
+        )
+        ok = 1
+    except BaseException as exc:
+        data, ok = _error_text(exc), 0
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    _lib.wh_reply_set(reply, data, len(data))
+    return ok
+
+
+class NativeLoadError(WasccError):
+    """A native provider library was refused; ``reason`` says which check failed."""
+
+    REASONS = {
+        1: "not loadable",
+        2: "no entry point",
+        3: "returned NULL",
+        4: "unknown ABI version",
+        5: "incomplete",
+    }
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.reason = self.REASONS.get(code, "unknown")
+
+
+class NativeLibrary:
+    """One provider created by a shared object's ``__capability_provider_create``.
+
+    The library is loaded with RTLD_NODELETE and never unloaded.  ``call`` is
+    safe from many threads at once (the provider's own guarantee); the GIL
+    is released while the provider runs.
+    """
+
+    def __init__(self, path: str) -> None:
+        _bind_wasmtime()
+        why = _ffi.new("int *")
+        err = _ffi.new("char **")
+        ptr = _lib.wh_provider_open(path.encode(), why, err)
+        if ptr == _NULL:
+            raise NativeLoadError(_take_error(err), int(why[0]))
+        self._ptr = ptr
+        self._dispatcher: Any = None
+        self._handle: Any = None
+        self._stopped = False
+
+    def configure(self, dispatch: NativeDispatch) -> int:
+        """Hand the provider its dispatcher; the provider's status code."""
+        self._handle = _ffi.new_handle(dispatch)
+        self._dispatcher = _lib.wh_dispatcher_new(self._handle)
+        if self._dispatcher == _NULL:
+            raise MemoryError("cannot allocate the provider's dispatcher")
+        return int(_lib.wh_provider_configure(self._ptr, self._dispatcher))
+
+    def call(self, actor: str, operation: str, payload: bytes) -> tuple[bool, bytes]:
+        """``handle_call``: (ok, reply or error text)."""
+        out = _ffi.new("uint8_t **")
+        out_len = _ffi.new("size_t *")
+        status = _lib.wh_provider_call(
+            self._ptr, actor.encode(), operation.encode(), payload, len(payload), out, out_len
+        )
+        buf = out[0]
+        if buf == _NULL:
+            data = b""
+        else:
+            data = _buffer(buf, out_len[0])[:]
+            _lib.wh_provider_free(self._ptr, buf)
+        return status == 0, data
+
+    def stop(self) -> None:
+        """``stop`` then ``destroy``, once; the dispatcher is freed afterwards."""
+        if self._stopped:
+            return
+        self._stopped = True
+        _lib.wh_provider_stop(self._ptr)
+        _lib.wh_provider_destroy(self._ptr)
+        if self._dispatcher is not None:
+            _lib.wh_dispatcher_free(self._dispatcher)
+            self._dispatcher = None
+        # the dispatch handle stays referenced: a stray provider thread must
+        # find a live Python object, never freed memory

@@ -475,15 +475,16 @@ class Host:
             if previous is not None and previous.values != values:
                 self._send_remove(entry.provider, previous)
             config = CapabilityConfiguration(actor, {**values, **_wascc_values(found.claims)})
+            # Bound from the moment BindActor is sent: a provider may dispatch to
+            # the actor from its own threads before BindActor returns.
+            self._routes.bind(Binding(actor, capability_id, binding, values))
             try:
                 entry.provider.handle_call(SYSTEM_ACTOR, OP_BIND_ACTOR, config.encode())
             except Exception as exc:
-                if previous is not None:
-                    self._routes.unbind(actor, capability_id, binding)
+                self._routes.unbind(actor, capability_id, binding)
                 raise BindingError(
                     f"{capability_id} ({binding}) refused to bind {found.who}: {exc}"
                 ) from exc
-            self._routes.bind(Binding(actor, capability_id, binding, values))
         log.info("bound %s", what)
 
     def remove_binding(

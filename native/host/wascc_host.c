@@ -27,6 +27,8 @@ static int wh_py_host_call(void *handle, wh_instance *inst, const unsigned char 
                            const unsigned char *op, size_t op_len,
                            const unsigned char *msg, size_t msg_len);
 static void wh_py_console_log(void *handle, const unsigned char *p, size_t n);
+static int wh_py_dispatch(void *handle, wh_reply *reply, const char *actor, const char *op,
+                          const unsigned char *msg, size_t msg_len);
 
 /* ---- wasmtime C API mirror ------------------------------------------- */
 
@@ -721,3 +723,112 @@ void wh_ticker_stop(void *ticker) {
     p_wasm_engine_delete(t->engine);
     free(t);
 }
+
+/* ---- native capability providers ------------------------------------- */
+
+#ifndef RTLD_NODELETE
+#define RTLD_NODELETE 0
+#endif
+
+wascc_provider *wh_provider_open(const char *path, int *why, char **err) {
+    *err = NULL;
+    *why = 0;
+    char msg[1024];
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!lib) {
+        const char *e = dlerror();
+        snprintf(msg, sizeof msg, "%s", e ? e : "dlopen failed");
+        *why = 1;
+        *err = dup_bytes(msg, strlen(msg));
+        return NULL;
+    }
+    /* Never dlclose: a provider's threads may outlive its removal. */
+    void *sym = dlsym(lib, "__capability_provider_create");
+    if (!sym) {
+        *why = 2;
+        *err = dup_bytes("it does not export __capability_provider_create", 47);
+        return NULL;
+    }
+    wascc_provider *(*create)(void) = (wascc_provider * (*)(void)) sym;
+    wascc_provider *p = create();
+    if (!p) {
+        *why = 3;
+        *err = dup_bytes("__capability_provider_create returned NULL", 42);
+        return NULL;
+    }
+    if (p->abi_version != WASCC_PROVIDER_ABI_VERSION) {
+        snprintf(msg, sizeof msg,
+                 "it reports provider ABI version %u; this host speaks version %d",
+                 (unsigned)p->abi_version, WASCC_PROVIDER_ABI_VERSION);
+        *why = 4;
+        *err = dup_bytes(msg, strlen(msg));
+        return NULL; /* not destroyed: we cannot trust the layout of the struct */
+    }
+    if (!p->configure_dispatch || !p->handle_call || !p->free_buffer || !p->stop ||
+        !p->destroy) {
+        *why = 5;
+        *err = dup_bytes("its provider struct has a NULL function pointer", 47);
+        if (p->destroy) p->destroy(p->state);
+        return NULL;
+    }
+    return p;
+}
+
+static int32_t dispatch_trampoline(void *host_data, const char *actor, const char *op,
+                                   const uint8_t *msg, size_t msg_len, uint8_t **out,
+                                   size_t *out_len) {
+    wh_reply reply = {NULL, 0};
+    int ok = wh_py_dispatch(host_data, &reply, actor ? actor : "", op ? op : "", msg,
+                            msg ? msg_len : 0);
+    if (out) *out = reply.data;
+    else free(reply.data);
+    if (out_len) *out_len = reply.len;
+    return ok ? WASCC_OK : WASCC_ERROR;
+}
+
+static void dispatch_free(void *host_data, uint8_t *buf) {
+    (void)host_data;
+    free(buf);
+}
+
+wascc_dispatcher *wh_dispatcher_new(void *py_handle) {
+    wascc_dispatcher *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    d->abi_version = WASCC_PROVIDER_ABI_VERSION;
+    d->host_data = py_handle;
+    d->dispatch = dispatch_trampoline;
+    d->free_buffer = dispatch_free;
+    return d;
+}
+
+void wh_dispatcher_free(wascc_dispatcher *d) { free(d); }
+
+void wh_reply_set(wh_reply *reply, const char *data, size_t len) {
+    reply->data = len ? malloc(len) : NULL;
+    if (len && !reply->data) {
+        reply->len = 0;
+        return;
+    }
+    if (len) memcpy(reply->data, data, len);
+    reply->len = len;
+}
+
+int32_t wh_provider_configure(wascc_provider *p, wascc_dispatcher *d) {
+    return p->configure_dispatch(p->state, d);
+}
+
+int32_t wh_provider_call(wascc_provider *p, const char *actor, const char *op,
+                         const unsigned char *msg, size_t msg_len, uint8_t **out,
+                         size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    return p->handle_call(p->state, actor, op, msg, msg_len, out, out_len);
+}
+
+void wh_provider_free(wascc_provider *p, uint8_t *buf) {
+    if (buf) p->free_buffer(p->state, buf);
+}
+
+void wh_provider_stop(wascc_provider *p) { p->stop(p->state); }
+
+void wh_provider_destroy(wascc_provider *p) { p->destroy(p->state); }

@@ -34,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wascc/provider.h"
+
 /* cdef-begin */
 
 /* Status codes of wh_call() and wh_instance_new(). */
@@ -96,6 +98,36 @@ void *wh_ticker_start(void *engine, uint32_t interval_us);
 void wh_ticker_stop(void *ticker);
 
 void wh_free(char *p);
+
+/* ---- native capability providers (native/include/wascc/provider.h) ---- */
+
+/* Load `path` (RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE: never unloaded) and
+ * call its __capability_provider_create.  NULL on failure with the reason in
+ * *err and a code in *why: 1 not loadable, 2 no entry point, 3 create
+ * returned NULL, 4 unknown ABI version, 5 missing function pointer. */
+wascc_provider *wh_provider_open(const char *path, int *why, char **err);
+
+/* The host's dispatcher for one provider: dispatch() calls back into Python
+ * (wh_py_dispatch) with `py_handle`.  Free with wh_dispatcher_free once the
+ * provider has stopped. */
+wascc_dispatcher *wh_dispatcher_new(void *py_handle);
+void wh_dispatcher_free(wascc_dispatcher *d);
+
+/* Calls through the provider's function pointers (without the GIL). */
+int32_t wh_provider_configure(wascc_provider *p, wascc_dispatcher *d);
+int32_t wh_provider_call(wascc_provider *p, const char *actor, const char *op,
+                         const unsigned char *msg, size_t msg_len,
+                         uint8_t **out, size_t *out_len);
+void wh_provider_free(wascc_provider *p, uint8_t *buf);
+void wh_provider_stop(wascc_provider *p);
+void wh_provider_destroy(wascc_provider *p);
+
+/* What wh_py_dispatch hands back: the host-allocated reply or error. */
+typedef struct wh_reply {
+    uint8_t *data;
+    size_t len;
+} wh_reply;
+void wh_reply_set(wh_reply *reply, const char *data, size_t len);
 
 /* Sizes of the wasmtime structs this module mirrors, in this order:
  * wasmtime_func_t, wasmtime_instance_t, wasmtime_memory_t,

@@ -1,0 +1,238 @@
+/*
+ * wpu.h - helpers shared by wascc's first-party C providers ("wascc provider
+ * utilities").  Not part of the ABI: a provider needs only
+ * <wascc/provider.h>.  Header-only; hosted C (malloc, stdio, string).
+ *
+ *   wpu_error(out, out_len, fmt, ...)   WASCC_ERROR with a formatted message
+ *   wpu_finish(&w, out, out_len)        WASCC_OK with the writer's bytes
+ *   wpu_descriptor(&w, &desc)           write a CapabilityDescriptor
+ *   wpu_health(out, out_len, ok, msg)   reply a HealthResponse
+ *   wpu_config_parse(msg, len, &cfg)    read a CapabilityConfiguration
+ *   wpu_uuid4(buf)                      a random UUIDv4 string (37 bytes)
+ */
+#ifndef WASCC_WPU_H
+#define WASCC_WPU_H
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <wascc/msgpack.h>
+#include <wascc/provider.h>
+
+#define WPU_SYSTEM "system"
+
+static void *wpu_grow(void *ctx, void *old, size_t cap) {
+    (void)ctx;
+    return realloc(old, cap);
+}
+
+static inline void wpu_writer(wmp_writer *w) { wmp_writer_init(w, NULL, 0, wpu_grow, NULL); }
+
+static void wpu_free(void *state, uint8_t *buf) {
+    (void)state;
+    free(buf);
+}
+
+static int32_t wpu_error(uint8_t **out, size_t *out_len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *text = malloc(n > 0 ? (size_t)n + 1 : 1);
+    if (!text) {
+        *out = NULL;
+        *out_len = 0;
+        return WASCC_ERROR;
+    }
+    va_start(ap, fmt);
+    vsnprintf(text, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    *out = (uint8_t *)text;
+    *out_len = n > 0 ? (size_t)n : 0;
+    return WASCC_ERROR;
+}
+
+/* Hands the writer's buffer to the host as the reply. */
+static int32_t wpu_finish(wmp_writer *w, uint8_t **out, size_t *out_len) {
+    if (w->err) {
+        free(w->buf);
+        return wpu_error(out, out_len, "out of memory while encoding the reply");
+    }
+    *out = w->buf;
+    *out_len = w->len;
+    return WASCC_OK;
+}
+
+static int32_t wpu_empty(uint8_t **out, size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    return WASCC_OK;
+}
+
+/* direction: 0 to_actor, 1 to_provider, 2 both (encoded as {index: nil}) */
+typedef struct {
+    const char *name;
+    int direction;
+    const char *doctext;
+} wpu_operation;
+
+typedef struct {
+    const char *id, *name, *version;
+    uint32_t revision;
+    const char *long_description;
+    const wpu_operation *operations;
+    size_t n_operations;
+} wpu_descriptor_t;
+
+static void wpu_descriptor(wmp_writer *w, const wpu_descriptor_t *d) {
+    wmp_write_map(w, 6);
+    wmp_write_cstr(w, "id");
+    wmp_write_cstr(w, d->id);
+    wmp_write_cstr(w, "name");
+    wmp_write_cstr(w, d->name);
+    wmp_write_cstr(w, "version");
+    wmp_write_cstr(w, d->version);
+    wmp_write_cstr(w, "revision");
+    wmp_write_uint(w, d->revision);
+    wmp_write_cstr(w, "long_description");
+    wmp_write_cstr(w, d->long_description);
+    wmp_write_cstr(w, "supported_operations");
+    wmp_write_array(w, (uint32_t)d->n_operations);
+    for (size_t i = 0; i < d->n_operations; i++) {
+        wmp_write_map(w, 3);
+        wmp_write_cstr(w, "name");
+        wmp_write_cstr(w, d->operations[i].name);
+        wmp_write_cstr(w, "direction");
+        wmp_write_map(w, 1);
+        wmp_write_uint(w, (uint64_t)d->operations[i].direction);
+        wmp_write_nil(w);
+        wmp_write_cstr(w, "doctext");
+        wmp_write_cstr(w, d->operations[i].doctext);
+    }
+}
+
+static int32_t wpu_descriptor_reply(const wpu_descriptor_t *d, uint8_t **out, size_t *out_len) {
+    wmp_writer w;
+    wpu_writer(&w);
+    wpu_descriptor(&w, d);
+    return wpu_finish(&w, out, out_len);
+}
+
+static int32_t wpu_health(uint8_t **out, size_t *out_len, int healthy, const char *message) {
+    wmp_writer w;
+    wpu_writer(&w);
+    wmp_write_map(&w, 2);
+    wmp_write_cstr(&w, "healthy");
+    wmp_write_bool(&w, healthy);
+    wmp_write_cstr(&w, "message");
+    wmp_write_cstr(&w, message);
+    return wpu_finish(&w, out, out_len);
+}
+
+/* A CapabilityConfiguration: the actor's key and its binding's values. */
+typedef struct {
+    char *module;
+    size_t n;
+    char **keys;
+    char **values;
+} wpu_config;
+
+static char *wpu_strndup(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
+static void wpu_config_free(wpu_config *c) {
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->keys[i]);
+        free(c->values[i]);
+    }
+    free(c->keys);
+    free(c->values);
+    free(c->module);
+    memset(c, 0, sizeof *c);
+}
+
+/* 0 on success; -1 if msg is not a CapabilityConfiguration. */
+static int wpu_config_parse(const uint8_t *msg, size_t len, wpu_config *c) {
+    memset(c, 0, sizeof *c);
+    wmp_reader r;
+    wmp_reader_init(&r, msg, len);
+    uint32_t fields;
+    if (!wmp_read_map(&r, &fields)) return -1;
+    for (uint32_t f = 0; f < fields; f++) {
+        const char *k;
+        uint32_t kl;
+        if (!wmp_read_str(&r, &k, &kl)) goto bad;
+        if (wmp_eq(k, kl, "module")) {
+            const char *m;
+            uint32_t ml;
+            if (!wmp_read_str(&r, &m, &ml)) goto bad;
+            free(c->module);
+            c->module = wpu_strndup(m, ml);
+            if (!c->module) goto bad;
+        } else if (wmp_eq(k, kl, "values") && wmp_peek(&r) == WMP_MAP) {
+            uint32_t n;
+            if (!wmp_read_map(&r, &n)) goto bad;
+            c->keys = calloc(n ? n : 1, sizeof(char *));
+            c->values = calloc(n ? n : 1, sizeof(char *));
+            if (!c->keys || !c->values) goto bad;
+            for (uint32_t i = 0; i < n; i++) {
+                const char *a, *b;
+                uint32_t al, bl;
+                if (!wmp_read_str(&r, &a, &al) || !wmp_read_str(&r, &b, &bl)) goto bad;
+                c->keys[c->n] = wpu_strndup(a, al);
+                c->values[c->n] = wpu_strndup(b, bl);
+                c->n++;
+                if (!c->keys[c->n - 1] || !c->values[c->n - 1]) goto bad;
+            }
+        } else if (!wmp_skip(&r)) {
+            goto bad;
+        }
+    }
+    if (!c->module) goto bad;
+    return 0;
+bad:
+    wpu_config_free(c);
+    return -1;
+}
+
+static const char *wpu_config_get(const wpu_config *c, const char *key) {
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->keys[i], key) == 0) return c->values[i];
+    return NULL;
+}
+
+/* A random UUIDv4 ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"); buf holds 37 bytes. */
+static int wpu_uuid4(char buf[37]) {
+    uint8_t b[16];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t got = 0;
+    while (got < sizeof b) {
+        ssize_t n = read(fd, b + got, sizeof b - got);
+        if (n <= 0) {
+            close(fd);
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(buf, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+             b[12], b[13], b[14], b[15]);
+    return 0;
+}
+
+#endif /* WASCC_WPU_H */

@@ -1,0 +1,29 @@
+"""Where the first-party native providers (built from native/) are installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["libraries", "library"]
+
+_HERE = Path(__file__).resolve().parent
+
+
+def libraries() -> dict[str, Path]:
+    """Short name (``keyvalue``) -> path of each installed first-party library."""
+    found: dict[str, Path] = {}
+    for path in sorted(_HERE.glob("libwascc_*")):
+        if path.suffix in (".so", ".dylib"):
+            found[path.stem.removeprefix("libwascc_")] = path
+    return found
+
+
+def library(name: str) -> Path:
+    """The path of one first-party library, e.g. ``library("keyvalue")``."""
+    libs = libraries()
+    if name not in libs:
+        raise FileNotFoundError(
+            f"no first-party native provider {name!r} is installed "
+            f"(have: {', '.join(libs) or 'none'}); reinstall wascc to build native/"
+        )
+    return libs[name]

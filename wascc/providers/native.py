@@ -1,0 +1,79 @@
+"""Native capability providers: shared objects behind ``wascc/provider.h``.
+
+:func:`load_native_provider` loads a ``.so`` / ``.dylib`` and returns a
+:class:`NativeProvider` ready for ``Host.add_provider``.  Every call,
+including the core operations, is forwarded over the C ABI; the provider
+answers ``GetCapabilityDescriptor`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from wascc.codec import OP_GET_DESCRIPTOR, SYSTEM_ACTOR, CapabilityDescriptor
+from wascc.errors import CodecError, ProviderCallError, ProviderError
+from wascc.ffi import NativeLibrary, NativeLoadError
+from wascc.providers.base import CapabilityProvider, Dispatcher
+
+__all__ = ["NativeProvider", "load_native_provider"]
+
+
+class NativeProvider(CapabilityProvider):
+    """A provider living in a native library; forwards every call over FFI."""
+
+    def __init__(self, library: NativeLibrary, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self._lib = library
+        self._descriptor: CapabilityDescriptor | None = None
+        self._stop_lock = threading.Lock()
+
+    def descriptor(self) -> CapabilityDescriptor:
+        if self._descriptor is None:
+            self._descriptor = CapabilityDescriptor.decode(
+                self.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, b"")
+            )
+        return self._descriptor
+
+    def configure_dispatch(self, dispatcher: Dispatcher) -> None:
+        super().configure_dispatch(dispatcher)
+        status = self._lib.configure(dispatcher.dispatch)
+        if status != 0:
+            raise ProviderError(f"{self.path.name}: configure_dispatch returned {status}")
+
+    def handle_call(self, actor: str, operation: str, msg: bytes) -> bytes:
+        ok, data = self._lib.call(actor, operation, msg)
+        if not ok:
+            raise ProviderCallError(data.decode("utf-8", "replace") or "failed with no message")
+        return data
+
+    def handle(self, actor: str, operation: str, msg: bytes) -> bytes:  # pragma: no cover
+        raise NotImplementedError("native providers answer through handle_call")
+
+    def stop(self) -> None:
+        with self._stop_lock:
+            self._lib.stop()
+
+    def __repr__(self) -> str:
+        return f"NativeProvider({self.path})"
+
+
+def load_native_provider(path: str | os.PathLike[str]) -> NativeProvider:
+    """Load a provider library; refuses files that are not one, with the reason."""
+    file = Path(path)
+    if not file.is_file():
+        raise ProviderError(f"native provider {file} does not exist or is not a file")
+    try:
+        library = NativeLibrary(str(file.resolve()))
+    except NativeLoadError as exc:
+        kind = "is not a shared object" if exc.reason == "not loadable" else "was refused"
+        raise ProviderError(f"native provider {file} {kind}: {exc}") from exc
+    provider = NativeProvider(library, file)
+    try:
+        provider.descriptor()
+    except (ProviderCallError, CodecError) as exc:
+        provider.stop()
+        raise ProviderError(f"native provider {file} did not describe itself: {exc}") from exc
+    return provider
