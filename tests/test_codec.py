@@ -48,6 +48,7 @@ from wascc.codec import (
     LiveUpdate,
     Message,
     OperationDescriptor,
+    PortableCall,
     QueryGraphRequest,
     RequestMessage,
     ResultSet,
@@ -77,6 +78,7 @@ SAMPLES: list[tuple[Message, set[str]]] = [
     (HealthRequest(placeholder=False), {"placeholder"}),
     (HealthResponse(healthy=True, message="fine"), {"healthy", "message"}),
     (LiveUpdate(new_module=b"\x00asm\x01\x00\x00\x00"), {"newModule"}),
+    (PortableCall(actor="system", msg=b"\x80"), {"actor", "msg"}),
     (
         OperationDescriptor(name="Get", direction=Direction.TO_PROVIDER, doctext="reads"),
         {"name", "direction", "doctext"},

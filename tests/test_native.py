@@ -106,7 +106,7 @@ def test_lifecycle_runs_in_order_and_stop_then_destroy_on_removal(
     host.set_binding(key, NATIVETEST)
     host.remove_provider(NATIVETEST)
     assert events(lifecycle_log) == [
-        "create",
+        "create 0.1",
         "configure",
         f"bind {key}",
         f"bind {key}",
@@ -222,7 +222,7 @@ def test_same_library_under_two_bindings_makes_two_providers(
     path = build_native("testprovider")
     host.add_provider(load_native_provider(path), binding="one")
     host.add_provider(load_native_provider(path), binding="two")
-    assert events(lifecycle_log).count("create") == 2
+    assert events(lifecycle_log).count("create 0.1") == 2
     assert {(p.capability_id, p.binding) for p in host.providers()} >= {
         (NATIVETEST, "one"),
         (NATIVETEST, "two"),

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import wasmtime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from wascc import claims as claims_mod
@@ -103,7 +104,12 @@ class Actor:
         settings: ActorSettings,
         guest_host: GuestHost,
         signed: bool,
+        *,
+        wasi: Callable[[], wasmtime.WasiConfig] | None = None,
     ) -> None:
+        """``wasi`` makes the WASI context of each instance; given only for
+        portable providers (actors get no WASI).  A module that imports WASI
+        without it gets an empty context: no files, no environment."""
         self.claims = claims
         self.public_key = claims.subject
         self.name = claims.name or Path(label).stem
@@ -120,13 +126,17 @@ class Actor:
         self._cap_half = settings.memory_limit // 2
         who = f"actor {self.name} ({self.public_key})"
         self.who = who
-        compiled = runtime.load(wasm, who)
+        compiled = runtime.load(wasm, who, allow_wasi=wasi is not None)
         self.size = len(wasm)
+        make_wasi = wasi or wasmtime.WasiConfig
 
         def create() -> WapcInstance:
             try:
                 return compiled.pre.instantiate(
-                    guest_host, memory_limit=settings.memory_limit, deadline_ticks=self._ticks
+                    guest_host,
+                    memory_limit=settings.memory_limit,
+                    deadline_ticks=self._ticks,
+                    wasi=make_wasi() if compiled.uses_wasi else None,
                 )
             except InstantiateError as exc:
                 raise ActorLoadError(f"{who} failed to start: {exc}") from exc

@@ -73,6 +73,7 @@ __all__ = [
     "LiveUpdate",
     "Message",
     "OperationDescriptor",
+    "PortableCall",
     "QueryGraphRequest",
     "RequestMessage",
     "ResultSet",
@@ -369,6 +370,15 @@ class CapabilityDescriptor(Message):
     revision: int = 0
     long_description: str = ""
     supported_operations: tuple[OperationDescriptor, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PortableCall(Message):
+    """What the host sends a portable (WASI) provider with every call: the
+    calling actor (``system`` for core operations) and the call's payload."""
+
+    actor: str
+    msg: bytes = b""
 
 
 # ---- wascc:http_server / wascc:http_client ---------------------------------

@@ -26,6 +26,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from wascc.actor import Actor, ActorSettings, load_actor
@@ -56,8 +57,10 @@ from wascc.health import HealthMonitor, HealthReport, check
 from wascc.invocation import SYSTEM, Invocation
 from wascc.plugins import Plugins
 from wascc.providers.base import CapabilityProvider
+from wascc.providers.directory import ProviderDirectory
 from wascc.providers.extras import CAPABILITY_ID as EXTRAS
 from wascc.providers.extras import ExtrasProvider
+from wascc.providers.portable import WasiGrant
 from wascc.routing import (
     DEFAULT_BINDING,
     Binding,
@@ -148,6 +151,7 @@ class _ProviderEntry:
     provider: CapabilityProvider
     descriptor: CapabilityDescriptor
     dispatcher: _ProviderDispatcher
+    values: dict[str, str]  # defaults merged under every binding's values
 
 
 def _wascc_values(claims: Claims) -> dict[str, str]:
@@ -199,6 +203,7 @@ class Host:
         self._routes: RouteTable[CapabilityProvider] = RouteTable()
         self._providers: dict[tuple[str, str], _ProviderEntry] = {}
         self._actor_health: dict[str, HealthReport] = {}
+        self._directories: list[ProviderDirectory] = []
         self._closed = False
         self.add_provider(ExtrasProvider())
         self._health = HealthMonitor(self.check_health, health_interval)
@@ -219,6 +224,8 @@ class Host:
                 return
             self._closed = True
         self._health.stop()
+        for directory in self._directories:
+            directory.stop()
         for key in list(self._actors):
             self.remove_actor(key)
         for capability_id, binding in list(self._providers):
@@ -368,34 +375,24 @@ class Host:
         return {canonical_capability(k): v for k, v in self.plugins.provider_factories().items()}
 
     def add_provider(
-        self, provider: CapabilityProvider | str, binding: str = DEFAULT_BINDING
+        self,
+        provider: CapabilityProvider | str,
+        binding: str = DEFAULT_BINDING,
+        *,
+        values: dict[str, str] | None = None,
     ) -> CapabilityDescriptor:
         """Register a provider under ``binding``; returns its descriptor.
 
         ``provider`` is a provider object, or a capability id offered by a
-        plugin's ``wascc_providers`` hook.
+        plugin's ``wascc_providers`` hook.  ``values`` are defaults merged
+        under the values of every binding to this provider.
         """
         self._check_open()
         binding = normalize_binding(binding)
         if isinstance(provider, str):
-            factory = self.provider_factories().get(canonical_capability(provider))
-            if factory is None:
-                raise NotFound(
-                    f"no installed plugin provides {provider!r} "
-                    f"(known: {', '.join(sorted(self.provider_factories())) or 'none'})"
-                )
-            provider = factory()
-        if not isinstance(provider, CapabilityProvider):
-            raise ProviderError(f"{provider!r} is not a CapabilityProvider")
-        label = f"provider {type(provider).__name__}"
-        try:
-            reply = provider.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, b"")
-            descriptor = CapabilityDescriptor.decode(reply)
-        except Exception as exc:
-            raise ProviderError(f"{label} did not describe itself: {exc}") from exc
+            provider = self._from_factory(provider)
+        descriptor = self._describe(provider)
         capability_id = canonical_capability(descriptor.id)
-        if not capability_id:
-            raise ProviderError(f"{label} reported an empty capability id")
         key = (capability_id, binding)
         dispatcher = _ProviderDispatcher(self, capability_id, binding)
         with self._lock:
@@ -403,19 +400,112 @@ class Host:
                 raise ProviderError(
                     f"a provider of {capability_id} is already registered on binding {binding!r}"
                 )
-            try:
-                provider.configure_dispatch(dispatcher)
-            except Exception as exc:
-                raise ProviderError(
-                    f"{capability_id} ({binding}) failed configure_dispatch: {exc}"
-                ) from exc
-            self._providers[key] = _ProviderEntry(provider, descriptor, dispatcher)
+            self._configure(provider, dispatcher)
+            self._providers[key] = _ProviderEntry(
+                provider, descriptor, dispatcher, dict(values or {})
+            )
             self._routes.add_provider(capability_id, binding, provider)
         log.info(
             "added provider %s (%s) on binding %s",
             capability_id,
             descriptor.name or type(provider).__name__,
             binding,
+        )
+        return descriptor
+
+    def _from_factory(self, capability_id: str) -> CapabilityProvider:
+        factories = self.provider_factories()
+        factory = factories.get(canonical_capability(capability_id))
+        if factory is None:
+            raise NotFound(
+                f"no installed plugin provides {capability_id!r} "
+                f"(known: {', '.join(sorted(factories)) or 'none'})"
+            )
+        provider = factory()
+        if not isinstance(provider, CapabilityProvider):
+            raise ProviderError(
+                f"the factory for {capability_id} made {provider!r}, not a CapabilityProvider"
+            )
+        return provider
+
+    @staticmethod
+    def _describe(provider: object) -> CapabilityDescriptor:
+        """Ask a provider for its descriptor (over handle_call, as the contract says)."""
+        if not isinstance(provider, CapabilityProvider):
+            raise ProviderError(f"{provider!r} is not a CapabilityProvider")
+        label = f"provider {provider!r}"
+        try:
+            reply = provider.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, b"")
+            descriptor = CapabilityDescriptor.decode(reply)
+        except Exception as exc:
+            raise ProviderError(f"{label} did not describe itself: {exc}") from exc
+        if not canonical_capability(descriptor.id):
+            raise ProviderError(f"{label} reported an empty capability id")
+        return descriptor
+
+    @staticmethod
+    def _configure(provider: CapabilityProvider, dispatcher: _ProviderDispatcher) -> None:
+        try:
+            provider.configure_dispatch(dispatcher)
+        except Exception as exc:
+            raise ProviderError(
+                f"{dispatcher.capability_id} ({dispatcher.binding}) failed "
+                f"configure_dispatch: {exc}"
+            ) from exc
+
+    def replace_provider(
+        self,
+        provider: CapabilityProvider,
+        binding: str = DEFAULT_BINDING,
+        *,
+        values: dict[str, str] | None = None,
+    ) -> CapabilityDescriptor:
+        """Swap the provider at (its capability id, ``binding``) for a new one.
+
+        The new provider is registered first and every actor bound there is
+        bound to it again (``BindActor`` with the same values); then the old
+        one gets ``RemoveActor`` for each and is stopped.  Calls that already
+        reached the old provider finish there.
+        """
+        self._check_open()
+        binding = normalize_binding(binding)
+        descriptor = self._describe(provider)
+        capability_id = canonical_capability(descriptor.id)
+        key = (capability_id, binding)
+        dispatcher = _ProviderDispatcher(self, capability_id, binding)
+        with self._lock:
+            old = self._providers.get(key)
+            if old is None:
+                raise NotFound(f"no provider of {capability_id} on binding {binding!r} to replace")
+            self._configure(provider, dispatcher)
+            entry = _ProviderEntry(
+                provider, descriptor, dispatcher, old.values if values is None else dict(values)
+            )
+            self._providers[key] = entry
+            self._routes.add_provider(capability_id, binding, provider)
+            bound = self._routes.bindings_to(capability_id, binding)
+            for b in bound:
+                actor = self._actors.get(b.actor)
+                if actor is None:
+                    continue
+                config = self._bind_config(entry, b.values, actor.claims, b.actor)
+                try:
+                    provider.handle_call(SYSTEM_ACTOR, OP_BIND_ACTOR, config.encode())
+                except Exception as exc:
+                    log.error(
+                        "new %s (%s) refused to bind %s: %s; binding dropped",
+                        capability_id,
+                        binding,
+                        actor.who,
+                        exc,
+                    )
+                    self._routes.unbind(b.actor, capability_id, binding)
+        old.dispatcher.active = False
+        for b in bound:
+            self._send_remove(old.provider, b)
+        _stop_provider(old.provider, f"old {capability_id} ({binding})", self.health_timeout)
+        log.info(
+            "replaced provider %s (%s); %d binding(s) re-sent", capability_id, binding, len(bound)
         )
         return descriptor
 
@@ -438,6 +528,26 @@ class Host:
             log.error("removed provider %s (%s): %s", capability_id, binding, reason)
         else:
             log.info("removed provider %s (%s)", capability_id, binding)
+
+    def watch_providers(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        interval: float = 1.0,
+        grant: WasiGrant | None = None,
+    ) -> ProviderDirectory:
+        """Load every provider in ``directory`` now and follow its changes.
+
+        See :mod:`wascc.providers.directory`: files dropped in are loaded,
+        removed ones unloaded, replaced ones reloaded with bindings re-sent.
+        ``grant`` is the WASI access of portable (``.wasm``) providers.
+        """
+        self._check_open()
+        watcher = ProviderDirectory(self, Path(directory), interval=interval, grant=grant)
+        watcher.start()
+        with self._lock:
+            self._directories.append(watcher)
+        return watcher
 
     # ---- bindings ----------------------------------------------------------
 
@@ -474,7 +584,7 @@ class Host:
             previous = self._routes.bindings.get((actor, capability_id, binding))
             if previous is not None and previous.values != values:
                 self._send_remove(entry.provider, previous)
-            config = CapabilityConfiguration(actor, {**values, **_wascc_values(found.claims)})
+            config = self._bind_config(entry, values, found.claims, actor)
             # Bound from the moment BindActor is sent: a provider may dispatch to
             # the actor from its own threads before BindActor returns.
             self._routes.bind(Binding(actor, capability_id, binding, values))
@@ -486,6 +596,13 @@ class Host:
                     f"{capability_id} ({binding}) refused to bind {found.who}: {exc}"
                 ) from exc
         log.info("bound %s", what)
+
+    @staticmethod
+    def _bind_config(
+        entry: _ProviderEntry, values: dict[str, str], claims: Claims, actor: str
+    ) -> CapabilityConfiguration:
+        """BindActor's payload: provider defaults < binding values < __wascc_* keys."""
+        return CapabilityConfiguration(actor, {**entry.values, **values, **_wascc_values(claims)})
 
     def remove_binding(
         self, actor: str, capability_id: str, binding: str = DEFAULT_BINDING

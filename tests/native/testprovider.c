@@ -9,6 +9,7 @@
  *   -DNULL_FN           leaves handle_call NULL
  *   -DGARBAGE_DESCRIPTOR answers GetCapabilityDescriptor with non-msgpack bytes
  *   -DUNHEALTHY         answers HealthRequest with healthy = false
+ *   -DVERSION2          describes itself as version 0.2 (a "new build")
  *
  * Operations: Echo (payload back), Fail (an error), Garbage (non-msgpack
  * reply), Block (sleeps <payload> milliseconds, then answers "done"),
@@ -51,8 +52,14 @@ static const wpu_operation OPS[] = {
     {"Flood", 1, "dispatches from provider threads"},
 };
 
+#ifdef VERSION2
+#define TEST_VERSION "0.2"
+#else
+#define TEST_VERSION "0.1"
+#endif
+
 static const wpu_descriptor_t DESCRIPTOR = {
-    "wascc:nativetest", "native test provider", "0.1", 1,
+    "wascc:nativetest", "native test provider", TEST_VERSION, 1,
     "a deliberately configurable provider for the test suite",
     OPS, sizeof OPS / sizeof OPS[0],
 };
@@ -232,6 +239,6 @@ WASCC_EXPORT wascc_provider *ENTRY_NAME(void) {
 #ifdef NULL_FN
     p->handle_call = NULL;
 #endif
-    note("create", NULL);
+    note("create", TEST_VERSION);
     return p;
 }

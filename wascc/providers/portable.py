@@ -1,0 +1,161 @@
+"""Portable capability providers: signed WASI modules served over waPC.
+
+A module whose claims say ``prov: true`` can serve as a provider.  The host
+calls it like an actor, one waPC call per provider call: the operation is
+the provider operation, and the payload is a msgpack envelope
+:class:`~wascc.codec.PortableCall` ``{actor: str, msg: bin}`` naming the
+caller (``"system"`` for the core operations) and carrying its payload.
+The module dispatches to actors bound to it with ``__host_call`` whose
+namespace is the actor's public key.
+
+It runs with the WASI access the operator grants in a :class:`WasiGrant`
+and nothing more: no directories, no environment, no inherited stdio unless
+granted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import wasmtime
+
+from wascc import claims as claims_mod
+from wascc.actor import Actor, ActorSettings, read_module
+from wascc.codec import OP_GET_DESCRIPTOR, SYSTEM_ACTOR, CapabilityDescriptor, PortableCall
+from wascc.errors import InvocationError, ProviderCallError, ProviderError
+from wascc.providers.base import CapabilityProvider, Dispatcher
+from wascc.routing import is_actor_key
+from wascc.wapc import Runtime
+
+__all__ = ["PortableProvider", "WasiGrant", "load_portable_provider"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WasiGrant:
+    """The WASI access granted to a portable provider (nothing by default).
+
+    ``dirs`` maps host directories to the paths the module sees them at;
+    ``writable`` lets it modify them (read-only otherwise).
+    """
+
+    dirs: Mapping[str, str] = field(default_factory=dict)
+    writable: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+    args: Sequence[str] = ()
+    inherit_stdout: bool = False
+    inherit_stderr: bool = False
+
+    def config(self) -> wasmtime.WasiConfig:
+        """A fresh WASI context holding exactly this grant."""
+        wasi = wasmtime.WasiConfig()
+        if self.args:
+            wasi.argv = list(self.args)
+        if self.env:
+            wasi.env = [[k, v] for k, v in self.env.items()]
+        for host_dir, guest_dir in self.dirs.items():
+            wasi.preopen_dir(host_dir, guest_dir, self.writable)
+        if self.inherit_stdout:
+            wasi.inherit_stdout()
+        if self.inherit_stderr:
+            wasi.inherit_stderr()
+        return wasi
+
+
+class _ProviderPort:
+    """What a portable provider's instances call back into."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.dispatcher: Dispatcher | None = None
+
+    def host_call(self, binding: str, namespace: str, operation: str, payload: bytes) -> bytes:
+        if not is_actor_key(namespace):
+            raise ProviderCallError(
+                f"{self.label} called {namespace} {operation}: a provider may call only "
+                "actors bound to it (namespace = the actor's public key)"
+            )
+        if self.dispatcher is None:
+            raise ProviderCallError(f"{self.label} has no dispatcher yet")
+        return self.dispatcher.dispatch(namespace, operation, payload)
+
+    def console_log(self, line: str) -> None:
+        log.info("%s: %s", self.label, line, extra={"provider": self.label})
+
+
+class PortableProvider(CapabilityProvider):
+    """A provider living in a WASI module; every call goes over waPC."""
+
+    def __init__(self, module: Actor, port: _ProviderPort) -> None:
+        super().__init__()
+        self.module = module
+        self._port = port
+        self._descriptor: CapabilityDescriptor | None = None
+
+    def descriptor(self) -> CapabilityDescriptor:
+        if self._descriptor is None:
+            self._descriptor = CapabilityDescriptor.decode(
+                self.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, b"")
+            )
+        return self._descriptor
+
+    def configure_dispatch(self, dispatcher: Dispatcher) -> None:
+        super().configure_dispatch(dispatcher)
+        self._port.dispatcher = dispatcher
+
+    def handle_call(self, actor: str, operation: str, msg: bytes) -> bytes:
+        envelope = PortableCall(actor=actor, msg=msg).encode()
+        try:
+            return self.module.invoke(operation, envelope)
+        except InvocationError as exc:
+            raise ProviderCallError(str(exc)) from exc
+
+    def handle(self, actor: str, operation: str, msg: bytes) -> bytes:  # pragma: no cover
+        raise NotImplementedError("portable providers answer through handle_call")
+
+    def stop(self) -> None:
+        self.module.retire()
+
+    def __repr__(self) -> str:
+        return f"PortableProvider({self.module.label})"
+
+
+def load_portable_provider(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    runtime: Runtime | None = None,
+    grant: WasiGrant | None = None,
+    trusted_issuers: frozenset[str] | None = None,
+    settings: ActorSettings | None = None,
+) -> PortableProvider:
+    """Verify, compile and start a portable provider; ready for ``Host.add_provider``."""
+    wasm, label = read_module(source)
+    claims = claims_mod.verify_module(wasm, trusted_issuers=trusted_issuers, label=label)
+    if not claims.provider:
+        raise ProviderError(
+            f"{label} ({claims.name}) is not a capability provider: its claims do not say "
+            "prov: true"
+        )
+    grant = grant or WasiGrant()
+    port = _ProviderPort(f"portable provider {claims.name} ({claims.subject})")
+    module = Actor(
+        wasm,
+        claims,
+        label,
+        runtime or Runtime.default(),
+        settings or ActorSettings(),
+        port,
+        signed=True,
+        wasi=grant.config,
+    )
+    provider = PortableProvider(module, port)
+    try:
+        provider.descriptor()
+    except Exception as exc:
+        provider.stop()
+        raise ProviderError(f"{label} did not describe itself: {exc}") from exc
+    return provider
