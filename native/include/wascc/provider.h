@@ -26,17 +26,21 @@
  * 2. Lifecycle, in order
  *
  *   create                 __capability_provider_create()
- *   configure_dispatch     once, before any handle_call; keep the dispatcher
+ *   GetCapabilityDescriptor  handle_call, before configure_dispatch: the host
+ *                          learns the capability id before it registers you
+ *   configure_dispatch     once, before any other handle_call; keep the
+ *                          dispatcher
  *   handle_call            any number of times, from any host thread,
- *                          concurrently: "GetCapabilityDescriptor" first, then
- *                          "BindActor" / "RemoveActor" / "HealthRequest" and the
- *                          capability's own operations
+ *                          concurrently: "BindActor" / "RemoveActor" /
+ *                          "HealthRequest" and the capability's own operations
  *   stop                   once; stop your threads and close your sockets,
  *                          and do not call the dispatcher after stop returns
  *   destroy                once, right after stop; free `state` and, if you
  *                          allocated it, the struct itself
  *
- * After destroy the host never touches the struct again.
+ * If the host refuses a provider (a bad descriptor, say) it calls stop and
+ * destroy without configure_dispatch.  After destroy the host never touches
+ * the struct again.
  *
  * ---------------------------------------------------------------------------
  * 3. handle_call
