@@ -255,3 +255,22 @@ def test_dispatch_to_an_unbound_actor_is_refused_to_the_provider(
     assert provider.handle_call("system", "Flood", b"2 5 " + key.encode()) == (b"ok=10 bad=0 err=0")
     host.remove_binding(key, NATIVETEST)
     assert provider.handle_call("system", "Flood", b"1 3 " + key.encode()) == b"ok=0 bad=0 err=3"
+
+
+def test_calls_after_stop_are_refused_and_destroy_waits_for_calls_in_flight(
+    build_native: NativeBuilder, lifecycle_log: Path
+) -> None:
+    provider = load_native_provider(build_native("testprovider"))
+    results: list[bytes] = []
+    worker = threading.Thread(
+        target=lambda: results.append(provider.handle_call("M" * 56, "Block", b"300"))
+    )
+    worker.start()
+    while provider._lib._in_flight == 0:  # wait until the call is inside the provider
+        time.sleep(0.001)
+    provider.stop()  # must not destroy under the running call
+    worker.join()
+    assert results == [b"done"]
+    assert events(lifecycle_log)[-2:] == ["stop", "destroy"]
+    with pytest.raises(ProviderCallError, match="has been stopped"):
+        provider.handle_call("M" * 56, "Echo", b"late")

@@ -372,7 +372,9 @@ class NativeLibrary:
 
     The library is loaded with RTLD_NODELETE and never unloaded.  ``call`` is
     safe from many threads at once (the provider's own guarantee); the GIL
-    is released while the provider runs.
+    is released while the provider runs.  Once :meth:`stop` begins, new calls
+    are refused, and ``destroy`` waits for calls in flight: a provider is
+    never destroyed under a running call.
     """
 
     def __init__(self, path: str) -> None:
@@ -386,6 +388,8 @@ class NativeLibrary:
         self._dispatcher: Any = None
         self._handle: Any = None
         self._stopped = False
+        self._in_flight = 0
+        self._idle = threading.Condition(threading.Lock())
 
     def configure(self, dispatch: NativeDispatch) -> int:
         """Hand the provider its dispatcher; the provider's status code."""
@@ -397,28 +401,49 @@ class NativeLibrary:
 
     def call(self, actor: str, operation: str, payload: bytes) -> tuple[bool, bytes]:
         """``handle_call``: (ok, reply or error text)."""
-        out = _ffi.new("uint8_t **")
-        out_len = _ffi.new("size_t *")
-        status = _lib.wh_provider_call(
-            self._ptr, actor.encode(), operation.encode(), payload, len(payload), out, out_len
-        )
-        buf = out[0]
-        if buf == _NULL:
-            data = b""
-        else:
-            data = _buffer(buf, out_len[0])[:]
-            _lib.wh_provider_free(self._ptr, buf)
+        with self._idle:
+            if self._stopped:
+                return False, b"the provider has been stopped"
+            self._in_flight += 1
+        try:
+            out = _ffi.new("uint8_t **")
+            out_len = _ffi.new("size_t *")
+            status = _lib.wh_provider_call(
+                self._ptr, actor.encode(), operation.encode(), payload, len(payload), out, out_len
+            )
+            buf = out[0]
+            if buf == _NULL:
+                data = b""
+            else:
+                data = _buffer(buf, out_len[0])[:]
+                _lib.wh_provider_free(self._ptr, buf)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._idle.notify_all()
         return status == 0, data
 
-    def stop(self) -> None:
-        """``stop`` then ``destroy``, once; the dispatcher is freed afterwards."""
-        if self._stopped:
-            return
-        self._stopped = True
+    def stop(self, drain_timeout: float = 30.0) -> bool:
+        """``stop``, wait for calls in flight, then ``destroy``; once.
+
+        Returns False when calls were still running after ``drain_timeout``
+        seconds: the provider is then left undestroyed (a leak) rather than
+        freed under a running call.
+        """
+        with self._idle:
+            if self._stopped:
+                return True
+            self._stopped = True
         _lib.wh_provider_stop(self._ptr)
+        with self._idle:
+            drained = self._idle.wait_for(lambda: not self._in_flight, drain_timeout)
+        if not drained:
+            return False
         _lib.wh_provider_destroy(self._ptr)
         if self._dispatcher is not None:
             _lib.wh_dispatcher_free(self._dispatcher)
             self._dispatcher = None
+        return True
         # the dispatch handle stays referenced: a stray provider thread must
         # find a live Python object, never freed memory

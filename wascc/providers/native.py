@@ -8,6 +8,7 @@ answers ``GetCapabilityDescriptor`` itself.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -18,6 +19,8 @@ from wascc.ffi import NativeLibrary, NativeLoadError
 from wascc.providers.base import CapabilityProvider, Dispatcher
 
 __all__ = ["NativeProvider", "load_native_provider"]
+
+log = logging.getLogger(__name__)
 
 
 class NativeProvider(CapabilityProvider):
@@ -54,7 +57,10 @@ class NativeProvider(CapabilityProvider):
 
     def stop(self) -> None:
         with self._stop_lock:
-            self._lib.stop()
+            if not self._lib.stop():
+                log.error(
+                    "%s: calls were still running 30s after stop; not destroying it", self.path.name
+                )
 
     def __repr__(self) -> str:
         return f"NativeProvider({self.path})"

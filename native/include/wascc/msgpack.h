@@ -187,6 +187,8 @@ static inline int wmp_read_len(wmp_reader *r, int n, uint32_t *len) {
 
 /* Reads a str or a bin (the codec accepts either) pointing into the input. */
 static inline int wmp_read_bytes_any(wmp_reader *r, const uint8_t **out, uint32_t *len) {
+    *out = 0; /* defined even on failure (and no -Wmaybe-uninitialized in callers) */
+    *len = 0;
     if (!wmp_need(r, 1)) return 0;
     uint8_t b = *r->p;
     if (b >= 0xa0 && b <= 0xbf) {
@@ -208,7 +210,12 @@ static inline int wmp_read_bytes_any(wmp_reader *r, const uint8_t **out, uint32_
 }
 
 static inline int wmp_read_str(wmp_reader *r, const char **out, uint32_t *len) {
-    return wmp_read_bytes_any(r, (const uint8_t **)out, len);
+    /* Not a cast of `out` to (const uint8_t **): a store through that type
+     * does not alias a `const char *` under strict aliasing. */
+    const uint8_t *p;
+    int ok = wmp_read_bytes_any(r, &p, len);
+    *out = (const char *)p;
+    return ok;
 }
 
 static inline int wmp_read_bin(wmp_reader *r, const uint8_t **out, uint32_t *len) {

@@ -9,6 +9,8 @@
  *   wpu_health(out, out_len, ok, msg)   reply a HealthResponse
  *   wpu_config_parse(msg, len, &cfg)    read a CapabilityConfiguration
  *   wpu_uuid4(buf)                      a random UUIDv4 string (37 bytes)
+ *   wpu_utf8_seq(s, n, &cp)             length of the UTF-8 sequence at s (0: invalid)
+ *   wpu_utf8_valid(s, n)                is s[0, n) well-formed UTF-8?
  */
 #ifndef WASCC_WPU_H
 #define WASCC_WPU_H
@@ -233,6 +235,51 @@ static int wpu_uuid4(char buf[37]) {
              b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
              b[12], b[13], b[14], b[15]);
     return 0;
+}
+
+/* Length (1-4) of the well-formed UTF-8 sequence at s, n > 0 bytes left,
+ * with its code point in *cp; 0 if the bytes there are not one (overlong
+ * forms, surrogates, values above U+10FFFF and truncations are not). */
+static size_t wpu_utf8_seq(const uint8_t *s, size_t n, uint32_t *cp) {
+    uint8_t c = s[0];
+    size_t len;
+    uint32_t min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        *cp = c & 0x1f;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        *cp = c & 0x0f;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        *cp = c & 0x07;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        *cp = (*cp << 6) | (s[i] & 0x3f);
+    }
+    if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff)) return 0;
+    return len;
+}
+
+static int wpu_utf8_valid(const uint8_t *s, size_t n) {
+    uint32_t cp;
+    while (n > 0) {
+        size_t len = s[0] < 0x80 ? 1 : wpu_utf8_seq(s, n, &cp);
+        if (len == 0) return 0;
+        s += len;
+        n -= len;
+    }
+    return 1;
 }
 
 #endif /* WASCC_WPU_H */

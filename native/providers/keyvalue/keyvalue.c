@@ -1,0 +1,773 @@
+/*
+ * keyvalue.c - wascc's first-party in-memory wascc:keyvalue provider.
+ *
+ * The whole contract of CONTRACTS section 3 (keyvalue), Redis-flavoured:
+ * a key holds a string, a list or a set, and an operation meeting the wrong
+ * type fails with WRONGTYPE.  Every __capability_provider_create makes an
+ * independent store (one per binding registration); all actors bound to that
+ * binding share its key space, as with the original waSCC providers.
+ *
+ * Semantics chosen where the contract is silent:
+ *   Get        a missing or expired key answers {value: "", exists: false}.
+ *   Set        overwrites a key of any type (as Redis SET); `expires` > 0 is a
+ *              time to live in seconds on CLOCK_MONOTONIC, 0 (or absent)
+ *              removes any previous one; a negative value is refused.
+ *   Add        reads a missing key as 0 and a string as a decimal integer
+ *              (Redis rules: optional '-', no spaces, no leading zeros); a
+ *              non-integer string is an error; the result must fit i32 (the
+ *              reply type), else an error and the key is unchanged; a time to
+ *              live is kept.
+ *   Push       appends at the tail (as the original in-memory provider);
+ *              newCount is the list's new length.
+ *   ListItemDelete  removes every occurrence; newCount is the list's length
+ *              afterwards (as the original in-memory provider).
+ *   Range      Redis LRANGE: stop inclusive, negative indexes count from the
+ *              end, out-of-range indexes are clamped, an empty range is [].
+ *   SetAdd / SetRemove  newCount is the set's size afterwards.
+ *   SetUnion / SetIntersection  a missing key is an empty set; no keys -> [].
+ *   Clear, Del delete a key of any type.
+ *   A list or set that becomes empty is deleted (KeyExists then says false).
+ *   Set members come back in no particular order.
+ * Request fields that are optional: Set `expires` (0), Range `start` (0) and
+ * `stop` (-1).  Unknown fields are ignored, str or bin is accepted for a
+ * string, and bytes after the first msgpack value are ignored.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wascc/msgpack.h>
+#include <wascc/provider.h>
+
+#include "kvstore.h"
+#include "wpu.h"
+
+#define KV_CAPABILITY "wascc:keyvalue"
+#define KV_SWEEP_BUDGET 32 /* slots the expiry sweep examines per call */
+#define KV_SHOW_KEY 64     /* bytes of a key quoted in an error message */
+#define NS_PER_S 1000000000LL
+
+typedef struct {
+    wascc_provider iface; /* handed to the host; freed with the rest */
+    pthread_mutex_t lock;
+    kv_store store;
+    int stopped;
+    const wascc_dispatcher *dispatcher; /* unused: keyvalue never calls actors */
+} kv_provider;
+
+/* ---- requests ----------------------------------------------------------- */
+
+enum {
+    F_KEY = 1u << 0,
+    F_VALUE = 1u << 1,  /* `value` as a string */
+    F_IVALUE = 1u << 2, /* `value` as an i32 (Add) */
+    F_EXPIRES = 1u << 3,
+    F_START = 1u << 4,
+    F_STOP = 1u << 5,
+    F_KEYS = 1u << 6,
+};
+
+typedef struct {
+    unsigned seen;
+    const char *key;
+    uint32_t key_len;
+    const char *value;
+    uint32_t value_len;
+    int64_t ivalue, expires, start, stop;
+    wmp_reader keys; /* positioned at the first element of `keys` */
+    uint32_t n_keys;
+} kv_request;
+
+typedef struct kv_op kv_op;
+typedef int32_t (*kv_handler)(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                              uint8_t **out, size_t *out_len);
+
+struct kv_op {
+    const char *name;
+    kv_handler handler;
+    unsigned required, optional;
+    const char *doctext;
+};
+
+static const char *wmp_type_name(int type) {
+    switch (type) {
+    case WMP_NIL: return "nil";
+    case WMP_BOOL: return "boolean";
+    case WMP_INT: return "integer";
+    case WMP_FLOAT: return "float";
+    case WMP_STR: return "string";
+    case WMP_BIN: return "binary";
+    case WMP_ARRAY: return "array";
+    case WMP_MAP: return "map";
+    case WMP_EXT: return "extension";
+    default: return "invalid msgpack";
+    }
+}
+
+static int is_text(int type) { return type == WMP_STR || type == WMP_BIN; }
+
+static int32_t bad_msgpack(const kv_op *op, uint8_t **out, size_t *out_len) {
+    return wpu_error(out, out_len,
+                     KV_CAPABILITY " %s: payload is not valid msgpack (malformed or truncated)",
+                     op->name);
+}
+
+static int32_t bad_field(const kv_op *op, const char *field, const char *want, int got,
+                         uint8_t **out, size_t *out_len) {
+    if (got == WMP_INVALID) return bad_msgpack(op, out, out_len); /* truncated, 0xc1 */
+    return wpu_error(out, out_len, KV_CAPABILITY " %s: field '%s' must be %s, got %s", op->name,
+                     field, want, wmp_type_name(got));
+}
+
+static int32_t read_text(wmp_reader *r, const kv_op *op, const char *field, const char **s,
+                         uint32_t *len, uint8_t **out, size_t *out_len) {
+    int t = wmp_peek(r);
+    if (!is_text(t)) return bad_field(op, field, "a string", t, out, out_len);
+    if (!wmp_read_str(r, s, len)) return bad_msgpack(op, out, out_len);
+    return WASCC_OK;
+}
+
+static int32_t read_integer(wmp_reader *r, const kv_op *op, const char *field, int64_t min,
+                            int64_t max, int64_t *v, uint8_t **out, size_t *out_len) {
+    int t = wmp_peek(r);
+    if (t != WMP_INT) return bad_field(op, field, "an integer", t, out, out_len);
+    if (!wmp_read_int(r, v) || *v < min || *v > max)
+        return wpu_error(out, out_len,
+                         KV_CAPABILITY " %s: field '%s' is out of range (%lld..%lld)", op->name,
+                         field, (long long)min, (long long)max);
+    return WASCC_OK;
+}
+
+/* Reads the op's fields from a msgpack map; an error names the op and field. */
+static int32_t parse_request(const kv_op *op, const uint8_t *msg, size_t len, kv_request *r,
+                             uint8_t **out, size_t *out_len) {
+    memset(r, 0, sizeof *r);
+    r->stop = -1;
+    unsigned wanted = op->required | op->optional;
+    wmp_reader rd;
+    wmp_reader_init(&rd, msg, len);
+    if (len == 0)
+        return wpu_error(out, out_len,
+                         KV_CAPABILITY " %s: empty payload; expected a msgpack map", op->name);
+    int top = wmp_peek(&rd);
+    if (top == WMP_INVALID) return bad_msgpack(op, out, out_len);
+    if (top != WMP_MAP)
+        return wpu_error(out, out_len, KV_CAPABILITY " %s: payload must be a msgpack map, got %s",
+                         op->name, wmp_type_name(top));
+    uint32_t fields;
+    if (!wmp_read_map(&rd, &fields)) return bad_msgpack(op, out, out_len);
+    for (uint32_t f = 0; f < fields; f++) {
+        const char *name = NULL;
+        uint32_t nl = 0;
+        if (is_text(wmp_peek(&rd))) {
+            if (!wmp_read_str(&rd, &name, &nl)) return bad_msgpack(op, out, out_len);
+        } else if (!wmp_skip(&rd)) { /* a non-string map key names no field */
+            return bad_msgpack(op, out, out_len);
+        }
+        unsigned field = 0;
+        if (!name)
+            field = 0;
+        else if (wmp_eq(name, nl, "key"))
+            field = F_KEY;
+        else if (wmp_eq(name, nl, "value"))
+            field = wanted & (F_VALUE | F_IVALUE);
+        else if (wmp_eq(name, nl, "expires"))
+            field = F_EXPIRES;
+        else if (wmp_eq(name, nl, "start"))
+            field = F_START;
+        else if (wmp_eq(name, nl, "stop"))
+            field = F_STOP;
+        else if (wmp_eq(name, nl, "keys"))
+            field = F_KEYS;
+        field &= wanted;
+        int32_t rc = WASCC_OK;
+        switch (field) {
+        case F_KEY:
+            rc = read_text(&rd, op, "key", &r->key, &r->key_len, out, out_len);
+            break;
+        case F_VALUE:
+            rc = read_text(&rd, op, "value", &r->value, &r->value_len, out, out_len);
+            break;
+        case F_IVALUE:
+            rc = read_integer(&rd, op, "value", INT32_MIN, INT32_MAX, &r->ivalue, out, out_len);
+            break;
+        case F_EXPIRES:
+            rc = read_integer(&rd, op, "expires", 0, INT32_MAX, &r->expires, out, out_len);
+            break;
+        case F_START:
+            rc = read_integer(&rd, op, "start", INT64_MIN, INT64_MAX, &r->start, out, out_len);
+            break;
+        case F_STOP:
+            rc = read_integer(&rd, op, "stop", INT64_MIN, INT64_MAX, &r->stop, out, out_len);
+            break;
+        case F_KEYS: {
+            int t = wmp_peek(&rd);
+            if (t != WMP_ARRAY)
+                return bad_field(op, "keys", "an array of strings", t, out, out_len);
+            if (!wmp_read_array(&rd, &r->n_keys)) return bad_msgpack(op, out, out_len);
+            r->keys = rd;
+            for (uint32_t i = 0; i < r->n_keys; i++) {
+                const char *s;
+                uint32_t sl;
+                t = wmp_peek(&rd);
+                if (t == WMP_INVALID) return bad_msgpack(op, out, out_len);
+                if (!is_text(t))
+                    return wpu_error(out, out_len,
+                                     KV_CAPABILITY
+                                     " %s: field 'keys' must be an array of strings, "
+                                     "element %u is %s",
+                                     op->name, i, wmp_type_name(t));
+                if (!wmp_read_str(&rd, &s, &sl)) return bad_msgpack(op, out, out_len);
+            }
+            break;
+        }
+        default:
+            if (!wmp_skip(&rd)) return bad_msgpack(op, out, out_len);
+            continue;
+        }
+        if (rc != WASCC_OK) return rc;
+        r->seen |= field;
+    }
+    static const struct {
+        unsigned flag;
+        const char *name;
+    } names[] = {{F_KEY, "key"},     {F_VALUE, "value"}, {F_IVALUE, "value"},
+                 {F_EXPIRES, "expires"}, {F_START, "start"}, {F_STOP, "stop"},
+                 {F_KEYS, "keys"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((op->required & names[i].flag) && !(r->seen & names[i].flag))
+            return wpu_error(out, out_len, KV_CAPABILITY " %s: missing field '%s'", op->name,
+                             names[i].name);
+    return WASCC_OK;
+}
+
+/* ---- replies and errors ------------------------------------------------- */
+
+static int shown(size_t len) { return len > KV_SHOW_KEY ? KV_SHOW_KEY : (int)len; }
+
+static const char *ellipsis(size_t len) { return len > KV_SHOW_KEY ? "..." : ""; }
+
+static int32_t wrong_type(const kv_op *op, const char *key, size_t klen, int have, int want,
+                          uint8_t **out, size_t *out_len) {
+    return wpu_error(out, out_len,
+                     "WRONGTYPE " KV_CAPABILITY " %s: key '%.*s%s' holds a %s, not a %s",
+                     op->name, shown(klen), key, ellipsis(klen), kv_type_name(have),
+                     kv_type_name(want));
+}
+
+static int32_t no_memory(const kv_op *op, uint8_t **out, size_t *out_len) {
+    return wpu_error(out, out_len, KV_CAPABILITY " %s: out of memory", op->name);
+}
+
+static int32_t reply_value_exists(const char *value, size_t len, int exists, uint8_t **out,
+                                  size_t *out_len) {
+    wmp_writer w;
+    wpu_writer(&w);
+    wmp_write_map(&w, 2);
+    wmp_write_cstr(&w, "value");
+    wmp_write_str(&w, value, len);
+    wmp_write_cstr(&w, "exists");
+    wmp_write_bool(&w, exists);
+    return wpu_finish(&w, out, out_len);
+}
+
+static int32_t reply_one_str(const char *field, const char *s, size_t len, uint8_t **out,
+                             size_t *out_len) {
+    wmp_writer w;
+    wpu_writer(&w);
+    wmp_write_map(&w, 1);
+    wmp_write_cstr(&w, field);
+    wmp_write_str(&w, s, len);
+    return wpu_finish(&w, out, out_len);
+}
+
+static int32_t reply_one_int(const char *field, int64_t v, uint8_t **out, size_t *out_len) {
+    wmp_writer w;
+    wpu_writer(&w);
+    wmp_write_map(&w, 1);
+    wmp_write_cstr(&w, field);
+    wmp_write_int(&w, v);
+    return wpu_finish(&w, out, out_len);
+}
+
+/* {values: [...]} from an array of strings. */
+static int32_t reply_values(kv_str *const *items, size_t n, uint8_t **out, size_t *out_len) {
+    if (n > UINT32_MAX) return wpu_error(out, out_len, KV_CAPABILITY ": reply too large");
+    wmp_writer w;
+    wpu_writer(&w);
+    wmp_write_map(&w, 1);
+    wmp_write_cstr(&w, "values");
+    wmp_write_array(&w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) wmp_write_str(&w, items[i]->data, items[i]->len);
+    return wpu_finish(&w, out, out_len);
+}
+
+/* {values: [...]} from the members of a set (item == key in a set table). */
+static int32_t reply_set(const kv_table *set, uint8_t **out, size_t *out_len) {
+    if (set->count > UINT32_MAX) return wpu_error(out, out_len, KV_CAPABILITY ": reply too large");
+    wmp_writer w;
+    wpu_writer(&w);
+    wmp_write_map(&w, 1);
+    wmp_write_cstr(&w, "values");
+    wmp_write_array(&w, (uint32_t)set->count);
+    for (size_t i = 0; i < set->cap; i++)
+        if (set->slots[i].key) wmp_write_str(&w, set->slots[i].key->data, set->slots[i].key->len);
+    return wpu_finish(&w, out, out_len);
+}
+
+/* Redis string2ll rules: "0", or an optional '-' and digits without a leading 0. */
+static int parse_i64(const char *s, size_t len, int64_t *out) {
+    if (len == 0 || len > 20) return 0;
+    if (len == 1 && s[0] == '0') {
+        *out = 0;
+        return 1;
+    }
+    size_t i = 0;
+    int neg = s[0] == '-';
+    if (neg) i++;
+    if (i >= len || s[i] < '1' || s[i] > '9') return 0;
+    uint64_t v = 0;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return 0;
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1) return 0;
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX) return 0;
+        *out = (int64_t)v;
+    }
+    return 1;
+}
+
+/* ---- operations (called with the store locked) -------------------------- */
+
+static int32_t op_get(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                      uint8_t **out, size_t *out_len) {
+    kv_entry *e = kv_lookup(&p->store, r->key, r->key_len, now);
+    if (!e) return reply_value_exists("", 0, 0, out, out_len);
+    if (e->type != KV_STRING)
+        return wrong_type(op, r->key, r->key_len, e->type, KV_STRING, out, out_len);
+    return reply_value_exists(e->v.str->data, e->v.str->len, 1, out, out_len);
+}
+
+static int32_t op_set(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                      uint8_t **out, size_t *out_len) {
+    kv_str *value = kv_str_new(r->value, r->value_len);
+    if (!value) return no_memory(op, out, out_len);
+    kv_entry *e = kv_lookup(&p->store, r->key, r->key_len, now);
+    if (e && e->type != KV_STRING) { /* SET replaces a key of any type */
+        kv_delete_entry(&p->store, e);
+        e = NULL;
+    }
+    if (!e) {
+        e = kv_create(&p->store, r->key, r->key_len, KV_STRING);
+        if (!e) {
+            free(value);
+            return no_memory(op, out, out_len);
+        }
+    }
+    free(e->v.str);
+    e->v.str = value;
+    kv_set_deadline(&p->store, e, r->expires > 0 ? now + r->expires * NS_PER_S : 0);
+    return reply_one_str("value", r->value, r->value_len, out, out_len);
+}
+
+static int32_t op_del(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                      uint8_t **out, size_t *out_len) {
+    (void)op;
+    (void)now;
+    kv_delete(&p->store, r->key, r->key_len);
+    return reply_one_str("key", r->key, r->key_len, out, out_len);
+}
+
+static int32_t op_clear(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                        uint8_t **out, size_t *out_len) {
+    (void)op;
+    (void)now;
+    kv_delete(&p->store, r->key, r->key_len);
+    return wpu_empty(out, out_len);
+}
+
+static int32_t op_add(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                      uint8_t **out, size_t *out_len) {
+    kv_entry *e = kv_lookup(&p->store, r->key, r->key_len, now);
+    int64_t base = 0, sum;
+    if (e) {
+        if (e->type != KV_STRING)
+            return wrong_type(op, r->key, r->key_len, e->type, KV_STRING, out, out_len);
+        if (!parse_i64(e->v.str->data, e->v.str->len, &base))
+            return wpu_error(out, out_len,
+                             KV_CAPABILITY " %s: key '%.*s%s' holds a string that is not an "
+                                           "integer",
+                             op->name, shown(r->key_len), r->key, ellipsis(r->key_len));
+    }
+    if (__builtin_add_overflow(base, r->ivalue, &sum) || sum < INT32_MIN || sum > INT32_MAX)
+        return wpu_error(out, out_len,
+                         KV_CAPABILITY " %s: %lld + %lld does not fit an i32; key '%.*s%s' is "
+                                       "unchanged",
+                         op->name, (long long)base, (long long)r->ivalue, shown(r->key_len),
+                         r->key, ellipsis(r->key_len));
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%lld", (long long)sum);
+    kv_str *value = kv_str_new(digits, (size_t)n);
+    if (!value) return no_memory(op, out, out_len);
+    if (!e) {
+        e = kv_create(&p->store, r->key, r->key_len, KV_STRING);
+        if (!e) {
+            free(value);
+            return no_memory(op, out, out_len);
+        }
+    }
+    free(e->v.str);
+    e->v.str = value; /* a time to live, if any, is kept (as Redis INCRBY) */
+    return reply_one_int("value", sum, out, out_len);
+}
+
+/* The entry of `type` for the key, created empty if absent (*created set). */
+static kv_entry *get_or_create(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                               int type, int *created, int32_t *rc, uint8_t **out,
+                               size_t *out_len) {
+    *created = 0;
+    kv_entry *e = kv_lookup(&p->store, r->key, r->key_len, now);
+    if (e && e->type != type) {
+        *rc = wrong_type(op, r->key, r->key_len, e->type, type, out, out_len);
+        return NULL;
+    }
+    if (!e) {
+        e = kv_create(&p->store, r->key, r->key_len, type);
+        if (!e) {
+            *rc = no_memory(op, out, out_len);
+            return NULL;
+        }
+        *created = 1;
+    }
+    return e;
+}
+
+static int32_t op_push(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                       uint8_t **out, size_t *out_len) {
+    int created;
+    int32_t rc = WASCC_OK;
+    kv_entry *e = get_or_create(p, op, r, now, KV_LIST, &created, &rc, out, out_len);
+    if (!e) return rc;
+    kv_str *item = kv_str_new(r->value, r->value_len);
+    if (!item || kv_list_push(&e->v.list, item) != KV_OK) {
+        free(item);
+        if (created) kv_delete_entry(&p->store, e);
+        return no_memory(op, out, out_len);
+    }
+    return reply_one_int("newCount", (int64_t)e->v.list.len, out, out_len);
+}
+
+static int32_t op_list_item_delete(kv_provider *p, const kv_op *op, const kv_request *r,
+                                   int64_t now, uint8_t **out, size_t *out_len) {
+    kv_entry *e = kv_lookup(&p->store, r->key, r->key_len, now);
+    if (!e) return reply_one_int("newCount", 0, out, out_len);
+    if (e->type != KV_LIST)
+        return wrong_type(op, r->key, r->key_len, e->type, KV_LIST, out, out_len);
+    kv_list_remove_all(&e->v.list, r->value, r->value_len);
+    size_t left = e->v.list.len;
+    if (left == 0) kv_delete_entry(&p->store, e);
+    return reply_one_int("newCount", (int64_t)left, out, out_len);
+}
+
+static int32_t op_range(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                        uint8_t **out, size_t *out_len) {
+    kv_entry *e = kv_lookup(&p->store, r->key, r->key_len, now);
+    if (!e) return reply_values(NULL, 0, out, out_len);
+    if (e->type != KV_LIST)
+        return wrong_type(op, r->key, r->key_len, e->type, KV_LIST, out, out_len);
+    /* LRANGE: negative indexes count from the end; clamp; stop is inclusive */
+    int64_t n = (int64_t)e->v.list.len;
+    int64_t start = r->start, stop = r->stop;
+    if (start < 0) start = start < -n ? 0 : start + n;
+    if (stop < 0) stop = stop < -n ? -1 : stop + n;
+    if (stop >= n) stop = n - 1;
+    if (start >= n || start > stop) return reply_values(NULL, 0, out, out_len);
+    return reply_values(e->v.list.items + start, (size_t)(stop - start + 1), out, out_len);
+}
+
+static int32_t op_set_add(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                          uint8_t **out, size_t *out_len) {
+    int created;
+    int32_t rc = WASCC_OK;
+    kv_entry *e = get_or_create(p, op, r, now, KV_SET, &created, &rc, out, out_len);
+    if (!e) return rc;
+    if (kv_set_add(&e->v.set, r->value, r->value_len) == KV_NOMEM) {
+        if (created) kv_delete_entry(&p->store, e);
+        return no_memory(op, out, out_len);
+    }
+    return reply_one_int("newCount", (int64_t)e->v.set.count, out, out_len);
+}
+
+static int32_t op_set_remove(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                             uint8_t **out, size_t *out_len) {
+    kv_entry *e = kv_lookup(&p->store, r->key, r->key_len, now);
+    if (!e) return reply_one_int("newCount", 0, out, out_len);
+    if (e->type != KV_SET) return wrong_type(op, r->key, r->key_len, e->type, KV_SET, out, out_len);
+    kv_set_remove(&e->v.set, r->value, r->value_len);
+    size_t left = e->v.set.count;
+    if (left == 0) kv_delete_entry(&p->store, e);
+    return reply_one_int("newCount", (int64_t)left, out, out_len);
+}
+
+static int32_t op_set_query(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                            uint8_t **out, size_t *out_len) {
+    kv_entry *e = kv_lookup(&p->store, r->key, r->key_len, now);
+    if (!e) return reply_values(NULL, 0, out, out_len);
+    if (e->type != KV_SET) return wrong_type(op, r->key, r->key_len, e->type, KV_SET, out, out_len);
+    return reply_set(&e->v.set, out, out_len);
+}
+
+/* Looks up every key of `keys` (each must be a set or missing) into sets[]. */
+static int32_t collect_sets(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                            kv_entry ***sets, uint8_t **out, size_t *out_len) {
+    *sets = calloc(r->n_keys ? r->n_keys : 1, sizeof **sets);
+    if (!*sets) return no_memory(op, out, out_len);
+    wmp_reader rd = r->keys;
+    for (uint32_t i = 0; i < r->n_keys; i++) {
+        const char *k = NULL;
+        uint32_t kl = 0;
+        wmp_read_str(&rd, &k, &kl); /* validated by parse_request */
+        kv_entry *e = kv_lookup(&p->store, k, kl, now);
+        if (e && e->type != KV_SET) {
+            free(*sets);
+            *sets = NULL;
+            return wrong_type(op, k, kl, e->type, KV_SET, out, out_len);
+        }
+        (*sets)[i] = e;
+    }
+    return WASCC_OK;
+}
+
+static int32_t op_set_union(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                            uint8_t **out, size_t *out_len) {
+    kv_entry **sets;
+    int32_t rc = collect_sets(p, op, r, now, &sets, out, out_len);
+    if (rc != WASCC_OK) return rc;
+    /* a scratch set of borrowed members (item == key; nothing to free but slots) */
+    kv_table acc;
+    kv_table_init(&acc, p->store.keys.seed);
+    for (uint32_t i = 0; i < r->n_keys && rc == WASCC_OK; i++) {
+        if (!sets[i]) continue;
+        const kv_table *s = &sets[i]->v.set;
+        for (size_t j = 0; j < s->cap; j++) {
+            const kv_str *m = s->slots[j].key;
+            if (!m) continue;
+            uint64_t h = s->slots[j].hash; /* same seed, same hash */
+            if (kv_table_get(&acc, h, m->data, m->len)) continue;
+            if (kv_table_insert(&acc, h, m, (void *)m) != KV_OK) {
+                rc = no_memory(op, out, out_len);
+                break;
+            }
+        }
+    }
+    if (rc == WASCC_OK) rc = reply_set(&acc, out, out_len);
+    kv_table_free(&acc);
+    free(sets);
+    return rc;
+}
+
+static int32_t op_set_intersection(kv_provider *p, const kv_op *op, const kv_request *r,
+                                   int64_t now, uint8_t **out, size_t *out_len) {
+    kv_entry **sets;
+    int32_t rc = collect_sets(p, op, r, now, &sets, out, out_len);
+    if (rc != WASCC_OK) return rc;
+    const kv_table *smallest = NULL;
+    for (uint32_t i = 0; i < r->n_keys; i++) {
+        if (!sets[i]) { /* a missing key is an empty set */
+            smallest = NULL;
+            break;
+        }
+        if (!smallest || sets[i]->v.set.count < smallest->count) smallest = &sets[i]->v.set;
+    }
+    kv_str **found = NULL;
+    size_t n = 0;
+    if (smallest) {
+        found = malloc((smallest->count ? smallest->count : 1) * sizeof *found);
+        if (!found) {
+            free(sets);
+            return no_memory(op, out, out_len);
+        }
+        for (size_t j = 0; j < smallest->cap; j++) {
+            const kv_str *m = smallest->slots[j].key;
+            if (!m) continue;
+            int everywhere = 1;
+            for (uint32_t i = 0; i < r->n_keys && everywhere; i++)
+                if (&sets[i]->v.set != smallest)
+                    everywhere = kv_set_contains(&sets[i]->v.set, m->data, m->len);
+            if (everywhere) found[n++] = (kv_str *)m;
+        }
+    }
+    rc = reply_values(found, n, out, out_len);
+    free(found);
+    free(sets);
+    return rc;
+}
+
+static int32_t op_key_exists(kv_provider *p, const kv_op *op, const kv_request *r, int64_t now,
+                             uint8_t **out, size_t *out_len) {
+    (void)op;
+    kv_entry *e = kv_lookup(&p->store, r->key, r->key_len, now);
+    return reply_value_exists("", 0, e != NULL, out, out_len);
+}
+
+static const kv_op kv_ops[] = {
+    {"Get", op_get, F_KEY, 0,
+     "Gets the string value of a key: {key} -> {value, exists}; a missing or expired key "
+     "answers exists false"},
+    {"Set", op_set, F_KEY | F_VALUE, F_EXPIRES,
+     "Sets the string value of a key, replacing any type: {key, value, expires} -> {value}; "
+     "expires is a time to live in seconds, 0 = never"},
+    {"Del", op_del, F_KEY, 0, "Deletes a key of any type: {key} -> {key}"},
+    {"Add", op_add, F_KEY | F_IVALUE, 0,
+     "Atomically adds an i32 to the integer in a key (a missing key counts as 0): "
+     "{key, value} -> {value}"},
+    {"Push", op_push, F_KEY | F_VALUE, 0,
+     "Appends a value to the tail of a list: {key, value} -> {newCount}"},
+    {"ListItemDelete", op_list_item_delete, F_KEY | F_VALUE, 0,
+     "Removes every occurrence of a value from a list: {key, value} -> {newCount}"},
+    {"Range", op_range, F_KEY, F_START | F_STOP,
+     "Selects list items from start to stop inclusive, negative indexes counting from the "
+     "end (Redis LRANGE): {key, start, stop} -> {values}"},
+    {"Clear", op_clear, F_KEY, 0, "Deletes a list (or a key of any type): {key} -> empty"},
+    {"SetAdd", op_set_add, F_KEY | F_VALUE, 0,
+     "Adds a member to a set: {key, value} -> {newCount}"},
+    {"SetRemove", op_set_remove, F_KEY | F_VALUE, 0,
+     "Removes a member from a set: {key, value} -> {newCount}"},
+    {"SetUnion", op_set_union, F_KEYS, 0,
+     "Returns the union of the sets at keys: {keys} -> {values}"},
+    {"SetIntersection", op_set_intersection, F_KEYS, 0,
+     "Returns the intersection of the sets at keys: {keys} -> {values}"},
+    {"SetQuery", op_set_query, F_KEY, 0, "Returns the members of a set: {key} -> {values}"},
+    {"KeyExists", op_key_exists, F_KEY, 0,
+     "Tells whether a key of any type exists: {key} -> {value: \"\", exists}"},
+};
+
+#define KV_N_OPS (sizeof kv_ops / sizeof kv_ops[0])
+
+/* ---- core operations ---------------------------------------------------- */
+
+static int32_t describe(uint8_t **out, size_t *out_len) {
+    wpu_operation ops[KV_N_OPS];
+    for (size_t i = 0; i < KV_N_OPS; i++) {
+        ops[i].name = kv_ops[i].name;
+        ops[i].direction = 1; /* to_provider */
+        ops[i].doctext = kv_ops[i].doctext;
+    }
+    wpu_descriptor_t d = {
+        .id = KV_CAPABILITY,
+        .name = "wascc In-Memory Key-Value Provider (native)",
+        .version = "0.1.0",
+        .revision = 1,
+        .long_description =
+            "An in-process key-value store with strings, lists, sets and expiry, in C. "
+            "Each binding has its own key space, shared by the actors bound to it.",
+        .operations = ops,
+        .n_operations = KV_N_OPS,
+    };
+    return wpu_descriptor_reply(&d, out, out_len);
+}
+
+static int is_core(const char *op) {
+    return strcmp(op, "GetCapabilityDescriptor") == 0 || strcmp(op, "BindActor") == 0 ||
+           strcmp(op, "RemoveActor") == 0 || strcmp(op, "HealthRequest") == 0;
+}
+
+static int32_t core(const char *op, const uint8_t *msg, size_t msg_len, uint8_t **out,
+                    size_t *out_len) {
+    if (strcmp(op, "GetCapabilityDescriptor") == 0) return describe(out, out_len);
+    if (strcmp(op, "HealthRequest") == 0) return wpu_health(out, out_len, 1, "");
+    /* BindActor / RemoveActor: nothing is kept per actor, so both are idempotent;
+     * the payload must still be a CapabilityConfiguration */
+    wpu_config cfg;
+    if (wpu_config_parse(msg, msg_len, &cfg) != 0)
+        return wpu_error(out, out_len,
+                         KV_CAPABILITY " %s: payload is not a CapabilityConfiguration "
+                                       "(a msgpack map with a string field 'module')",
+                         op);
+    wpu_config_free(&cfg);
+    return wpu_empty(out, out_len);
+}
+
+/* ---- the ABI ------------------------------------------------------------ */
+
+static int32_t kv_configure_dispatch(void *state, const wascc_dispatcher *dispatcher) {
+    kv_provider *p = state;
+    pthread_mutex_lock(&p->lock);
+    p->dispatcher = dispatcher;
+    pthread_mutex_unlock(&p->lock);
+    return WASCC_OK;
+}
+
+static int32_t kv_handle_call(void *state, const char *actor, const char *op, const uint8_t *msg,
+                              size_t msg_len, uint8_t **out, size_t *out_len) {
+    kv_provider *p = state;
+    *out = NULL;
+    *out_len = 0;
+    if (!actor || !op) return wpu_error(out, out_len, KV_CAPABILITY ": no actor or operation");
+    if (is_core(op)) {
+        if (strcmp(actor, WPU_SYSTEM) != 0)
+            return wpu_error(out, out_len,
+                             KV_CAPABILITY ": %s is reserved for the host; actor %s may not "
+                                           "send it",
+                             op, actor);
+        return core(op, msg, msg_len, out, out_len);
+    }
+    const kv_op *found = NULL;
+    for (size_t i = 0; i < KV_N_OPS && !found; i++)
+        if (strcmp(op, kv_ops[i].name) == 0) found = &kv_ops[i];
+    if (!found) return wpu_error(out, out_len, KV_CAPABILITY ": unknown operation '%s'", op);
+    kv_request req;
+    int32_t rc = parse_request(found, msg, msg_len, &req, out, out_len);
+    if (rc != WASCC_OK) return rc;
+    pthread_mutex_lock(&p->lock);
+    if (p->stopped) {
+        rc = wpu_error(out, out_len, KV_CAPABILITY " %s: the provider is stopped", found->name);
+    } else {
+        int64_t now = kv_now();
+        kv_sweep(&p->store, now, KV_SWEEP_BUDGET);
+        rc = found->handler(p, found, &req, now, out, out_len);
+        kv_compact(&p->store);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+static void kv_stop(void *state) {
+    kv_provider *p = state;
+    pthread_mutex_lock(&p->lock);
+    p->stopped = 1;
+    p->dispatcher = NULL;
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void kv_destroy(void *state) {
+    kv_provider *p = state;
+    kv_store_free(&p->store);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+WASCC_EXPORT wascc_provider *__capability_provider_create(void) {
+    kv_provider *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    if (pthread_mutex_init(&p->lock, NULL) != 0) {
+        free(p);
+        return NULL;
+    }
+    kv_store_init(&p->store);
+    p->iface.abi_version = WASCC_PROVIDER_ABI_VERSION;
+    p->iface.state = p;
+    p->iface.configure_dispatch = kv_configure_dispatch;
+    p->iface.handle_call = kv_handle_call;
+    p->iface.free_buffer = wpu_free;
+    p->iface.stop = kv_stop;
+    p->iface.destroy = kv_destroy;
+    return &p->iface;
+}
