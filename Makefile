@@ -39,6 +39,7 @@ pytest: setup
 bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/bench_invoke.py
+	$(PY) benchmarks/bench_provider.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info wascc/_wascc_ffi*.so

@@ -42,7 +42,7 @@ def rust_echo_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The cdylib, built with cargo --offline into a temporary target dir."""
     cargo = shutil.which("cargo")
     if cargo is None:
-        pytest.skip("cargo is not on PATH: the Rust provider (native/providers/rust_echo) needs it")
+        pytest.fail("cargo is not on PATH: run `bash .ci/system-deps` as root (make test does)")
     target = tmp_path_factory.mktemp("rust_echo_target")
     command = [
         cargo,

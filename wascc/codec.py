@@ -117,17 +117,35 @@ def unpack(data: bytes | bytearray | memoryview, what: str = "payload") -> Any:
     except msgpack.ExtraData as extra:
         return extra.unpacked
     except UnicodeDecodeError:
-        # A str that is not UTF-8: decode again keeping raw bytes, then
-        # let the field converters decide what is acceptable.  (Caught before
+        # A str that is not UTF-8: decode again keeping raw bytes (map keys
+        # back to str), then let the field converters decide.  (Caught before
         # ValueError, of which UnicodeDecodeError is a subclass.)
         try:
-            return msgpack.unpackb(data, raw=True, strict_map_key=False)
+            return _str_keys(msgpack.unpackb(data, raw=True, strict_map_key=False))
         except msgpack.ExtraData as extra:
-            return extra.unpacked
+            return _str_keys(extra.unpacked)
         except Exception as exc:
             raise CodecError(f"{what} is not valid msgpack ({exc or type(exc).__name__})") from exc
     except (ValueError, msgpack.UnpackException, TypeError) as exc:
         raise CodecError(f"{what} is not valid msgpack ({exc or type(exc).__name__})") from exc
+
+
+def _text_key(key: Any) -> Any:
+    if isinstance(key, bytes):
+        try:
+            return key.decode("utf-8")
+        except UnicodeDecodeError:
+            return key
+    return key
+
+
+def _str_keys(obj: Any) -> Any:
+    """Raw-decoded msgpack with its UTF-8 map keys turned back into str."""
+    if isinstance(obj, dict):
+        return {_text_key(k): _str_keys(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_str_keys(v) for v in obj]
+    return obj
 
 
 def wire(name: str, default: Any = dataclasses.MISSING) -> Any:
@@ -135,8 +153,19 @@ def wire(name: str, default: Any = dataclasses.MISSING) -> Any:
     return field(default=default, metadata={"wire": name})
 
 
+_PRIMITIVES = (str, int, bool, bytes, float)
+
+
 class _Spec:
-    """How one dataclass maps to the wire: (attribute, key, converter, has_default)."""
+    """How one dataclass maps to the wire, and its generated fast codec.
+
+    ``fields`` are (attribute, key, type, has_default).  ``to_wire`` and
+    ``from_wire`` are compiled from them the first time a struct is used:
+    the fast decoder takes fields whose wire values already have the exact
+    Python type, and hands anything else (another type the original also
+    accepted, a missing required field, garbage) to the generic
+    :func:`_from_wire`, which converts or raises the precise ``CodecError``.
+    """
 
     def __init__(self, cls: type[Message]) -> None:
         hints = typing.get_type_hints(cls)
@@ -148,6 +177,51 @@ class _Spec:
             key = f.metadata.get("wire", f.name)
             self.fields.append((f.name, key, hints[f.name], has_default))
         self.keys = {key: i for i, (_, key, _, _) in enumerate(self.fields)}
+        self.to_wire, self.from_wire = self._compile(cls)
+
+    def _compile(self, cls: type[Message]) -> tuple[Any, Any]:
+        env: dict[str, Any] = {
+            "_to_wire": _to_wire,
+            "_slow": _from_wire,
+            "_cls": cls,
+            "_MISSING": _MISSING,
+            "_name": cls.__name__,
+        }
+        out = ["def to_wire(self):", "    return {"]
+        dec = [
+            "def from_wire(obj):",
+            "    if type(obj) is not dict:",
+            "        return _slow(_cls, obj, _name)",
+            "    get = obj.get",
+            "    kw = {}",
+        ]
+        for i, (attr, key, tp, has_default) in enumerate(self.fields):
+            plain = tp in _PRIMITIVES or tp == dict[str, str]
+            out.append(
+                f"        {key!r}: self.{attr},"
+                if plain
+                else f"        {key!r}: _to_wire(self.{attr}),"
+            )
+            if tp in _PRIMITIVES:
+                env[f"_t{i}"] = tp
+                dec.append(f"    v = get({key!r}, _MISSING)")
+                dec.append(f"    if type(v) is _t{i}:")
+                dec.append(f"        kw[{attr!r}] = v")
+                dec.append("    elif v is not _MISSING or not " + repr(has_default) + ":")
+                dec.append("        return _slow(_cls, obj, _name)")
+            else:
+                dec.append(f"    if {key!r} in obj:")
+                dec.append("        return _slow(_cls, obj, _name)")
+                if not has_default:
+                    dec.append("    else:")
+                    dec.append("        return _slow(_cls, obj, _name)")
+        out.append("    }")
+        dec.append("    return _cls(**kw)")
+        exec("\n".join(out) + "\n" + "\n".join(dec), env)  # code generated from the fields
+        return env["to_wire"], env["from_wire"]
+
+
+_MISSING = object()
 
 
 class Message:
@@ -158,7 +232,7 @@ class Message:
 
     def to_wire(self) -> dict[Any, Any]:
         """The struct as a plain map keyed by wire names."""
-        return {key: _to_wire(getattr(self, attr)) for attr, key, _, _ in _spec(type(self)).fields}
+        return cast(dict[Any, Any], _spec(type(self)).to_wire(self))
 
     def encode(self) -> bytes:
         """msgpack bytes of this struct."""
@@ -167,7 +241,7 @@ class Message:
     @classmethod
     def from_wire(cls: type[M], obj: Any) -> M:
         """Build the struct from decoded msgpack data, checking every field."""
-        return cast(M, _from_wire(cls, obj, cls.__name__))
+        return cast(M, _spec(cls).from_wire(obj))
 
     @classmethod
     def decode(cls: type[M], data: bytes | bytearray | memoryview) -> M:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -332,6 +333,19 @@ class EpochTicker:
 
 NativeDispatch = Callable[[str, str, bytes], bytes]
 
+_provider_call = _lib.wh_provider_call
+_provider_free = _lib.wh_provider_free
+_replies = threading.local()
+
+
+def _thread_reply() -> Any:
+    """This thread's reply struct (one allocation per thread, not per call)."""
+    try:
+        return _replies.reply
+    except AttributeError:
+        _replies.reply = _ffi.new("wh_reply *")
+        return _replies.reply
+
 
 @_ffi.def_extern()  # type: ignore[untyped-decorator]
 def wh_py_dispatch(handle: Any, reply: Any, actor: Any, op: Any, msg: Any, msg_len: int) -> int:
@@ -389,7 +403,7 @@ class NativeLibrary:
         self._handle: Any = None
         self._stopped = False
         self._in_flight = 0
-        self._idle = threading.Condition(threading.Lock())
+        self._count_lock = threading.Lock()
 
     def configure(self, dispatch: NativeDispatch) -> int:
         """Hand the provider its dispatcher; the provider's status code."""
@@ -401,27 +415,26 @@ class NativeLibrary:
 
     def call(self, actor: str, operation: str, payload: bytes) -> tuple[bool, bytes]:
         """``handle_call``: (ok, reply or error text)."""
-        with self._idle:
+        with self._count_lock:
             if self._stopped:
                 return False, b"the provider has been stopped"
             self._in_flight += 1
         try:
-            out = _ffi.new("uint8_t **")
-            out_len = _ffi.new("size_t *")
-            status = _lib.wh_provider_call(
-                self._ptr, actor.encode(), operation.encode(), payload, len(payload), out, out_len
+            reply = _thread_reply()
+            status = _provider_call(
+                self._ptr, actor.encode(), operation.encode(), payload, len(payload), reply
             )
-            buf = out[0]
-            if buf == _NULL:
-                data = b""
+            n = reply.len
+            if n:
+                data = _buffer(reply.data, n)[:]
+                _provider_free(self._ptr, reply.data)
             else:
-                data = _buffer(buf, out_len[0])[:]
-                _lib.wh_provider_free(self._ptr, buf)
+                data = b""
+                if reply.data != _NULL:
+                    _provider_free(self._ptr, reply.data)
         finally:
-            with self._idle:
+            with self._count_lock:
                 self._in_flight -= 1
-                if not self._in_flight:
-                    self._idle.notify_all()
         return status == 0, data
 
     def stop(self, drain_timeout: float = 30.0) -> bool:
@@ -431,15 +444,16 @@ class NativeLibrary:
         seconds: the provider is then left undestroyed (a leak) rather than
         freed under a running call.
         """
-        with self._idle:
+        with self._count_lock:
             if self._stopped:
                 return True
             self._stopped = True
         _lib.wh_provider_stop(self._ptr)
-        with self._idle:
-            drained = self._idle.wait_for(lambda: not self._in_flight, drain_timeout)
-        if not drained:
-            return False
+        deadline = time.monotonic() + drain_timeout
+        while self._in_flight:  # stop is rare: polling keeps call() to one plain lock
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
         _lib.wh_provider_destroy(self._ptr)
         if self._dispatcher is not None:
             _lib.wh_dispatcher_free(self._dispatcher)

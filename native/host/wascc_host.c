@@ -818,11 +818,12 @@ int32_t wh_provider_configure(wascc_provider *p, wascc_dispatcher *d) {
 }
 
 int32_t wh_provider_call(wascc_provider *p, const char *actor, const char *op,
-                         const unsigned char *msg, size_t msg_len, uint8_t **out,
-                         size_t *out_len) {
-    *out = NULL;
-    *out_len = 0;
-    return p->handle_call(p->state, actor, op, msg, msg_len, out, out_len);
+                         const unsigned char *msg, size_t msg_len, wh_reply *out) {
+    out->data = NULL;
+    out->len = 0;
+    int32_t rc = p->handle_call(p->state, actor, op, msg, msg_len, &out->data, &out->len);
+    if (!out->data) out->len = 0;
+    return rc;
 }
 
 void wh_provider_free(wascc_provider *p, uint8_t *buf) {

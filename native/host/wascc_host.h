@@ -113,20 +113,24 @@ wascc_provider *wh_provider_open(const char *path, int *why, char **err);
 wascc_dispatcher *wh_dispatcher_new(void *py_handle);
 void wh_dispatcher_free(wascc_dispatcher *d);
 
-/* Calls through the provider's function pointers (without the GIL). */
-int32_t wh_provider_configure(wascc_provider *p, wascc_dispatcher *d);
-int32_t wh_provider_call(wascc_provider *p, const char *actor, const char *op,
-                         const unsigned char *msg, size_t msg_len,
-                         uint8_t **out, size_t *out_len);
-void wh_provider_free(wascc_provider *p, uint8_t *buf);
-void wh_provider_stop(wascc_provider *p);
-void wh_provider_destroy(wascc_provider *p);
-
-/* What wh_py_dispatch hands back: the host-allocated reply or error. */
+/* What a call hands back: the reply or error text, owned by whoever the
+ * comment at the call says. */
 typedef struct wh_reply {
     uint8_t *data;
     size_t len;
 } wh_reply;
+
+/* Calls through the provider's function pointers (without the GIL).  The
+ * reply in *out is the provider's: release it with wh_provider_free. */
+int32_t wh_provider_configure(wascc_provider *p, wascc_dispatcher *d);
+int32_t wh_provider_call(wascc_provider *p, const char *actor, const char *op,
+                         const unsigned char *msg, size_t msg_len, wh_reply *out);
+void wh_provider_free(wascc_provider *p, uint8_t *buf);
+void wh_provider_stop(wascc_provider *p);
+void wh_provider_destroy(wascc_provider *p);
+
+/* wh_py_dispatch's answer: a host-allocated copy of data (freed by the
+ * provider through the dispatcher's free_buffer). */
 void wh_reply_set(wh_reply *reply, const char *data, size_t len);
 
 /* Sizes of the wasmtime structs this module mirrors, in this order:
