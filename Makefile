@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 SOURCES := setup.py setup.cfg pyproject.toml wascc/_ffi_build.py \
            $(wildcard native/host/* native/include/wascc/* native/providers/*/*.[ch] native/Makefile)
 
-.PHONY: setup run test lint typecheck pytest bench clean
+.PHONY: setup examples run test lint typecheck pytest bench clean
 
 setup: $(STAMP)
 
@@ -21,7 +21,10 @@ $(STAMP): $(SOURCES)
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-run: setup
+examples: setup
+	$(MAKE) -s -C examples WASCC=$(abspath $(VENV)/bin/wascc) PYTHON=$(abspath $(PY))
+
+run: setup examples
 	$(VENV)/bin/wascc up
 
 test: setup lint typecheck pytest
@@ -43,3 +46,5 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info wascc/_wascc_ffi*.so
+	$(MAKE) -s -C native clean
+	$(MAKE) -s -C examples clean

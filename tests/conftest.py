@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +150,26 @@ def build_native(tmp_path_factory: pytest.TempPathFactory) -> NativeBuilder:
         return cache[key]
 
     return _build
+
+
+EXAMPLES = ROOT / "examples"
+
+
+@dataclass(frozen=True)
+class BuiltExamples:
+    """The example actors, built and signed by examples/Makefile."""
+
+    account: str  # the public key that signed them
+
+    def signed(self, name: str) -> bytes:
+        return (EXAMPLES / name / "build" / f"{name}_s.wasm").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def examples() -> BuiltExamples:
+    """Build (incrementally) and sign the example actors with the project's tools."""
+    bindir = Path(sys.executable).parent
+    tools = [f"WASCC={bindir / 'wascc'}", f"PYTHON={sys.executable}"]
+    subprocess.run(["make", "-s", "-C", str(EXAMPLES), *tools], check=True)
+    seed = (EXAMPLES / ".keys" / "account.nk").read_text().strip()
+    return BuiltExamples(account=KeyPair.from_seed(seed).public_key)

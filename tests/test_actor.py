@@ -292,3 +292,12 @@ def test_actor_answers_health_request(host: Host, start_actor: StartActor) -> No
     key = start_actor()
     report = host.actor_health(key)
     assert report.healthy and report.message == ""
+
+
+def test_trap_after_a_guest_error_keeps_the_guests_message(
+    host: Host, start_actor: StartActor
+) -> None:
+    key = start_actor()
+    with pytest.raises(ActorTrap, match=r"the actor had reported: assertion failed at main\.ts:7"):
+        host.call_actor(key, "ErrorTrap", b"assertion failed at main.ts:7")
+    assert host.call_actor(key, "Echo", b"fine") == b"fine"

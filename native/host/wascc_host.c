@@ -505,6 +505,20 @@ static int finish(wh_instance *inst, wasmtime_error_t *e, wasm_trap_t *trap) {
     const char *t = text ? text : "unknown failure";
     buf_assign(&st->result, t, strlen(t));
     free(text);
+    /* Guests that abort (AssemblyScript, Rust panics) often set an error
+     * just before trapping: keep it, it says more than the backtrace. */
+    if (trap && st->guest_error.set && st->guest_error.len) {
+        static const char sep[] = "\nthe actor had reported: ";
+        size_t base = st->result.len, extra = sizeof sep - 1 + st->guest_error.len;
+        uint8_t *joined = malloc(base + extra);
+        if (joined) {
+            memcpy(joined, st->result.data, base);
+            memcpy(joined + base, sep, sizeof sep - 1);
+            memcpy(joined + base + sizeof sep - 1, st->guest_error.data, st->guest_error.len);
+            buf_assign(&st->result, joined, base + extra);
+            free(joined);
+        }
+    }
     inst->result = st->result.data;
     inst->result_len = st->result.len;
     if (st->has_memory) note_memory(inst);

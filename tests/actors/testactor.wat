@@ -6,6 +6,7 @@
 ;;   ErrorOk        msg -> guest error "msg", returns 1 (still an error)
 ;;   NoResponse     returns 1 without a response (an error)
 ;;   Trap           traps (unreachable)
+;;   ErrorTrap      sets guest error "msg", then traps (as aborting guests do)
 ;;   Loop           loops forever (stopped by the deadline)
 ;;   Grow           grows memory until refused, then traps (a memory bomb)
 ;;   GrowOnce       grows memory by `msg[0]` pages and answers (stays near the cap)
@@ -52,6 +53,7 @@
   (data (i32.const 216) "Init")
   (data (i32.const 224) "GrowOnce")
   (data (i32.const 240) "CallTwice")
+  (data (i32.const 256) "ErrorTrap")
 
   ;; _start and wapc_init each append a letter, so Init shows the order.
   (func (export "_start")
@@ -151,6 +153,10 @@
       (then (return (i32.const 1))))
     (if (call $eq (local.get $op) (local.get $op_len) (i32.const 32) (i32.const 4))
       (then unreachable))
+    (if (call $eq (local.get $op) (local.get $op_len) (i32.const 256) (i32.const 9))
+      (then
+        (call $guest_error (local.get $msg) (local.get $msg_len))
+        unreachable))
     (if (call $eq (local.get $op) (local.get $op_len) (i32.const 40) (i32.const 4))
       (then (loop $forever (br $forever))))
     (if (call $eq (local.get $op) (local.get $op_len) (i32.const 48) (i32.const 4))
