@@ -75,7 +75,7 @@ static inline void wmp_copy(void *dst, const void *src, size_t n) {
 
 static inline void wmp_reader_init(wmp_reader *r, const void *data, size_t len) {
     r->p = (const uint8_t *)data;
-    r->end = r->p + (data ? len : 0);
+    r->end = data ? r->p + len : r->p; /* no arithmetic on NULL */
     r->err = 0;
 }
 
@@ -280,7 +280,8 @@ static inline int wmp_skip_depth(wmp_reader *r, int depth) {
             head = 2 + (size_t)lenbytes;
             size = l;
         }
-        if (!wmp_need(r, head + size)) return 0;
+        /* head + size can wrap where size_t is 32 bits (wasm32): check apart */
+        if (!wmp_need(r, head) || wmp_remaining(r) - head < size) return wmp_fail(r);
         r->p += head + size;
         return 1;
     }
