@@ -14,17 +14,32 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 
 
+DEMO_ACTORS = ("echo", "kvcounter")
+
+
 class BuildWithNativeProviders(build_ext):
-    """build_ext that also runs `make -C native` and ships the libraries."""
+    """build_ext that also runs `make -C native` and ships the libraries, and
+    builds the demo actors (unsigned; keys are made on the user's machine)."""
 
     def run(self) -> None:
         super().run()
-        subprocess.run(["make", "-s", "-C", str(ROOT / "native")], check=True)
         base = ROOT if self.inplace else Path(self.build_lib)
+        subprocess.run(["make", "-s", "-C", str(ROOT / "native")], check=True)
         target = base / "wascc" / "_providers"
         target.mkdir(parents=True, exist_ok=True)
         for lib in sorted((ROOT / "native" / "build").glob("libwascc_*")):
             shutil.copy2(lib, target / lib.name)
+        self._build_demo(base / "wascc" / "_demo")
+
+    def _build_demo(self, target: Path) -> None:
+        if not (shutil.which("clang") and shutil.which("wasm-ld")):
+            print("warning: clang/wasm-ld not found: the built-in demo actors are not built")
+            return
+        subprocess.run(["make", "-s", "-C", str(ROOT / "examples"), "unsigned"], check=True)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in DEMO_ACTORS:
+            built = ROOT / "examples" / name / "build" / "unsigned.wasm"
+            shutil.copy2(built, target / f"{name}.wasm")
 
 
 setup(

@@ -196,6 +196,11 @@ class Actor:
     def instances(self) -> int:
         return self._pool.size
 
+    @property
+    def busy(self) -> int:
+        """Calls running on this module now."""
+        return self._pool.busy
+
     def calls(self) -> int:
         return self._pool.calls()
 

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,10 @@ __all__ = ["ActorInfo", "Host", "ProviderInfo"]
 
 log = logging.getLogger(__name__)
 actor_log = logging.getLogger("wascc.actor")
+
+# How many host calls this thread is inside: work started from within a call
+# in flight is not "new work" when the host drains.
+_calls = threading.local()
 
 Source = str | os.PathLike[str] | bytes
 
@@ -143,6 +148,11 @@ class _ProviderDispatcher:
                 f"{self.capability_id} ({self.binding}) was removed from the host; "
                 f"it can no longer dispatch {operation} to {actor}"
             )
+        if self.host._draining and not getattr(_calls, "depth", 0):
+            raise HostStopped(
+                f"the host is shutting down; {self.capability_id} ({self.binding}) may not "
+                f"start new work ({operation} to {actor})"
+            )
         return self.host._from_provider(self, actor, operation, payload)
 
 
@@ -204,7 +214,9 @@ class Host:
         self._providers: dict[tuple[str, str], _ProviderEntry] = {}
         self._actor_health: dict[str, HealthReport] = {}
         self._directories: list[ProviderDirectory] = []
+        self._retired: list[Actor] = []  # replaced or removed, maybe still running calls
         self._closed = False
+        self._draining = False
         self.add_provider(ExtrasProvider())
         self._health = HealthMonitor(self.check_health, health_interval)
         self._health.start()
@@ -217,8 +229,38 @@ class Host:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def stop(self) -> None:
-        """Remove every actor (unbinding it everywhere) and stop every provider."""
+    def drain(self, grace: float) -> bool:
+        """Stop taking new work and wait up to ``grace`` seconds for calls in flight.
+
+        After this, :meth:`call_actor` and providers' dispatchers refuse new
+        calls with :class:`HostStopped` (an HTTP provider answers 503); work
+        started from inside a call in flight (host calls, nested dispatches)
+        goes on.  True when nothing is running any more.
+        """
+        self._draining = True
+        deadline = time.monotonic() + grace
+        while self.busy() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        remaining = self.busy()
+        if remaining:
+            log.warning("%d call(s) still running after a %gs grace period", remaining, grace)
+        return remaining == 0
+
+    def busy(self) -> int:
+        """Calls running in actors right now (including replaced modules)."""
+        with self._lock:
+            self._retired = [a for a in self._retired if a.busy]
+            actors = [*self._actors.values(), *self._retired]
+        return sum(a.busy for a in actors)
+
+    def stop(self, grace: float = 0.0) -> None:
+        """Remove every actor (unbinding it everywhere) and stop every provider.
+
+        With ``grace`` > 0 the host first drains: new work is refused and calls
+        in flight get that long to finish.
+        """
+        if grace > 0 and not self._closed:
+            self.drain(grace)
         with self._lock:
             if self._closed:
                 return
@@ -325,6 +367,7 @@ class Host:
                 new.retire()
                 raise WasccError(f"{old.who} changed while it was being replaced; try again")
             self._actors[actor] = new
+            self._retired.append(old)
         old.retire()
         log.info("replaced %s: %s -> %s", new.who, old.module_hash[:12], new.module_hash[:12])
         for b in self._routes.bindings_of(actor):
@@ -344,6 +387,8 @@ class Host:
         with self._lock:
             found = self._actors.pop(actor, None)
             self._actor_health.pop(actor, None)
+            if found is not None:
+                self._retired.append(found)
         if found is None:
             raise NotFound(f"no actor {actor} is running")
         for b in self._routes.bindings_of(actor):
@@ -372,7 +417,7 @@ class Host:
 
     def provider_factories(self) -> dict[str, Callable[[], Any]]:
         """Provider factories offered by plugins, by capability id."""
-        return {canonical_capability(k): v for k, v in self.plugins.provider_factories().items()}
+        return self.plugins.provider_factories()
 
     def add_provider(
         self,
@@ -549,6 +594,11 @@ class Host:
             self._directories.append(watcher)
         return watcher
 
+    def rescan_providers(self) -> None:
+        """Check every watched provider directory now."""
+        for directory in list(self._directories):
+            directory.scan()
+
     # ---- bindings ----------------------------------------------------------
 
     def set_binding(
@@ -633,6 +683,8 @@ class Host:
 
     def call_actor(self, actor: str, operation: str, payload: bytes = b"") -> bytes:
         """Invoke ``operation`` on ``actor`` as the host (origin ``system``)."""
+        if self._draining and not getattr(_calls, "depth", 0):
+            raise HostStopped(f"the host is shutting down; {operation} to {actor} refused")
         return self._call_actor(actor, operation, payload, SYSTEM, None, "")
 
     def _call_actor(
@@ -677,6 +729,22 @@ class Host:
         provider = self._routes.routes.get((port.key, capability_id, binding))
         if provider is None or capability_id not in port.caps:
             raise self._unroutable(port, capability_id, binding, operation)
+        depth = getattr(_calls, "depth", 0)
+        _calls.depth = depth + 1
+        try:
+            return self._to_provider(port, provider, capability_id, binding, operation, payload)
+        finally:
+            _calls.depth = depth
+
+    def _to_provider(
+        self,
+        port: _ActorPort,
+        provider: CapabilityProvider,
+        capability_id: str,
+        binding: str,
+        operation: str,
+        payload: bytes,
+    ) -> bytes:
         plugins = self.plugins
         if plugins.authorizing or plugins.intercepting:
             invocation = Invocation(port.key, capability_id, operation, payload, binding)

@@ -27,6 +27,7 @@ from wascc import hookspecs
 from wascc.claims import Claims
 from wascc.errors import MiddlewareError, PluginError, Unauthorized
 from wascc.invocation import Invocation, InvocationResponse
+from wascc.routing import canonical_capability
 
 __all__ = ["ENTRY_POINT_GROUP", "Plugins"]
 
@@ -82,14 +83,14 @@ class Plugins:
         self.authorizing = bool(hook.wascc_authorize.get_hookimpls())
 
     def provider_factories(self) -> dict[str, Callable[[], Any]]:
-        """capability id -> factory, from every plugin's ``wascc_providers``."""
+        """capability id (canonical) -> factory, from every plugin's ``wascc_providers``."""
         factories: dict[str, Callable[[], Any]] = {}
         for batch in self.manager.hook.wascc_providers():
             for factory in batch or ():
                 capability_id = getattr(factory, "capability_id", None)
                 if not isinstance(capability_id, str) or not capability_id:
                     raise PluginError(f"provider factory {factory!r} has no capability_id")
-                factories.setdefault(capability_id, factory)
+                factories.setdefault(canonical_capability(capability_id), factory)
         return factories
 
     # ---- authorization -----------------------------------------------------

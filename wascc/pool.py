@@ -135,6 +135,11 @@ class InstancePool:
     def idle(self) -> int:
         return len(self._free)
 
+    @property
+    def busy(self) -> int:
+        """Instances in a call right now."""
+        return max(0, self._size - len(self._free))
+
     def calls(self) -> int:
         """Calls served so far by this pool's instances (exact when none is busy)."""
         with self._cond:

@@ -109,6 +109,8 @@ class ProviderDirectory:
         if not self.directory.is_dir():
             raise ProviderError(f"provider directory {self.directory} does not exist")
         self.grant = grant or WasiGrant()
+        #: Called after every change this directory made to the host.
+        self.on_change: Callable[[], None] | None = None
         self._loaded: dict[Path, tuple[str, str]] = {}
         self._copies = Path(tempfile.mkdtemp(prefix="wascc-providers-"))
         self._watcher = DirectoryWatcher(
@@ -167,6 +169,8 @@ class ProviderDirectory:
             action()
         except WasccError as exc:
             log.error("provider directory: cannot %s %s: %s", what, path.name, exc)
+        if self.on_change is not None:
+            self.on_change()
 
     def _added(self, path: Path) -> None:
         def add() -> None:

@@ -1,0 +1,1 @@
+"""Unsigned demo actors bundled at install time (see wascc.demo)."""

@@ -1,0 +1,14 @@
+"""The ``wascc`` command line (click): it parses arguments and delegates.
+
+Commands live in one module per group: :mod:`wascc.cli.up` (``wascc up``,
+``wascc-host``), :mod:`wascc.cli.tools` (``keys``, ``claims``, ``inspect``,
+``call``), :mod:`wascc.cli.ctl` (``ctl``, talking to a running host).
+"""
+
+from __future__ import annotations
+
+from wascc.cli import ctl, tools, up  # noqa: F401 - registers the commands
+from wascc.cli.main import main
+from wascc.cli.tools import render_manifest
+
+__all__ = ["main", "render_manifest"]

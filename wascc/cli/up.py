@@ -1,0 +1,186 @@
+"""``wascc up`` (also installed as ``wascc-host``): run a standalone host.
+
+It only parses options and hands them to :class:`wascc.daemon.Daemon`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from wascc import logs
+from wascc.actor import ActorSettings
+from wascc.cli.main import fail, main
+from wascc.daemon import Daemon, Options
+from wascc.demo import demo
+from wascc.errors import WasccError
+
+__all__ = ["host_main", "up"]
+
+log = logging.getLogger("wascc.cli")
+
+UNIT_EXAMPLE = """\
+\b
+systemd unit (Type=notify-reload; `systemctl reload` sends SIGHUP):
+  [Service]
+  Type=notify-reload
+  ExecStart=/usr/local/bin/wascc-host --manifest /etc/wascc/host.yaml \\
+      --providers-dir /etc/wascc/providers --trusted-issuer AC...
+  KillSignal=SIGTERM
+"""
+
+
+def _labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not K=V", param_hint="--label")
+        labels[key.strip()] = value
+    return labels
+
+
+@main.command(epilog=UNIT_EXAMPLE)
+@click.option(
+    "-m",
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A manifest (YAML, JSON or TOML) of actors, capabilities and bindings.",
+)
+@click.option(
+    "--expand-env",
+    is_flag=True,
+    help="Replace ${VAR} and ${VAR:default} in the manifest from the environment.",
+)
+@click.option(
+    "--providers-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Load every provider in this directory and follow its changes.",
+)
+@click.option(
+    "--actors-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Run every actor (.wasm) in this directory and follow its changes.",
+)
+@click.option(
+    "--trusted-issuer",
+    "trusted",
+    multiple=True,
+    metavar="KEY",
+    help="Account key whose signatures are accepted (repeatable; default: any).",
+)
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Also run unsigned actors (they hold no capabilities). Off by default.",
+)
+@click.option("--label", "labels", multiple=True, metavar="K=V", help="A host label (repeatable).")
+@click.option(
+    "--control",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Serve the control socket (for `wascc ctl`) at this path, mode 0600.",
+)
+@click.option(
+    "--grace",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds calls in flight get to finish on SIGINT/SIGTERM.",
+)
+@click.option(
+    "--poll-interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds between scans of the watched directories.",
+)
+@click.option(
+    "--health-interval",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds between provider health checks (0: off).",
+)
+@click.option(
+    "--deadline",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Default seconds an actor call may take.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@click.option(
+    "--log-format", default="text", show_default=True, type=click.Choice(["text", "json"])
+)
+def up(
+    manifest: Path | None,
+    expand_env: bool,
+    providers_dir: Path | None,
+    actors_dir: Path | None,
+    trusted: tuple[str, ...],
+    allow_unsigned: bool,
+    labels: tuple[str, ...],
+    control: Path | None,
+    grace: float,
+    poll_interval: float,
+    health_interval: float,
+    deadline: float,
+    log_level: str,
+    log_format: str,
+) -> None:
+    """Run a host until SIGINT or SIGTERM; SIGHUP re-reads the manifest and rescans.
+
+    With nothing to run (no manifest, no directories) it starts the built-in
+    demo: the example echo and kvcounter actors behind the HTTP server on
+    127.0.0.1, kvcounter with the native in-memory keyvalue.
+
+    \b
+    Example:
+      wascc up
+      wascc up --manifest host.yaml --providers-dir ./providers \\
+               --trusted-issuer ACXYZ... --control /run/wascc.sock
+    """
+    logs.configure(log_level, log_format)
+    settings = ActorSettings(deadline=deadline)
+    options = Options(
+        manifest=manifest,
+        expand_env=expand_env,
+        providers_dir=providers_dir,
+        actors_dir=actors_dir,
+        trusted_issuers=trusted,
+        allow_unsigned=allow_unsigned,
+        labels=_labels(labels),
+        control=control,
+        grace=grace,
+        poll_interval=poll_interval,
+        health_interval=health_interval,
+        actor_settings=settings,
+    )
+    try:
+        if manifest is None and providers_dir is None and actors_dir is None:
+            built_in = demo()
+            options = Options(
+                **{**options.__dict__, "trusted_issuers": (*trusted, built_in.account)}
+            )
+            daemon = Daemon(options, manifest=built_in.manifest)
+            click.echo("wascc: starting the built-in demo (keys in your demo directory)")
+            tries = {"echo": "hello?x=1", "kvcounter": "visits"}
+            for name, url in built_in.urls.items():
+                click.echo(f"  {name:10s} {url}    try: curl -s {url}{tries[name]}")
+        else:
+            daemon = Daemon(options)
+        sys.exit(daemon.run())
+    except WasccError as exc:
+        fail(str(exc))
+
+
+#: The ``wascc-host`` console script: the same command on its own.
+host_main = up

@@ -1,0 +1,102 @@
+"""The built-in demo that ``wascc up`` (and ``make run``) starts with no arguments.
+
+The example ``echo`` and ``kvcounter`` actors (built from ``examples/`` when
+wascc is installed, shipped unsigned in ``wascc/_demo``) behind the
+``wascc:http_server`` provider, kvcounter with the native in-memory
+``wascc:keyvalue``, all on 127.0.0.1.  The demo's keys are generated on the
+first run into ``$WASCC_DEMO_DIR`` (default ``~/.local/share/wascc/demo``),
+readable by their owner only, and the actors are signed with them at every
+start; nothing secret ships with wascc.
+
+``WASCC_DEMO_PORT`` (default 8080; kvcounter gets the next port) and
+``WASCC_DEMO_ADDRESS`` (default 127.0.0.1) move it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from wascc.claims import sign_module
+from wascc.errors import WasccError
+from wascc.keys import KeyPair, KeyType
+from wascc.manifest import BindingSpec, CapabilitySpec, Manifest
+
+__all__ = ["Demo", "demo"]
+
+BUNDLE = Path(__file__).resolve().parent / "_demo"
+ACTORS = {
+    "echo": ("wascc:http_server",),
+    "kvcounter": ("wascc:http_server", "wascc:keyvalue"),
+}
+
+
+@dataclass(frozen=True)
+class Demo:
+    manifest: Manifest
+    account: str
+    urls: dict[str, str]
+
+
+def data_dir() -> Path:
+    explicit = os.environ.get("WASCC_DEMO_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "wascc" / "demo"
+
+
+def _key(path: Path, kind: KeyType) -> KeyPair:
+    if path.exists():
+        return KeyPair.from_seed(path.read_text().strip())
+    key = KeyPair.generate(kind)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.seed + "\n")
+    return key
+
+
+def demo() -> Demo:
+    """Sign the bundled demo actors with this machine's demo keys; the manifest to run."""
+    missing = [n for n in ACTORS if not (BUNDLE / f"{n}.wasm").is_file()]
+    if missing:
+        raise WasccError(
+            "the demo actors were not built when wascc was installed (it needs clang and "
+            "wasm-ld: run `make run`, or `bash .ci/system-deps` as root and reinstall)"
+        )
+    directory = data_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    account = _key(directory / "account.nk", KeyType.ACCOUNT)
+    address = os.environ.get("WASCC_DEMO_ADDRESS", "127.0.0.1")
+    port = int(os.environ.get("WASCC_DEMO_PORT", "8080"))
+    actors: list[Path] = []
+    bindings: list[BindingSpec] = []
+    urls: dict[str, str] = {}
+    for offset, (name, caps) in enumerate(ACTORS.items()):
+        module = _key(directory / f"{name}_module.nk", KeyType.MODULE)
+        signed = directory / f"{name}_s.wasm"
+        signed.write_bytes(
+            sign_module(
+                (BUNDLE / f"{name}.wasm").read_bytes(),
+                issuer=account,
+                subject=module,
+                name=name,
+                caps=caps,
+                ver="demo",
+            )
+        )
+        actors.append(signed)
+        values = {"PORT": str(port + offset), "ADDRESS": address}
+        bindings.append(BindingSpec(module.public_key, "wascc:http_server", values=values))
+        bindings += [BindingSpec(module.public_key, cap) for cap in caps[1:]]
+        urls[name] = f"http://{address}:{port + offset}/"
+    manifest = Manifest(
+        source="built-in demo",
+        base_dir=directory,
+        labels={"demo": "true"},
+        actors=tuple(actors),
+        capabilities=(CapabilitySpec("wascc:http_server"), CapabilitySpec("wascc:keyvalue")),
+        bindings=tuple(bindings),
+    )
+    return Demo(manifest, account.public_key, urls)

@@ -1,0 +1,64 @@
+"""Log output for the standalone host: text for people, JSON lines for machines.
+
+Library modules only log (``logging.getLogger(__name__)``); the CLI calls
+:func:`configure`.  Actor console lines arrive on the ``wascc.actor``
+logger with ``actor`` and ``actor_name`` fields; Python providers may add a
+``provider`` field; both formats carry them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+__all__ = ["JsonFormatter", "TextFormatter", "configure"]
+
+FIELDS = ("actor", "actor_name", "provider")
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-11-21T10:00:00.123Z INFO wascc.host: message [actor=M...]``"""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{base}.{int(record.msecs):03d}Z"
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{self.formatTime(record)} {record.levelname} {record.name}: {record.getMessage()}"
+        extras = [f"{k}={getattr(record, k)}" for k in ("provider",) if hasattr(record, k)]
+        if extras:
+            line += f" [{' '.join(extras)}]"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(TextFormatter):
+    """One JSON object per line: time, level, logger, message, and the wascc fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in FIELDS:
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure(level: str = "info", fmt: str = "text") -> None:
+    """Send every wascc log line to stderr in ``fmt`` (text or json) at ``level``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
