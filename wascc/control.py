@@ -115,17 +115,26 @@ class ControlServer:
                 raise ControlError(f"{self.path}: another host is listening there")
             self.path.unlink()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handlers_ref = self._handlers
+        self._active = 0
+        self._idle = threading.Condition()
+        server = self
 
         class _Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 for line in self.rfile:
-                    if len(line) > MAX_LINE:
-                        answer = {"ok": False, "error": "request too large"}
-                    else:
-                        answer = _serve(handlers_ref, line)
-                    self.wfile.write(json.dumps(answer).encode() + b"\n")
-                    self.wfile.flush()
+                    with server._idle:
+                        server._active += 1
+                    try:
+                        if len(line) > MAX_LINE:
+                            answer = {"ok": False, "error": "request too large"}
+                        else:
+                            answer = _serve(server._handlers, line)
+                        self.wfile.write(json.dumps(answer).encode() + b"\n")
+                        self.wfile.flush()
+                    finally:
+                        with server._idle:
+                            server._active -= 1
+                            server._idle.notify_all()
 
         old = os.umask(0o177)  # the socket is born 0600
         try:
@@ -142,10 +151,20 @@ class ControlServer:
         self._thread.start()
         log.info("control socket listening on %s", self.path)
 
-    def stop(self) -> None:
+    def close(self) -> None:
+        """Stop accepting connections; requests already read are still answered."""
         self._server.shutdown()
         self._server.server_close()
         self.path.unlink(missing_ok=True)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for requests in progress to be answered."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
+
+    def stop(self) -> None:
+        self.close()
+        self.wait(5.0)
 
 
 def _serve(handlers: Mapping[str, Handler], line: bytes) -> dict[str, Any]:
@@ -183,7 +202,7 @@ def _alive(path: Path) -> bool:
 
 
 def request(
-    path: str | os.PathLike[str], command: str, timeout: float = 60.0, **args: Any
+    path: str | os.PathLike[str], command: str, /, *, timeout: float = 60.0, **args: Any
 ) -> dict[str, Any]:
     """Send one command to the host at ``path``; the answer (``ok`` says if it worked)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:

@@ -163,11 +163,13 @@ class Daemon:
         """Graceful stop: refuse new work, let calls finish, unbind, stop providers."""
         notify("STOPPING=1")
         if self._control is not None:
-            self._control.stop()
+            self._control.close()
         if self._actor_watcher is not None:
             self._actor_watcher.stop()
         if self.host is not None:
             self.host.stop(grace=self.options.grace)
+        if self._control is not None:
+            self._control.wait(5.0)  # answers to requests that were in flight
 
     def run(self) -> int:
         """Run until SIGINT or SIGTERM; SIGHUP reloads.  Returns the exit status."""
