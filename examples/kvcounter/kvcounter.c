@@ -32,11 +32,7 @@ static wapc_result handle_request(const uint8_t *msg, size_t len) {
     wjson_raw(&body, "{\"counter\":");
     wjson_int(&body, reply.number);
     wjson_raw(&body, "}");
-    wmp_writer out;
-    wapc_writer(&out);
-    wascc_header headers[] = {{"Content-Type", "application/json"}};
-    wascc_http_response_write(&out, 200, "OK", headers, 1, body.buf, body.len);
-    return wapc_ok_writer(&out);
+    return wapc_http_respond(200, "OK", "application/json", body.buf, body.len);
 }
 
 void wapc_register_handlers(void) { wapc_register("HandleRequest", handle_request); }

@@ -48,11 +48,7 @@ static wapc_result handle_request(const uint8_t *msg, size_t len) {
     }
     wapc_log("logger: wrote one line at each level");
     static const char body[] = "logged 5 lines\n";
-    wmp_writer out;
-    wapc_writer(&out);
-    wascc_header headers[] = {{"Content-Type", "text/plain"}};
-    wascc_http_response_write(&out, 200, "OK", headers, 1, body, sizeof body - 1);
-    return wapc_ok_writer(&out);
+    return wapc_http_respond(200, "OK", "text/plain", body, sizeof body - 1);
 }
 
 void wapc_register_handlers(void) { wapc_register("HandleRequest", handle_request); }

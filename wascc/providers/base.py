@@ -32,7 +32,7 @@ from wascc.codec import (
 )
 from wascc.errors import ProviderCallError
 
-__all__ = ["CORE_OPERATIONS", "CapabilityProvider", "Dispatcher"]
+__all__ = ["CORE_OPERATIONS", "CapabilityProvider", "Dispatcher", "ForwardingProvider"]
 
 CORE_OPERATIONS = frozenset({OP_BIND_ACTOR, OP_REMOVE_ACTOR, OP_HEALTH_REQUEST, OP_GET_DESCRIPTOR})
 
@@ -112,3 +112,29 @@ class CapabilityProvider(ABC):
 
     def stop(self) -> None:  # noqa: B027
         """Release everything; called once when the provider is removed."""
+
+
+class ForwardingProvider(CapabilityProvider):
+    """A provider that lives elsewhere (a native library, a WASI module).
+
+    Subclasses override :meth:`handle_call` to forward every call, core
+    operations included; the descriptor is asked for once, over that path.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._descriptor: CapabilityDescriptor | None = None
+
+    def descriptor(self) -> CapabilityDescriptor:
+        if self._descriptor is None:
+            self._descriptor = CapabilityDescriptor.decode(
+                self.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, b"")
+            )
+        return self._descriptor
+
+    @abstractmethod
+    def handle_call(self, actor: str, operation: str, msg: bytes) -> bytes:
+        """Forward one call, whatever its origin and operation."""
+
+    def handle(self, actor: str, operation: str, msg: bytes) -> bytes:  # pragma: no cover
+        raise NotImplementedError(f"{type(self).__name__} answers through handle_call")

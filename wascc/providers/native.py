@@ -13,32 +13,23 @@ import os
 import threading
 from pathlib import Path
 
-from wascc.codec import OP_GET_DESCRIPTOR, SYSTEM_ACTOR, CapabilityDescriptor
 from wascc.errors import CodecError, ProviderCallError, ProviderError
 from wascc.ffi import NativeLibrary, NativeLoadError
-from wascc.providers.base import CapabilityProvider, Dispatcher
+from wascc.providers.base import Dispatcher, ForwardingProvider
 
 __all__ = ["NativeProvider", "load_native_provider"]
 
 log = logging.getLogger(__name__)
 
 
-class NativeProvider(CapabilityProvider):
+class NativeProvider(ForwardingProvider):
     """A provider living in a native library; forwards every call over FFI."""
 
     def __init__(self, library: NativeLibrary, path: Path) -> None:
         super().__init__()
         self.path = path
         self._lib = library
-        self._descriptor: CapabilityDescriptor | None = None
         self._stop_lock = threading.Lock()
-
-    def descriptor(self) -> CapabilityDescriptor:
-        if self._descriptor is None:
-            self._descriptor = CapabilityDescriptor.decode(
-                self.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, b"")
-            )
-        return self._descriptor
 
     def configure_dispatch(self, dispatcher: Dispatcher) -> None:
         super().configure_dispatch(dispatcher)
@@ -51,9 +42,6 @@ class NativeProvider(CapabilityProvider):
         if not ok:
             raise ProviderCallError(data.decode("utf-8", "replace") or "failed with no message")
         return data
-
-    def handle(self, actor: str, operation: str, msg: bytes) -> bytes:  # pragma: no cover
-        raise NotImplementedError("native providers answer through handle_call")
 
     def stop(self) -> None:
         with self._stop_lock:

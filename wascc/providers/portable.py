@@ -24,9 +24,9 @@ import wasmtime
 
 from wascc import claims as claims_mod
 from wascc.actor import Actor, ActorSettings, read_module
-from wascc.codec import OP_GET_DESCRIPTOR, SYSTEM_ACTOR, CapabilityDescriptor, PortableCall
+from wascc.codec import PortableCall
 from wascc.errors import InvocationError, ProviderCallError, ProviderError
-from wascc.providers.base import CapabilityProvider, Dispatcher
+from wascc.providers.base import Dispatcher, ForwardingProvider
 from wascc.routing import is_actor_key
 from wascc.wapc import Runtime
 
@@ -87,21 +87,13 @@ class _ProviderPort:
         log.info("%s: %s", self.label, line, extra={"provider": self.label})
 
 
-class PortableProvider(CapabilityProvider):
+class PortableProvider(ForwardingProvider):
     """A provider living in a WASI module; every call goes over waPC."""
 
     def __init__(self, module: Actor, port: _ProviderPort) -> None:
         super().__init__()
         self.module = module
         self._port = port
-        self._descriptor: CapabilityDescriptor | None = None
-
-    def descriptor(self) -> CapabilityDescriptor:
-        if self._descriptor is None:
-            self._descriptor = CapabilityDescriptor.decode(
-                self.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, b"")
-            )
-        return self._descriptor
 
     def configure_dispatch(self, dispatcher: Dispatcher) -> None:
         super().configure_dispatch(dispatcher)
@@ -113,9 +105,6 @@ class PortableProvider(CapabilityProvider):
             return self.module.invoke(operation, envelope)
         except InvocationError as exc:
             raise ProviderCallError(str(exc)) from exc
-
-    def handle(self, actor: str, operation: str, msg: bytes) -> bytes:  # pragma: no cover
-        raise NotImplementedError("portable providers answer through handle_call")
 
     def stop(self) -> None:
         self.module.retire()

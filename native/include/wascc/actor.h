@@ -186,6 +186,19 @@ static wapc_result wapc_error2(const char *prefix, const void *detail, size_t de
     return wapc_error_bytes(text, a + detail_len);
 }
 
+/* An HTTP response (the wascc:http_server contract) as this call's result;
+ * `content_type` may be NULL for no Content-Type header. */
+static inline wapc_result wapc_http_respond(uint32_t status_code, const char *status,
+                                            const char *content_type, const void *body,
+                                            size_t len) {
+    wmp_writer out;
+    wapc_writer(&out);
+    wascc_header headers[] = {{"Content-Type", content_type}};
+    wascc_http_response_write(&out, status_code, status, headers, content_type ? 1 : 0, body,
+                              len);
+    return wapc_ok_writer(&out);
+}
+
 /* ---- handlers ----------------------------------------------------------------- */
 
 typedef wapc_result (*wapc_handler)(const uint8_t *msg, size_t len);
