@@ -8,7 +8,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 SOURCES := setup.py setup.cfg pyproject.toml wascc/_ffi_build.py \
-           $(wildcard native/host/* native/include/wascc/* native/providers/*/*.[ch] native/Makefile)
+           $(wildcard native/host/* native/include/wascc/* native/providers/*/*.[ch] native/Makefile) \
+           $(wildcard examples/*/*.c examples/Makefile)
 
 .PHONY: setup examples run test lint typecheck pytest bench clean
 

@@ -432,3 +432,50 @@ def test_provider_dropped_in_later_gets_its_pending_binding(
     shutil.copy(build_native("testprovider"), providers / "libtest.so")
     wait_for(lambda: host.inventory()["bindings"] != [], "the pending binding")
     assert host.call(key, "Call", call_payload(NATIVETEST, "Echo", b"late")) == b"late"
+
+
+def free_port_pair() -> int:
+    """A port p with p and p + 1 both free (the demo uses two)."""
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = int(a.getsockname()[1])
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise AssertionError("no two adjacent free ports")
+
+
+def test_default_demo_answers_http_on_its_ports(up: Starter, tmp_path: Path) -> None:
+    import http.client
+
+    port = free_port_pair()
+    keys = tmp_path / "demo-keys"
+    host = up(env={"WASCC_DEMO_DIR": str(keys), "WASCC_DEMO_PORT": str(port)}, trust=False)
+    assert f"http://127.0.0.1:{port}/" in host.output()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/hello?x=1")
+    echo = json.loads(conn.getresponse().read())
+    assert echo["path"] == "/hello" and echo["query_string"] == "x=1"
+    counter = http.client.HTTPConnection("127.0.0.1", port + 1, timeout=10)
+    counts = []
+    for _ in range(3):
+        counter.request("GET", "/visits")
+        counts.append(json.loads(counter.getresponse().read())["counter"])
+    assert counts == [1, 2, 3]
+    # the keys were generated here, readable by their owner only, and reused
+    assert sorted(p.name for p in keys.glob("*.nk")) == [
+        "account.nk",
+        "echo_module.nk",
+        "kvcounter_module.nk",
+    ]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in keys.glob("*.nk"))
+    first = {a["name"]: a["public_key"] for a in host.inventory()["actors"]}
+    host.signal(signal.SIGTERM)
+    assert host.process.wait(30) == 0
+    again = up(env={"WASCC_DEMO_DIR": str(keys), "WASCC_DEMO_PORT": str(port)}, trust=False)
+    second = {a["name"]: a["public_key"] for a in again.inventory()["actors"]}
+    assert set(first) == {"echo", "kvcounter"} and second == first  # same keys reused

@@ -32,7 +32,7 @@ def test_first_actor_walkthrough_runs_as_written(tmp_path: Path) -> None:
     (c_source,) = blocks("c")
     shell = blocks("sh")
     (script,) = blocks("python")
-    expected = blocks("")[-1].strip()
+    expected = blocks("")[-1]
     work = tmp_path / "repo"
     work.mkdir()
     (work / "native").symlink_to(ROOT / "native")
@@ -40,16 +40,23 @@ def test_first_actor_walkthrough_runs_as_written(tmp_path: Path) -> None:
     (work / ".venv" / "bin").symlink_to(Path(sys.executable).parent)
     (work / "hello").mkdir()
     (work / "hello" / "hello.c").write_text(c_source)
-    for commands in shell:
+    env = {**os.environ, "HOME": str(tmp_path)}
+    outputs = [
         subprocess.run(
             ["bash", "-euo", "pipefail", "-c", commands],
             cwd=work,
             check=True,
-            env={**os.environ, "HOME": str(tmp_path)},
-        )
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+        for commands in shell
+    ]
+    assert outputs[-1] == expected  # curl, through `wascc up` and the HTTP server
     (work / "hello" / "run.py").write_text(script)
     out = subprocess.run(
         [sys.executable, "hello/run.py"], cwd=work, check=True, capture_output=True, text=True
     )
-    assert out.stdout.strip() == expected
+    assert out.stdout == expected
     assert (work / "hello" / "account.nk").stat().st_mode & 0o777 == 0o600

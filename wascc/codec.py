@@ -202,11 +202,21 @@ class _Spec:
                 if plain
                 else f"        {key!r}: _to_wire(self.{attr}),"
             )
-            if tp in _PRIMITIVES:
-                env[f"_t{i}"] = tp
+            if tp in _PRIMITIVES or tp in (dict[str, str], tuple[str, ...]):
                 dec.append(f"    v = get({key!r}, _MISSING)")
-                dec.append(f"    if type(v) is _t{i}:")
-                dec.append(f"        kw[{attr!r}] = v")
+                if tp == dict[str, str]:
+                    dec.append(
+                        "    if type(v) is dict and all(type(a) is str and type(b) is str"
+                        " for a, b in v.items()):"
+                    )
+                    dec.append(f"        kw[{attr!r}] = v")
+                elif tp == tuple[str, ...]:
+                    dec.append("    if type(v) is list and all(type(a) is str for a in v):")
+                    dec.append(f"        kw[{attr!r}] = tuple(v)")
+                else:
+                    env[f"_t{i}"] = tp
+                    dec.append(f"    if type(v) is _t{i}:")
+                    dec.append(f"        kw[{attr!r}] = v")
                 dec.append("    elif v is not _MISSING or not " + repr(has_default) + ":")
                 dec.append("        return _slow(_cls, obj, _name)")
             else:

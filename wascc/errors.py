@@ -29,6 +29,7 @@ exception means the same thing, the wascc error also inherits from it (so
         ├── GuestError                       the actor answered with an error
         ├── ActorTrap                        the actor trapped
         ├── InvocationTimeout (TimeoutError) deadline passed
+        │   └── InstancesBusy                every instance stayed busy
         ├── MemoryLimitExceeded (MemoryError)  instance reached its memory cap
         ├── ProviderCallError                the provider answered with an error
         └── MiddlewareError                  a middleware hook raised
@@ -45,6 +46,7 @@ __all__ = [
     "GuestError",
     "HashMismatch",
     "HostStopped",
+    "InstancesBusy",
     "InvalidSignature",
     "InvocationError",
     "InvocationTimeout",
@@ -161,6 +163,10 @@ class ActorTrap(InvocationError):
 
 class InvocationTimeout(InvocationError, TimeoutError):
     """The call did not finish before its deadline."""
+
+
+class InstancesBusy(InvocationTimeout):
+    """No instance of the actor became free before the call's deadline."""
 
 
 class MemoryLimitExceeded(InvocationError, MemoryError):

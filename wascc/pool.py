@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from wascc.errors import InvocationTimeout
+from wascc.errors import InstancesBusy
 from wascc.ffi import WapcInstance
 
 __all__ = ["InstancePool"]
@@ -69,7 +69,7 @@ class InstancePool:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise InvocationTimeout(
+                    raise InstancesBusy(
                         f"{self.label}: all {self.max_size} instances stayed busy for "
                         f"{timeout:g}s (raise max_instances or the deadline)"
                     )

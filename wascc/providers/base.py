@@ -86,7 +86,13 @@ class CapabilityProvider(ABC):
             else:
                 self._bound.pop(config.module, None)
         if operation == OP_BIND_ACTOR and not known:
-            self.bind_actor(config)
+            try:
+                self.bind_actor(config)
+            except BaseException:
+                # a failed bind is not a binding: the next BindActor must try again
+                with self._bound_lock:
+                    self._bound.pop(config.module, None)
+                raise
         elif operation == OP_REMOVE_ACTOR and known:
             self.remove_actor(config)
         return b""

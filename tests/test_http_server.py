@@ -1,0 +1,755 @@
+"""capabilities.http_server (wascc:http_server) with real sockets on 127.0.0.1.
+
+Most tests serve the echo example actor (its JSON echo shows exactly what the
+actor was handed); kvcounter with a slow Python keyvalue provider makes
+requests that take a while.  Clients are http.client and raw sockets.
+
+Where the contract is silent, the original waSCC server (actix-web, Rust
+``http`` crate) lower-cased header names; this one does too, and joins
+repeated headers with ", " (the original kept only one value).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from capabilities import http_server
+from capabilities.http_server import HttpServerProvider, ServerSettings
+from wascc import BindingError, CapabilityProvider, Host, NotFound, ProviderError
+from wascc.codec import (
+    AddRequest,
+    AddResponse,
+    CapabilityConfiguration,
+    CapabilityDescriptor,
+    HttpRequest,
+    HttpResponse,
+)
+
+from conftest import BuiltExamples
+
+HTTP = "wascc:http_server"
+Address = tuple[str, int]
+
+
+# ---- fixtures and helpers --------------------------------------------------------------
+
+
+@pytest.fixture
+def host(examples: BuiltExamples) -> Iterator[Host]:
+    h = Host(trusted_issuers=[examples.account], health_interval=0, load_entry_points=False)
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def server(host: Host) -> HttpServerProvider:
+    provider = HttpServerProvider()
+    host.add_provider(provider)
+    return provider
+
+
+@pytest.fixture
+def echo(host: Host, examples: BuiltExamples) -> str:
+    return host.add_actor(examples.signed("echo"))
+
+
+Serve = Callable[..., Address]
+
+
+@pytest.fixture
+def serve(host: Host, server: HttpServerProvider) -> Serve:
+    """serve(actor, **values) -> the (host, port) its listener got (PORT=0 by default)."""
+
+    def _serve(actor: str, **values: str) -> Address:
+        host.set_binding(actor, HTTP, values={"PORT": "0", **values})
+        return server.address(actor)
+
+    return _serve
+
+
+@pytest.fixture
+def echo_at(echo: str, serve: Serve) -> Address:
+    return serve(echo)
+
+
+class SlowKeyValue(CapabilityProvider):
+    """wascc:keyvalue whose Add takes ``delay`` seconds (for requests in flight)."""
+
+    capability_id = "wascc:keyvalue"
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.entered = threading.Event()
+        self.counts: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def descriptor(self) -> CapabilityDescriptor:
+        return CapabilityDescriptor(id="wascc:keyvalue", name="slow keyvalue", version="1")
+
+    def handle(self, actor: str, operation: str, msg: bytes) -> bytes:
+        assert operation == "Add"
+        request = AddRequest.decode(msg)
+        self.entered.set()
+        time.sleep(self.delay)
+        with self.lock:
+            value = self.counts[request.key] = self.counts.get(request.key, 0) + request.value
+        return AddResponse(value=value).encode()
+
+
+def slow_counter(
+    host: Host, examples: BuiltExamples, delay: float, **settings: Any
+) -> tuple[str, SlowKeyValue]:
+    actor = host.add_actor(examples.signed("kvcounter"), **settings)
+    kv = SlowKeyValue(delay)
+    host.add_provider(kv)
+    host.set_binding(actor, "wascc:keyvalue")
+    return actor, kv
+
+
+class Wire:
+    """A raw client socket with a reader of whole responses (status, headers, body)."""
+
+    def __init__(self, address: Address, timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.file = self.sock.makefile("rb")
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def response(self, *, head: bool = False) -> tuple[int, dict[str, str], bytes]:
+        status = self.file.readline()
+        if not status:
+            raise EOFError("the server closed the connection")
+        code = int(status.split()[1])
+        headers: dict[str, str] = {}
+        while (line := self.file.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = 0 if head or code in (100, 204, 304) else int(headers.get("content-length", 0))
+        return code, headers, self.file.read(length)
+
+    def at_eof(self) -> bool:
+        """True when the server closed (or reset) the connection."""
+        try:
+            return self.file.read(1) == b""
+        except (ConnectionResetError, TimeoutError):
+            return True
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def wire() -> Iterator[Callable[..., Wire]]:
+    opened: list[Wire] = []
+
+    def _open(address: Address, timeout: float = 5.0) -> Wire:
+        opened.append(Wire(address, timeout))
+        return opened[-1]
+
+    yield _open
+    for w in opened:
+        with contextlib.suppress(OSError):
+            w.close()
+
+
+def get(address: Address, path: str = "/", **kw: Any) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection(*address, timeout=5)
+    try:
+        conn.request(kw.pop("method", "GET"), path, **kw)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def refused(address: Address) -> bool:
+    try:
+        socket.create_connection(address, timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def echoed(body: bytes) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(body)
+    return result
+
+
+# ---- requests and responses ----------------------------------------------------------
+
+
+def test_get_with_query_string_reaches_the_echo_actor(echo_at: Address) -> None:
+    status, headers, body = get(echo_at, "/hello/world?x=1&y=two", headers={"X-Test": "yes"})
+    assert status == 200
+    assert headers["content-type"] == "application/json"  # the actor's, kept
+    assert int(headers["content-length"]) == len(body)
+    assert "date" in headers
+    request = echoed(body)
+    assert request["method"] == "GET"
+    assert request["path"] == "/hello/world"
+    assert request["query_string"] == "x=1&y=two"
+    assert request["headers"]["x-test"] == "yes"
+    assert request["headers"]["host"] == f"{echo_at[0]}:{echo_at[1]}"
+    assert request["body"] == ""
+
+
+def test_post_body_reaches_the_actor(echo_at: Address) -> None:
+    status, _, body = get(echo_at, "/submit", method="POST", body=b'{"a": 1}')
+    assert status == 200
+    request = echoed(body)
+    assert request["method"] == "POST" and request["body"] == '{"a": 1}'
+    assert request["headers"]["content-length"] == "8"
+
+
+def test_repeated_headers_are_joined_and_names_lower_cased(
+    echo_at: Address, wire: Callable[..., Wire]
+) -> None:
+    client = wire(echo_at)
+    client.send(
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Many: one\r\nx-many: two\r\nX-MANY:  three  \r\n"
+        b"Cookie: a=1\r\nCookie: b=2\r\n\r\n"
+    )
+    status, _, body = client.response()
+    headers = echoed(body)["headers"]
+    assert status == 200
+    assert headers["x-many"] == "one, two, three"
+    assert headers["cookie"] == "a=1; b=2"  # cookies join with "; " (RFC 9113 8.2.3)
+
+
+def test_absolute_form_target_is_reduced_to_path_and_query(
+    echo_at: Address, wire: Callable[..., Wire]
+) -> None:
+    client = wire(echo_at)
+    client.send(b"GET http://example.com/a/b?c=d HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    request = echoed(client.response()[2])
+    assert (request["path"], request["query_string"]) == ("/a/b", "c=d")
+
+
+def test_keep_alive_serves_many_requests_on_one_socket(echo_at: Address) -> None:
+    conn = http.client.HTTPConnection(*echo_at, timeout=5)
+    try:
+        sockets = set()
+        for i in range(5):
+            conn.request("GET", f"/n/{i}")
+            response = conn.getresponse()
+            assert response.status == 200 and response.getheader("Connection") is None
+            assert echoed(response.read())["path"] == f"/n/{i}"
+            assert conn.sock is not None
+            sockets.add(conn.sock.getsockname())
+        assert len(sockets) == 1
+    finally:
+        conn.close()
+
+
+def test_http10_keeps_alive_only_when_asked(echo_at: Address, wire: Callable[..., Wire]) -> None:
+    client = wire(echo_at)
+    client.send(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    status, headers, _ = client.response()
+    assert status == 200 and headers["connection"] == "keep-alive"
+    client.send(b"GET /b HTTP/1.0\r\n\r\n")
+    status, headers, body = client.response()
+    assert status == 200 and headers["connection"] == "close"
+    assert echoed(body)["path"] == "/b"
+    assert client.at_eof()
+
+
+def test_connection_close_is_honoured(echo_at: Address, wire: Callable[..., Wire]) -> None:
+    client = wire(echo_at)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    status, headers, _ = client.response()
+    assert status == 200 and headers["connection"] == "close"
+    assert client.at_eof()
+
+
+def test_pipelined_requests_are_answered_in_order(
+    echo_at: Address, wire: Callable[..., Wire]
+) -> None:
+    client = wire(echo_at)
+    client.send(
+        b"".join(
+            b"POST /p/%d HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nb%02d" % (i, i)
+            for i in range(10)
+        )
+    )
+    for i in range(10):
+        status, _, body = client.response()
+        request = echoed(body)
+        assert status == 200
+        assert (request["path"], request["body"]) == (f"/p/{i}", f"b{i:02d}")
+
+
+def test_chunked_request_body_is_reassembled(echo_at: Address, wire: Callable[..., Wire]) -> None:
+    client = wire(echo_at)
+    client.send(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for piece in (b"hello", b", ", b"chunked world"):
+        client.send(b"%x;ext=1\r\n%s\r\n" % (len(piece), piece))
+        time.sleep(0.01)
+    client.send(b"0\r\nX-Trailer: t\r\n\r\n")
+    status, _, body = client.response()
+    request = echoed(body)
+    assert status == 200
+    assert request["body"] == "hello, chunked world"
+    assert "x-trailer" not in request["headers"]  # trailers are not part of the map
+
+
+def test_expect_100_continue_gets_the_interim_response_first(
+    echo_at: Address, wire: Callable[..., Wire]
+) -> None:
+    client = wire(echo_at)
+    client.send(
+        b"PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n"
+    )
+    assert client.response()[0] == 100  # sent before the body is
+    client.send(b"hello world")
+    status, _, body = client.response()
+    assert status == 200 and echoed(body)["body"] == "hello world"
+
+
+def test_expect_100_continue_for_a_too_large_body_gets_413_instead(
+    echo: str, serve: Serve, wire: Callable[..., Wire]
+) -> None:
+    client = wire(serve(echo, MAX_BODY_BYTES="10"))
+    client.send(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n")
+    status, headers, _ = client.response()
+    assert status == 413 and headers["connection"] == "close"
+    assert client.at_eof()
+
+
+def test_head_sends_the_headers_of_get_without_a_body(
+    echo_at: Address, wire: Callable[..., Wire]
+) -> None:
+    client = wire(echo_at)
+    client.send(
+        b"".join(b"%s /h HTTP/1.1\r\nHost: x\r\n\r\n" % m for m in (b"GET", b"HEAD", b"GET"))
+    )
+    _, get_headers, get_body = client.response()
+    status, headers, body = client.response(head=True)
+    assert status == 200 and body == b""
+    # the actor saw HEAD (so its echo is 1 byte longer than for GET)
+    assert int(headers["content-length"]) == int(get_headers["content-length"]) + 1
+    status, _, body = client.response()  # the next response starts right after the head
+    assert status == 200 and body == get_body
+
+
+# ---- what the server refuses ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\nHost: x\n\n", 400),  # bare LF
+        (b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", 400),
+        (b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (b"GET / HTTP/2.0\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\nExpect: magic\r\n\r\n", 417),
+    ],
+)
+def test_malformed_request_is_refused_and_the_connection_closed(
+    echo_at: Address, wire: Callable[..., Wire], raw: bytes, code: int
+) -> None:
+    client = wire(echo_at)
+    client.send(raw)
+    status, headers, body = client.response()
+    assert status == code and headers["connection"] == "close"
+    assert body.startswith(str(code).encode())
+    assert client.at_eof()
+
+
+def test_an_error_after_good_pipelined_requests_answers_those_first(
+    echo_at: Address, wire: Callable[..., Wire]
+) -> None:
+    client = wire(echo_at)
+    client.send(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nBAD\r\n\r\n")
+    assert [client.response()[0] for _ in range(3)] == [200, 200, 400]
+
+
+def test_oversized_headers_get_431(echo: str, serve: Serve, wire: Callable[..., Wire]) -> None:
+    address = serve(echo, MAX_HEADER_BYTES="20000")
+    client = wire(address)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Filler: %s\r\n" % (b"y" * 200) * 100)
+    assert client.response()[0] == 431
+    # one header value streamed without end is cut off too
+    client = wire(address)
+    client.send(b"GET / HTTP/1.1\r\nX-Huge: ")
+    with contextlib.suppress(OSError):
+        for _ in range(30):
+            client.send(b"z" * 1000)
+    assert client.response()[0] == 431
+    # a big header under the limit, arriving in pieces, is fine
+    client = wire(address)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: ")
+    for _ in range(15):
+        client.send(b"b" * 1000)
+        time.sleep(0.002)
+    client.send(b"\r\n\r\n")
+    status, _, body = client.response()
+    assert status == 200 and echoed(body)["headers"]["x-big"] == "b" * 15000
+
+
+def test_oversized_body_gets_413(echo: str, serve: Serve, wire: Callable[..., Wire]) -> None:
+    address = serve(echo, MAX_BODY_BYTES="1000")
+    assert get(address, "/", method="POST", body=b"x" * 1000)[0] == 200
+    assert get(address, "/", method="POST", body=b"x" * 1001)[0] == 413
+    client = wire(address)  # chunked: counted as it arrives
+    client.send(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    with contextlib.suppress(OSError):
+        for _ in range(5):
+            client.send(b"1f4\r\n" + b"x" * 500 + b"\r\n")
+    status, headers, _ = client.response()
+    assert status == 413 and headers["connection"] == "close"
+
+
+def test_request_that_never_completes_gets_408(
+    echo: str, serve: Serve, wire: Callable[..., Wire]
+) -> None:
+    client = wire(serve(echo, REQUEST_TIMEOUT="0.2"))
+    client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+    started = time.monotonic()
+    assert client.response()[0] == 408
+    assert 0.15 < time.monotonic() - started < 2
+
+
+def test_idle_keep_alive_connection_is_closed_after_the_timeout(
+    echo: str, serve: Serve, wire: Callable[..., Wire]
+) -> None:
+    client = wire(serve(echo, KEEPALIVE_TIMEOUT="0.2"))
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.response()[0] == 200
+    started = time.monotonic()
+    assert client.at_eof()
+    assert 0.15 < time.monotonic() - started < 2
+
+
+def test_connections_over_the_limit_get_503(
+    echo: str, serve: Serve, wire: Callable[..., Wire]
+) -> None:
+    address = serve(echo, MAX_CONNECTIONS="2")
+    first, second = wire(address), wire(address)
+    for client in (first, second):
+        client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.response()[0] == 200
+    extra = wire(address)
+    status, headers, body = extra.response()
+    assert status == 503 and headers["retry-after"] and headers["connection"] == "close"
+    assert body == b"503 Service Unavailable: too many connections\n" and extra.at_eof()
+    first.close()
+    deadline = time.monotonic() + 2
+    while get(address)[0] != 200:  # a slot frees up once the server saw the close
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+# ---- actor failures and the host's state ----------------------------------------------
+
+
+def test_actor_error_gets_500_without_the_detail(
+    host: Host, examples: BuiltExamples, serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    counter = host.add_actor(examples.signed("kvcounter"))  # no keyvalue provider: Add fails
+    status, headers, body = get(serve(counter), "/hits")
+    assert status == 500 and headers["content-type"].startswith("text/plain")
+    assert b"keyvalue" not in body and len(body) < 100
+    assert "keyvalue Add failed" in caplog.text  # the detail is logged
+
+
+def test_answer_that_is_not_a_response_gets_502() -> None:
+    provider = HttpServerProvider(handler=lambda actor, payload: b"\xc1 not msgpack")
+    address = bind_bare(provider, "Mactor")
+    try:
+        assert get(address)[0] == 502
+    finally:
+        provider.stop()
+
+
+def test_actor_headers_cannot_break_the_framing(wire: Callable[..., Wire]) -> None:
+    evil = HttpResponse(
+        status_code=201,
+        status="Made\r\nX-Injected: 1",
+        header={
+            "Content-Length": "999",
+            "Transfer-Encoding": "chunked",
+            "Connection": "close",
+            "X-Split": "a\r\nX-Injected: 1",
+            "Bad Name": "x",
+            "Content-Type": "text/x-mine",
+        },
+        body=b"body",
+    ).encode()
+    provider = HttpServerProvider(handler=lambda actor, payload: evil)
+    client = wire(bind_bare(provider, "Mactor"))
+    try:
+        for _ in range(2):  # the connection stays usable
+            client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, body = client.response()
+            assert (status, body) == (201, b"body")
+            assert headers["content-length"] == "4" and headers["content-type"] == "text/x-mine"
+            assert "x-injected" not in headers and "transfer-encoding" not in headers
+            assert "connection" not in headers and "x-split" not in headers
+    finally:
+        provider.stop()
+
+
+def bind_bare(provider: HttpServerProvider, actor: str, **values: str) -> Address:
+    """Bind a provider that has no host (its handler answers) on a free port."""
+    config = CapabilityConfiguration(actor, {"PORT": "0", **values})
+    provider.handle_call("system", "BindActor", config.encode())
+    return provider.address(actor)
+
+
+def test_request_for_a_vanished_actor_gets_503() -> None:
+    class Gone:
+        def dispatch(self, actor: str, operation: str, payload: bytes) -> bytes:
+            raise NotFound(f"no actor {actor} is running (called {operation} from host)")
+
+    provider = HttpServerProvider()
+    provider.configure_dispatch(Gone())
+    try:
+        status, headers, _ = get(bind_bare(provider, "Mgone"))
+        assert status == 503 and headers["connection"] == "close" and headers["retry-after"]
+    finally:
+        provider.stop()
+
+
+def test_busy_actor_gets_503_and_a_deadline_overrun_504(
+    host: Host, examples: BuiltExamples, serve: Serve
+) -> None:
+    actor, kv = slow_counter(host, examples, 0.5, deadline=0.3, max_instances=1)
+    address = serve(actor)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(get, address, "/a")
+        assert kv.entered.wait(2)
+        second = pool.submit(get, address, "/b")  # waits 0.3 s for the only instance
+        assert second.result()[0] == 503
+        assert second.result()[1]["connection"] == "close"
+        assert first.result()[0] == 504  # the actor ran past its 0.3 s deadline
+
+
+def test_drain_lets_the_request_in_flight_finish_and_refuses_new_ones(
+    host: Host, examples: BuiltExamples, serve: Serve
+) -> None:
+    actor, kv = slow_counter(host, examples, 0.5)
+    address = serve(actor)
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(get, address, "/slow")
+        assert kv.entered.wait(2)
+        assert host.drain(0) is False  # draining now; one call still running
+        status, headers, body = get(address, "/new")
+        assert status == 503 and headers["connection"] == "close" and headers["retry-after"]
+        status, _, body = slow.result()
+        assert status == 200 and echoed(body) == {"counter": 1}
+    assert host.drain(2) is True
+
+
+def test_removing_the_actor_closes_its_port_and_idle_connections(
+    host: Host, echo: str, echo_at: Address, wire: Callable[..., Wire]
+) -> None:
+    client = wire(echo_at)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.response()[0] == 200
+    host.remove_actor(echo)  # the host sends RemoveActor: the listener closes
+    assert refused(echo_at)
+    assert client.at_eof()
+
+
+def test_remove_binding_lets_the_request_in_flight_finish(
+    host: Host, examples: BuiltExamples, serve: Serve, server: HttpServerProvider
+) -> None:
+    actor, kv = slow_counter(host, examples, 0.4)
+    address = serve(actor)
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(get, address, "/slow")
+        assert kv.entered.wait(2)
+        host.remove_binding(actor, HTTP)  # returns once the request in flight is answered
+        status, headers, _ = slow.result(timeout=2)
+        assert status == 200 and headers["connection"] == "close"
+    assert refused(address)
+    with pytest.raises(NotFound):
+        server.address(actor)
+
+
+# ---- binding ------------------------------------------------------------------------
+
+
+def test_port_in_use_is_a_binding_error_naming_address_and_port(
+    host: Host, echo: str, server: HttpServerProvider
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(BindingError, match=rf"127\.0\.0\.1:{port}.*already in use"):
+            host.set_binding(echo, HTTP, values={"PORT": str(port)})
+    host.set_binding(echo, HTTP, values={"PORT": str(port)})  # free now: binds
+    assert server.address(echo) == ("127.0.0.1", port)
+    assert get(("127.0.0.1", port))[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({}, "needs a PORT"),
+        ({"PORT": "http"}, "PORT='http'.*not an integer"),
+        ({"PORT": "70000"}, "not a TCP port"),
+        ({"PORT": "0", "MAX_BODY_BYTES": "-1"}, "MAX_BODY_BYTES"),
+        ({"PORT": "0", "ADDRESS": "no.such.host.invalid"}, "bad address"),
+    ],
+)
+def test_bad_binding_values_are_refused_clearly(
+    host: Host, echo: str, values: dict[str, str], message: str
+) -> None:
+    host.add_provider(HttpServerProvider())
+    with pytest.raises(BindingError, match=message):
+        host.set_binding(echo, HTTP, values=values)
+
+
+def test_bind_twice_is_idempotent_and_a_failed_bind_can_be_retried() -> None:
+    provider = HttpServerProvider(handler=lambda actor, payload: HttpResponse().encode())
+    try:
+        with pytest.raises(ProviderError, match="PORT"):
+            provider.handle_call(
+                "system", "BindActor", CapabilityConfiguration("Ma", {"PORT": "x"}).encode()
+            )
+        address = bind_bare(provider, "Ma")
+        again = CapabilityConfiguration("Ma", {"PORT": "0"})
+        assert provider.handle_call("system", "BindActor", again.encode()) == b""
+        assert provider.address("Ma") == address  # the same listener
+        assert get(address)[0] == 200
+    finally:
+        provider.stop()
+    assert refused(address)
+
+
+def test_listens_on_loopback_unless_told_otherwise() -> None:
+    assert ServerSettings.from_values({"PORT": "8080"}).address == "127.0.0.1"
+    settings = ServerSettings.from_values(
+        {"port": "1", "address": "::1", "keepalive_timeout": "2.5", "__wascc_name": "x"}
+    )
+    assert (settings.port, settings.address, settings.keepalive_timeout) == (1, "::1", 2.5)
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
+def test_listens_on_ipv6_loopback_when_configured(echo: str, serve: Serve) -> None:
+    address = serve(echo, ADDRESS="::1")
+    assert address[0] == "::1"
+    status, _, body = get(address, "/six")
+    assert status == 200 and echoed(body)["headers"]["host"] == f"[::1]:{address[1]}"
+
+
+def test_stop_closes_every_listener(host: Host, examples: BuiltExamples) -> None:
+    provider = HttpServerProvider()
+    host.add_provider(provider)
+    echo = host.add_actor(examples.signed("echo"))
+    counter = host.add_actor(examples.signed("kvcounter"))
+    addresses = []
+    for actor in (echo, counter):
+        host.set_binding(actor, HTTP, values={"PORT": "0"})
+        addresses.append(provider.address(actor))
+    assert provider.health().healthy
+    before = threading.active_count()
+    host.remove_provider(HTTP)  # RemoveActor for both, then stop()
+    assert all(refused(a) for a in addresses)
+    assert threading.active_count() < before
+
+
+def test_registers_through_the_wascc_providers_hook() -> None:
+    assert http_server.wascc_providers() == [HttpServerProvider]
+    assert HttpServerProvider.capability_id == HTTP
+    with Host(plugins=[http_server], health_interval=0, load_entry_points=False) as h:
+        assert h.provider_factories()[HTTP] is HttpServerProvider
+        assert h.add_provider(HTTP).id == HTTP  # found by capability id
+
+
+# ---- load ----------------------------------------------------------------------------
+
+
+def test_fifty_clients_twenty_requests_each_all_answered_correctly(
+    echo_at: Address, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+
+    def client(n: int) -> int:
+        conn = http.client.HTTPConnection(*echo_at, timeout=10)
+        try:
+            for i in range(20):
+                body = f"client {n} request {i}".encode()
+                conn.request("POST", f"/c/{n}?i={i}", body=body)
+                response = conn.getresponse()
+                request = echoed(response.read())
+                assert response.status == 200
+                assert request["path"] == f"/c/{n}" and request["query_string"] == f"i={i}"
+                assert request["body"] == body.decode()
+            return 20
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(50) as pool:
+        assert sum(pool.map(client, range(50))) == 1000
+
+
+def test_a_slow_request_does_not_hold_up_other_connections() -> None:
+    release = threading.Event()
+
+    def handler(actor: str, payload: bytes) -> bytes:
+        if HttpRequest.decode(payload).path == "/slow":
+            release.wait(5)
+        return HttpResponse(body=b"done").encode()
+
+    provider = HttpServerProvider(handler=handler)
+    address = bind_bare(provider, "Mslow")
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            slow = [pool.submit(get, address, "/slow") for _ in range(2)]
+            time.sleep(0.05)
+            started = time.monotonic()
+            for _ in range(5):
+                assert get(address, "/fast")[0] == 200  # answered while /slow waits
+            assert time.monotonic() - started < 0.5
+            assert not any(f.done() for f in slow)
+            release.set()
+            assert [f.result()[2] for f in slow] == [b"done", b"done"]
+    finally:
+        release.set()
+        provider.stop()
+
+
+def test_handler_sees_the_same_request_the_actor_would() -> None:
+    seen: list[HttpRequest] = []
+
+    def handler(actor: str, payload: bytes) -> bytes:
+        seen.append(HttpRequest.decode(payload))
+        return HttpResponse(body=b"ok").encode()
+
+    provider = HttpServerProvider(handler=handler)
+    try:
+        status, _, body = get(bind_bare(provider, "Mb"), "/x?y=1", headers={"A": "b"})
+    finally:
+        provider.stop()
+    assert (status, body) == (200, b"ok")
+    assert (seen[0].method, seen[0].path, seen[0].query_string) == ("GET", "/x", "y=1")
+    assert seen[0].header["a"] == "b"
