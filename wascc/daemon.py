@@ -25,8 +25,8 @@ import contextlib
 import hashlib
 import logging
 import os
-import queue
 import signal
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +67,10 @@ class Options:
     actor_settings: ActorSettings | None = None
 
 
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """A Python-level handler must exist for the wakeup fd to be written."""
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -85,7 +89,7 @@ class Daemon:
         self._desired: dict[tuple[str, str, str], BindingSpec] = {}
         self._control: ControlServer | None = None
         self._actor_watcher: DirectoryWatcher | None = None
-        self._events: queue.Queue[int] = queue.Queue()
+        self._pending: list[int] = []
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -172,15 +176,22 @@ class Daemon:
             self._control.wait(5.0)  # answers to requests that were in flight
 
     def run(self) -> int:
-        """Run until SIGINT or SIGTERM; SIGHUP reloads.  Returns the exit status."""
-        previous = {
-            sig: signal.signal(sig, self._on_signal)
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-        }
+        """Run until SIGINT or SIGTERM; SIGHUP reloads.  Returns the exit status.
+
+        Signals arrive through ``signal.set_wakeup_fd``: the interpreter's C
+        handler writes each signal number to a socket the main thread reads,
+        so nothing that takes a lock runs inside a signal handler (a handler
+        putting into a queue can deadlock against the main thread's get).
+        """
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)
+        watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, _ignore) for sig in watched}
+        previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         try:
             self.start()
             while True:
-                signum = self._events.get()
+                signum = self._next_signal(reader, watched)
                 if signum == signal.SIGHUP:
                     self.reload()
                     continue
@@ -192,12 +203,17 @@ class Daemon:
                 break
         finally:
             self.stop()
+            signal.set_wakeup_fd(previous_fd)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            reader.close()
+            writer.close()
         return 0
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._events.put(signum)
+    def _next_signal(self, reader: socket.socket, watched: tuple[int, ...]) -> int:
+        while not self._pending:
+            self._pending.extend(b for b in reader.recv(64) if b in watched)
+        return self._pending.pop(0)
 
     # ---- reconciling -----------------------------------------------------------
 
