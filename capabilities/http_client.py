@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import errno
 import http
-import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -67,13 +66,14 @@ from wascc.codec import (
 )
 from wascc.errors import ProviderCallError, ProviderError
 from wascc.hookspecs import hookimpl
+from wascc.logs import provider_logger
 from wascc.providers.base import CapabilityProvider
 
 __all__ = ["CAPABILITY_ID", "OP_PERFORM_REQUEST", "ClientSettings", "HttpClientProvider"]
 
-log = logging.getLogger(__name__)
-
 CAPABILITY_ID = "wascc:http_client"
+log = provider_logger(__name__, CAPABILITY_ID)
+
 OP_PERFORM_REQUEST = "PerformRequest"
 
 DEFAULT_TIMEOUT = 30.0

@@ -87,7 +87,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import http
-import logging
 import re
 import selectors
 import socket
@@ -121,13 +120,14 @@ from wascc.errors import (
     ProviderError,
 )
 from wascc.hookspecs import hookimpl
+from wascc.logs import provider_logger
 from wascc.providers.base import CapabilityProvider
 
 __all__ = ["CAPABILITY_ID", "OP_HANDLE_REQUEST", "Handler", "HttpServerProvider", "ServerSettings"]
 
-log = logging.getLogger(__name__)
-
 CAPABILITY_ID = "wascc:http_server"
+log = provider_logger(__name__, CAPABILITY_ID)
+
 OP_HANDLE_REQUEST = "HandleRequest"
 
 #: ``handler(actor, HttpRequest msgpack) -> HttpResponse msgpack``; may raise wascc errors.

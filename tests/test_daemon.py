@@ -479,3 +479,31 @@ def test_default_demo_answers_http_on_its_ports(up: Starter, tmp_path: Path) -> 
     again = up(env={"WASCC_DEMO_DIR": str(keys), "WASCC_DEMO_PORT": str(port)}, trust=False)
     second = {a["name"]: a["public_key"] for a in again.inventory()["actors"]}
     assert set(first) == {"echo", "kvcounter"} and second == first  # same keys reused
+
+
+def test_python_providers_by_module_path_and_entry_point_name(
+    up: Starter,
+    tmp_path: Path,
+    actor_file: Callable[..., tuple[Path, str]],
+) -> None:
+    path, key = actor_file(caps=("wascc:testing", "wascc:http_server"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    manifest = tmp_path / "host.yaml"
+    manifest.write_text(
+        f"actors: [{path}]\n"
+        "capabilities:\n"
+        "  - path: providers:RecordingProvider\n"  # a module path (tests/providers.py)
+        "  - path: http_server\n"  # an entry-point name
+        "bindings:\n"
+        f"  - {{actor: {key}, capability: wascc:testing}}\n"
+        f"  - {{actor: {key}, capability: wascc:http_server, values: {{PORT: '{port}'}}}}\n"
+    )
+    tests_dir = str(Path(__file__).parent)
+    host = up("--manifest", str(manifest), "--log-format", "json", env={"PYTHONPATH": tests_dir})
+    providers = {p["capability_id"] for p in host.inventory()["providers"]}
+    assert {"wascc:testing", "wascc:http_server"} <= providers
+    assert host.call(key, "Call", call_payload("wascc:testing", "Echo", b"py")) == b"py"
+    entries = [json.loads(line) for line in host.output().splitlines() if line.startswith("{")]
+    assert any(e.get("provider") == "wascc:http_server" for e in entries), host.output()

@@ -13,9 +13,14 @@ import logging
 import sys
 import time
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure"]
+__all__ = ["JsonFormatter", "TextFormatter", "configure", "provider_logger"]
 
 FIELDS = ("actor", "actor_name", "provider")
+
+
+def provider_logger(name: str, capability_id: str) -> logging.LoggerAdapter[logging.Logger]:
+    """A provider module's logger: every line carries ``provider=capability_id``."""
+    return logging.LoggerAdapter(logging.getLogger(name), {"provider": capability_id})
 
 
 class TextFormatter(logging.Formatter):

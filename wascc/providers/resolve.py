@@ -103,12 +103,15 @@ def check_spec(spec: str, factories: Mapping[str, Factory]) -> str:
         return f"native provider {path.name}"
     if _factory_for(spec, factories) is not None:
         return f"installed provider {spec}"
-    if ":" in spec and "." not in spec.partition(":")[0]:
-        known = ", ".join(sorted(factories)) or "none"
-        raise ProviderError(
-            f"{spec}: no installed provider offers this capability id (installed: {known})"
-        )
-    _import_factory(spec)
+    try:
+        _import_factory(spec)
+    except ProviderError as exc:
+        if ":" in spec and "." not in spec.partition(":")[0]:  # shaped like namespace:name
+            known = ", ".join(sorted(factories)) or "none"
+            raise ProviderError(
+                f"{spec}: no installed provider offers this capability id (installed: {known})"
+            ) from exc
+        raise
     return f"python provider {spec}"
 
 
