@@ -88,6 +88,19 @@ def host(account: KeyPair) -> Iterator[Host]:
 
 
 @pytest.fixture
+def fast_host(account: KeyPair) -> Iterator[Host]:
+    """A host whose health checks give providers only 0.3 s (and run only when asked)."""
+    h = Host(
+        trusted_issuers=[account.public_key],
+        health_interval=0,
+        health_timeout=0.3,
+        load_entry_points=False,
+    )
+    yield h
+    h.stop()
+
+
+@pytest.fixture
 def start_actor(host: Host, sign: Signer) -> Callable[..., str]:
     """start_actor(caps=..., name=..., **settings) -> public key of a running test actor."""
 

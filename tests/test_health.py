@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,18 +13,6 @@ from wascc.codec import OP_HEALTH_REQUEST, HealthResponse
 
 from conftest import Signer, call_payload
 from providers import TESTING, RecordingProvider
-
-
-@pytest.fixture
-def fast_host(account: KeyPair) -> Iterator[Host]:
-    h = Host(
-        trusted_issuers=[account.public_key],
-        health_interval=0,
-        health_timeout=0.3,
-        load_entry_points=False,
-    )
-    yield h
-    h.stop()
 
 
 def _bound(host: Host, sign: Signer, provider: RecordingProvider) -> str:

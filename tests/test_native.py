@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -189,18 +188,6 @@ def test_provider_blocking_past_the_deadline_fails_that_call_only(
     assert served > 0
     assert len(failures) == 1 and isinstance(failures[0], InvocationTimeout)
     assert host.call_actor(key, "Call", call_payload(NATIVETEST, "Echo", b"ok")) == b"ok"
-
-
-@pytest.fixture
-def fast_host(account: KeyPair) -> Iterator[Host]:
-    h = Host(
-        trusted_issuers=[account.public_key],
-        health_interval=0,
-        health_timeout=0.5,
-        load_entry_points=False,
-    )
-    yield h
-    h.stop()
 
 
 def test_unhealthy_native_provider_is_removed_and_the_host_goes_on(

@@ -120,6 +120,23 @@ def settle(directory: ProviderDirectory) -> None:
     directory.scan()
 
 
+def load_and_bind(
+    host: Host,
+    sign: Signer,
+    watched: ProviderDirectory,
+    path: Path,
+    library: Path,
+    values: dict[str, str] | None = None,
+) -> str:
+    """Drop ``library`` in as ``path``, let it load, and bind a new actor to it."""
+    shutil.copy(library, path)
+    settle(watched)
+    signed, _ = sign(caps=[NATIVETEST])
+    key = host.add_actor(signed)
+    host.set_binding(key, NATIVETEST, values=values)
+    return key
+
+
 def capabilities(host: Host) -> set[tuple[str, str]]:
     return {(p.capability_id, p.binding) for p in host.providers()}
 
@@ -173,11 +190,7 @@ def test_removed_file_stops_its_provider_and_drops_bindings(
     lifecycle_log: Path,
 ) -> None:
     path = provider_dir / "libtest.so"
-    shutil.copy(build_native("testprovider"), path)
-    settle(watched)
-    signed, _ = sign(caps=[NATIVETEST])
-    key = host.add_actor(signed)
-    host.set_binding(key, NATIVETEST)
+    key = load_and_bind(host, sign, watched, path, build_native("testprovider"))
     path.unlink()
     watched.scan()
     assert (NATIVETEST, "default") not in capabilities(host)
@@ -196,11 +209,7 @@ def test_replaced_file_is_reloaded_and_bindings_are_resent(
     lifecycle_log: Path,
 ) -> None:
     path = provider_dir / "libtest.so"
-    shutil.copy(build_native("testprovider"), path)
-    settle(watched)
-    signed, _ = sign(caps=[NATIVETEST])
-    key = host.add_actor(signed)
-    host.set_binding(key, NATIVETEST, values={"K": "V"})
+    key = load_and_bind(host, sign, watched, path, build_native("testprovider"), {"K": "V"})
     # overwrite in place, as `cp new.so providers/` does: the loaded copy is private
     shutil.copyfile(build_native("testprovider", "-DVERSION2"), path)
     settle(watched)
