@@ -41,7 +41,7 @@ from wascc.manifest import BindingSpec, CapabilitySpec, Manifest, ManifestError,
 from wascc.notify import notify
 from wascc.plugins import Plugins
 from wascc.providers.resolve import check_spec, resolve_provider
-from wascc.routing import canonical_capability
+from wascc.routing import canonical_capability, normalize_binding
 from wascc.watch import DirectoryWatcher
 
 __all__ = ["Daemon", "Options"]
@@ -362,15 +362,11 @@ class Daemon:
             return {"actor": host.replace_actor(m["actor"], Path(m["path"]))}
 
         def add_provider(m: dict[str, Any]) -> dict[str, Any]:
-            binding = m.get("binding") or "default"
-            provider = resolve_provider(m["path"], host)
-            try:
-                descriptor = host.add_provider(provider, binding)
-            except BaseException:
-                provider.stop()
-                raise
+            capability, binding = self._add_provider(
+                CapabilitySpec(m["path"], normalize_binding(m.get("binding")))
+            )
             self.reconcile_bindings()
-            return {"capability": descriptor.id, "binding": binding}
+            return {"capability": capability, "binding": binding}
 
         def remove_provider(m: dict[str, Any]) -> dict[str, Any]:
             host.remove_provider(m["capability"], m.get("binding") or "default")

@@ -298,14 +298,14 @@ class Host:
             max_instances=overrides.get("max_instances") or base.max_instances,
         )
 
-    def _load(self, source: Source, overrides: dict[str, Any]) -> Actor:
+    def _load(self, source: Source, settings: ActorSettings) -> Actor:
         return load_actor(
             source,
             runtime=self.runtime,
             port=lambda claims: _ActorPort(
                 self, claims, frozenset(canonical_capability(c) for c in claims.caps)
             ),
-            settings=self._settings(overrides),
+            settings=settings,
             trusted_issuers=self.trusted_issuers,
             allow_unsigned=self.allow_unsigned,
         )
@@ -331,7 +331,7 @@ class Host:
             min_instances=min_instances,
             max_instances=max_instances,
         )
-        actor = self._load(source, overrides)
+        actor = self._load(source, self._settings(overrides))
         with self._lock:
             if self._closed or actor.public_key in self._actors:
                 actor.retire()
@@ -354,8 +354,8 @@ class Host:
             old = self._actors.get(actor)
         if old is None:
             raise NotFound(f"no actor {actor} is running to replace")
-        settings = {**_drop_none(**overrides)}
-        new = self._load(source, settings or _settings_dict(old.settings))
+        given = _drop_none(**overrides)
+        new = self._load(source, self._settings(given) if given else old.settings)
         if new.public_key != actor:
             new.retire()
             raise WasccError(
@@ -835,19 +835,19 @@ class Host:
 
     def actors(self) -> list[ActorInfo]:
         """Every running actor with its claims."""
-        return [
-            ActorInfo(
-                public_key=a.public_key,
-                name=a.name,
-                claims=a.claims,
-                signed=a.signed,
-                module_hash=a.module_hash,
-                instances=a.instances,
-                calls=a.calls(),
-                health=self._actor_health.get(a.public_key),
-            )
-            for a in list(self._actors.values())
-        ]
+        return [self._info(a) for a in list(self._actors.values())]
+
+    def _info(self, a: Actor) -> ActorInfo:
+        return ActorInfo(
+            public_key=a.public_key,
+            name=a.name,
+            claims=a.claims,
+            signed=a.signed,
+            module_hash=a.module_hash,
+            instances=a.instances,
+            calls=a.calls(),
+            health=self._actor_health.get(a.public_key),
+        )
 
     def providers(self) -> list[ProviderInfo]:
         """Every registered provider with its descriptor and bound actors."""
@@ -867,23 +867,11 @@ class Host:
 
     def actor(self, key: str) -> ActorInfo:
         """One actor's inventory entry."""
-        for info in self.actors():
-            if info.public_key == key:
-                return info
-        raise NotFound(f"no actor {key} is running")
+        return self._info(self._actor(key))
 
 
 def _drop_none(**kw: Any) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if v is not None}
-
-
-def _settings_dict(settings: ActorSettings) -> dict[str, Any]:
-    return {
-        "deadline": settings.deadline,
-        "memory_limit": settings.memory_limit,
-        "min_instances": settings.min_instances,
-        "max_instances": settings.max_instances,
-    }
 
 
 def _stop_provider(provider: CapabilityProvider, what: str, timeout: float) -> None:
