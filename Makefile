@@ -11,7 +11,7 @@ SOURCES := setup.py setup.cfg pyproject.toml wascc/_ffi_build.py \
            $(wildcard native/host/* native/include/wascc/* native/providers/*/*.[ch] native/Makefile) \
            $(wildcard examples/*/*.c examples/Makefile)
 
-.PHONY: setup examples run test lint typecheck pytest bench clean
+.PHONY: setup examples run test lint typecheck pytest bench fuzz clean
 
 setup: $(STAMP)
 
@@ -31,8 +31,8 @@ run: setup examples
 test: setup lint typecheck pytest
 
 lint: setup
-	$(VENV)/bin/ruff check wascc tests benchmarks capabilities
-	$(VENV)/bin/ruff format --check wascc tests benchmarks capabilities
+	$(VENV)/bin/ruff check wascc tests benchmarks capabilities fuzz
+	$(VENV)/bin/ruff format --check wascc tests benchmarks capabilities fuzz
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -44,6 +44,18 @@ bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/bench_invoke.py
 	$(PY) benchmarks/bench_provider.py
+
+# Every fuzz target for FUZZ_CASES cases (the test suite runs a 2,000-case smoke pass).
+# FUZZ_ENGINE=atheris FUZZ_TARGET=claims: one target under libFuzzer's coverage guidance.
+FUZZ_CASES ?= 100000
+FUZZ_ENGINE ?= builtin
+fuzz: setup
+ifeq ($(FUZZ_ENGINE),atheris)
+	$(PY) -m pip install --quiet -e '.[fuzz]'
+	$(PY) -m fuzz --engine atheris --cases $(FUZZ_CASES) $(FUZZ_TARGET)
+else
+	$(PY) -m fuzz --cases $(FUZZ_CASES) $(FUZZ_TARGET)
+endif
 
 clean:
 	rm -rf $(VENV) build *.egg-info wascc/_wascc_ffi*.so
