@@ -1,6 +1,8 @@
 """Build hooks.  The metadata lives in setup.cfg; this file adds what setup.cfg
-cannot express: the cffi module (wascc._wascc_ffi) and the first-party native
-providers (native/, built with make and shipped in wascc/_providers/)."""
+cannot express: the cffi module (wascc._wascc_ffi), the first-party native
+providers (native/, built with make and shipped in wascc/_providers/) and the
+C headers of the actor SDK and provider ABI (native/include, shipped in
+wascc/_sdk/include so `wascc sdk --cflags` finds them after a pip install)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,14 @@ class BuildWithNativeProviders(build_ext):
         target.mkdir(parents=True, exist_ok=True)
         for lib in sorted((ROOT / "native" / "build").glob("libwascc_*")):
             shutil.copy2(lib, target / lib.name)
+        self._ship_headers(base / "wascc" / "_sdk" / "include" / "wascc")
         self._build_demo(base / "wascc" / "_demo")
+
+    @staticmethod
+    def _ship_headers(target: Path) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        for header in sorted((ROOT / "native" / "include" / "wascc").glob("*.h")):
+            shutil.copy2(header, target / header.name)
 
     def _build_demo(self, target: Path) -> None:
         if not (shutil.which("clang") and shutil.which("wasm-ld")):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from wascc.claims import sign_module
 from wascc.errors import WasccError
-from wascc.keys import KeyPair, KeyType
+from wascc.keys import KeyType, stored_key
 from wascc.manifest import BindingSpec, CapabilitySpec, Manifest
 
 __all__ = ["Demo", "demo"]
@@ -47,16 +47,6 @@ def data_dir() -> Path:
     return Path(base) / "wascc" / "demo"
 
 
-def _key(path: Path, kind: KeyType) -> KeyPair:
-    if path.exists():
-        return KeyPair.from_seed(path.read_text().strip())
-    key = KeyPair.generate(kind)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.seed + "\n")
-    return key
-
-
 def demo() -> Demo:
     """Sign the bundled demo actors with this machine's demo keys; the manifest to run."""
     missing = [n for n in ACTORS if not (BUNDLE / f"{n}.wasm").is_file()]
@@ -67,14 +57,14 @@ def demo() -> Demo:
         )
     directory = data_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    account = _key(directory / "account.nk", KeyType.ACCOUNT)
+    account = stored_key(directory / "account.nk", KeyType.ACCOUNT)
     address = os.environ.get("WASCC_DEMO_ADDRESS", "127.0.0.1")
     port = int(os.environ.get("WASCC_DEMO_PORT", "8080"))
     actors: list[Path] = []
     bindings: list[BindingSpec] = []
     urls: dict[str, str] = {}
     for offset, (name, caps) in enumerate(ACTORS.items()):
-        module = _key(directory / f"{name}_module.nk", KeyType.MODULE)
+        module = stored_key(directory / f"{name}_module.nk", KeyType.MODULE)
         signed = directory / f"{name}_s.wasm"
         signed.write_bytes(
             sign_module(

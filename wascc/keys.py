@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import enum
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -25,7 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from wascc.errors import KeyFormatError
 
-__all__ = ["KeyPair", "KeyType", "decode_public_key", "is_public_key", "verify"]
+__all__ = ["KeyPair", "KeyType", "decode_public_key", "is_public_key", "stored_key", "verify"]
 
 _SEED_MARKER = 18 << 3  # 0x90: the 'S' that starts every seed
 
@@ -169,3 +171,30 @@ class KeyPair:
 
     def __repr__(self) -> str:
         return f"KeyPair({self.kind.name.lower()}, {self.public_key})"
+
+
+def stored_key(path: str | os.PathLike[str], kind: KeyType) -> KeyPair:
+    """The key whose seed is in ``path``; generated and written there (0600) if missing.
+
+    A seed file is never overwritten; one holding another type of key is refused.
+    """
+    file = Path(path)
+    if not file.exists():
+        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = KeyPair.generate(kind)
+        try:
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # made by another process meanwhile: use theirs
+            return stored_key(file, kind)
+        with os.fdopen(fd, "w") as f:
+            f.write(key.seed + "\n")
+        return key
+    try:
+        key = KeyPair.from_seed(file.read_text().strip())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFormatError(f"cannot read the seed in {file}: {exc}") from exc
+    if key.kind is not kind:
+        raise KeyFormatError(
+            f"{file} holds a {key.kind.name.lower()} seed, not a {kind.name.lower()} seed"
+        )
+    return key

@@ -115,7 +115,7 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
     "--log-level",
     default="info",
     show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"]),
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
 )
 @click.option(
     "--log-format", default="text", show_default=True, type=click.Choice(["text", "json"])
