@@ -15,12 +15,18 @@ SOURCES := setup.py setup.cfg pyproject.toml wascc/_ffi_build.py \
 
 setup: $(STAMP)
 
+# One line per step; the installers' own output goes to .venv/setup.log and is
+# shown only when a step fails.
 $(STAMP): $(SOURCES)
-	bash .ci/system-deps
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	touch $@
+	@echo "setup: system packages (.ci/system-deps)"
+	@bash .ci/system-deps
+	@test -x $(PY) || { echo "setup: virtualenv in $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "setup: pip"
+	@$(PY) -m pip install --quiet --upgrade pip >$(VENV)/setup.log 2>&1 || { cat $(VENV)/setup.log; exit 1; }
+	@echo "setup: wascc and its test tools (compiles the C host, native providers and demo actors)"
+	@$(PY) -m pip install -e '.[test]' >$(VENV)/setup.log 2>&1 || { cat $(VENV)/setup.log; exit 1; }
+	@touch $@
+	@echo "setup: done (log in $(VENV)/setup.log)"
 
 examples: setup
 	$(MAKE) -s -C examples WASCC=$(abspath $(VENV)/bin/wascc) PYTHON=$(abspath $(PY))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +69,61 @@ def test_log_level_is_case_insensitive() -> None:
     assert param.type_cast_value(ctx, "Warning") == "warning"
     with pytest.raises(click.BadParameter):
         param.type_cast_value(ctx, "LOUD")
+
+
+def _demo(tmp_path: Path, port: int) -> subprocess.Popen[str]:
+    env = {**os.environ, "WASCC_DEMO_DIR": str(tmp_path / "keys"), "WASCC_DEMO_PORT": str(port)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "wascc", "up", "--health-interval", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_demo_prints_its_urls_only_once_they_answer(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo = _demo(tmp_path, port)
+    try:
+        assert demo.stdout is not None
+        first = demo.stdout.readline()
+        assert first.startswith("wascc: starting the built-in demo (its keys are in ")
+        urls = demo.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in urls
+        # printed after the bind: the port answers at once
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        demo.communicate(timeout=30)
+
+
+def test_demo_port_in_use_is_one_line_naming_wascc_demo_port(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        demo = _demo(tmp_path, taken.getsockname()[1])
+        out, err = demo.communicate(timeout=60)
+    assert demo.returncode == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "WASCC_DEMO_PORT" in lines[0] and "cannot listen on 127.0.0.1:" in lines[0]
+    assert "Traceback" not in err and out == ""
+
+
+def test_demo_refuses_a_port_that_is_not_a_number(tmp_path: Path) -> None:
+    env = {**os.environ, "WASCC_DEMO_DIR": str(tmp_path), "WASCC_DEMO_PORT": "eighty"}
+    done = subprocess.run(
+        [sys.executable, "-m", "wascc", "up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: WASCC_DEMO_PORT='eighty' is not a port number (1-65534)"

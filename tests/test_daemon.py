@@ -455,7 +455,9 @@ def test_default_demo_answers_http_on_its_ports(up: Starter, tmp_path: Path) -> 
     port = free_port_pair()
     keys = tmp_path / "demo-keys"
     host = up(env={"WASCC_DEMO_DIR": str(keys), "WASCC_DEMO_PORT": str(port)}, trust=False)
+    wait_for(lambda: "stop it with Ctrl-C" in host.output(), "the demo's URLs")
     assert f"http://127.0.0.1:{port}/" in host.output()
+    assert f"its keys are in {keys}" in host.output()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/hello?x=1")
     echo = json.loads(conn.getresponse().read())

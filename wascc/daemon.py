@@ -27,7 +27,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -175,8 +175,10 @@ class Daemon:
         if self._control is not None:
             self._control.wait(5.0)  # answers to requests that were in flight
 
-    def run(self) -> int:
+    def run(self, *, on_ready: Callable[[], None] | None = None) -> int:
         """Run until SIGINT or SIGTERM; SIGHUP reloads.  Returns the exit status.
+
+        ``on_ready`` runs once everything asked for has started.
 
         Signals arrive through ``signal.set_wakeup_fd``: the interpreter's C
         handler writes each signal number to a socket the main thread reads,
@@ -190,6 +192,8 @@ class Daemon:
         previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         try:
             self.start()
+            if on_ready is not None:
+                on_ready()
             while True:
                 signum = self._next_signal(reader, watched)
                 if signum == signal.SIGHUP:

@@ -15,6 +15,7 @@ start; nothing secret ships with wascc.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,32 @@ class Demo:
     manifest: Manifest
     account: str
     urls: dict[str, str]
+    keys: Path  # the directory holding the demo's keys and signed actors
+
+
+def _demo_port() -> int:
+    text = os.environ.get("WASCC_DEMO_PORT", "8080")
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65535:
+        raise WasccError(f"WASCC_DEMO_PORT={text!r} is not a port number (1-65534)")
+    return port
+
+
+def _check_free(address: str, port: int) -> None:
+    """Refuse at once, with the way out, when a demo port is taken."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((address, port))
+    except OSError as exc:
+        raise WasccError(
+            f"the demo cannot listen on {address}:{port} ({exc.strerror or exc}): another "
+            f"program holds it; move the demo with WASCC_DEMO_PORT=<port> (it uses that port "
+            "and the next one)"
+        ) from None
 
 
 def data_dir() -> Path:
@@ -59,7 +86,9 @@ def demo() -> Demo:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     account = stored_key(directory / "account.nk", KeyType.ACCOUNT)
     address = os.environ.get("WASCC_DEMO_ADDRESS", "127.0.0.1")
-    port = int(os.environ.get("WASCC_DEMO_PORT", "8080"))
+    port = _demo_port()
+    for offset in range(len(ACTORS)):
+        _check_free(address, port + offset)
     actors: list[Path] = []
     bindings: list[BindingSpec] = []
     urls: dict[str, str] = {}
@@ -89,4 +118,4 @@ def demo() -> Demo:
         capabilities=(CapabilitySpec("wascc:http_server"), CapabilitySpec("wascc:keyvalue")),
         bindings=tuple(bindings),
     )
-    return Demo(manifest, account.public_key, urls)
+    return Demo(manifest, account.public_key, urls, directory)

@@ -171,12 +171,16 @@ def up(
                 **{**options.__dict__, "trusted_issuers": (*trusted, built_in.account)}
             )
             daemon = Daemon(options, manifest=built_in.manifest)
-            click.echo("wascc: starting the built-in demo (keys in your demo directory)")
-            tries = {"echo": "hello?x=1", "kvcounter": "visits"}
-            for name, url in built_in.urls.items():
-                click.echo(f"  {name:10s} {url}    try: curl -s {url}{tries[name]}")
-        else:
-            daemon = Daemon(options)
+            click.echo(f"wascc: starting the built-in demo (its keys are in {built_in.keys})")
+
+            def ready() -> None:
+                tries = {"echo": "hello?x=1", "kvcounter": "visits"}
+                for name, url in built_in.urls.items():
+                    click.echo(f"  {name:10s} {url}    try: curl -s {url}{tries[name]}")
+                click.echo("  stop it with Ctrl-C")
+
+            sys.exit(daemon.run(on_ready=ready))
+        daemon = Daemon(options)
         sys.exit(daemon.run())
     except WasccError as exc:
         fail(str(exc))
