@@ -480,7 +480,7 @@ class Host:
             raise ProviderError(f"{provider!r} is not a CapabilityProvider")
         label = f"provider {provider!r}"
         try:
-            reply = provider.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, b"")
+            reply = provider.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, provider.descriptor_request)
             descriptor = CapabilityDescriptor.decode(reply)
         except Exception as exc:
             raise ProviderError(f"{label} did not describe itself: {exc}") from exc
@@ -555,15 +555,34 @@ class Host:
         return descriptor
 
     def remove_provider(
-        self, capability_id: str, binding: str = DEFAULT_BINDING, *, reason: str | None = None
-    ) -> None:
-        """Unbind every actor from the provider (RemoveActor), then stop it."""
+        self,
+        capability_id: str,
+        binding: str = DEFAULT_BINDING,
+        *,
+        reason: str | None = None,
+        expected: CapabilityProvider | None = None,
+    ) -> bool:
+        """Unbind every actor from the provider (RemoveActor), then stop it.
+
+        With ``expected``, remove it only if the provider registered there is
+        still that very object (a health check must not remove the healthy
+        provider that replaced the one it found ill); False when it is not.
+        """
         capability_id = canonical_capability(capability_id)
         binding = normalize_binding(binding)
         with self._lock:
-            entry = self._providers.pop((capability_id, binding), None)
+            entry = self._providers.get((capability_id, binding))
             if entry is None:
                 raise NotFound(f"no provider of {capability_id} on binding {binding!r}")
+            if expected is not None and entry.provider is not expected:
+                log.info(
+                    "not removing provider %s (%s)%s: it was replaced meanwhile",
+                    capability_id,
+                    binding,
+                    f" ({reason})" if reason else "",
+                )
+                return False
+            del self._providers[(capability_id, binding)]
             dropped = self._routes.remove_provider(capability_id, binding)
         entry.dispatcher.active = False
         for b in dropped:
@@ -573,6 +592,7 @@ class Host:
             log.error("removed provider %s (%s): %s", capability_id, binding, reason)
         else:
             log.info("removed provider %s (%s)", capability_id, binding)
+        return True
 
     def watch_providers(
         self,
@@ -817,7 +837,9 @@ class Host:
             reports[key] = report
             if not report.healthy:
                 with contextlib.suppress(NotFound):
-                    self.remove_provider(*key, reason=f"unhealthy: {report.message}")
+                    self.remove_provider(
+                        *key, reason=f"unhealthy: {report.message}", expected=entry.provider
+                    )
         for actor in list(self._actors):
             self._actor_health[actor] = self.actor_health(actor)
         return reports
