@@ -480,7 +480,9 @@ class Host:
             raise ProviderError(f"{provider!r} is not a CapabilityProvider")
         label = f"provider {provider!r}"
         try:
-            reply = provider.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, provider.descriptor_request)
+            reply = provider.handle_call(
+                SYSTEM_ACTOR, OP_GET_DESCRIPTOR, provider.descriptor_request
+            )
             descriptor = CapabilityDescriptor.decode(reply)
         except Exception as exc:
             raise ProviderError(f"{label} did not describe itself: {exc}") from exc
