@@ -288,7 +288,8 @@ class _Spec:
                 dec.append("    elif v is not _MISSING or not " + repr(has_default) + ":")
                 dec.append("        return _slow(_cls, obj, _name)")
             else:
-                dec.append(f"    if {key!r} in obj or {attr!r} in obj:")
+                present = f"{key!r} in obj" + (f" or {attr!r} in obj" if attr != key else "")
+                dec.append(f"    if {present}:")
                 dec.append("        return _slow(_cls, obj, _name)")
                 if not has_default:
                     dec.append("    else:")
