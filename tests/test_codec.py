@@ -590,9 +590,22 @@ def test_missing_required_field_is_refused_naming_struct_and_field(
     assert f"`{field}`" in message
 
 
-def test_nil_for_a_required_field_is_refused() -> None:
-    with pytest.raises(CodecError, match=r"GetRequest\.key"):
-        GetRequest.decode(_pack({"key": None}))
+def test_nil_for_a_required_field_that_is_not_a_string_is_refused() -> None:
+    with pytest.raises(CodecError, match=r"AddRequest\.value"):
+        AddRequest.decode(_pack({"key": "k", "value": None}))
+    with pytest.raises(CodecError, match=r"HealthResponse\.healthy"):
+        HealthResponse.decode(_pack({"healthy": None}))
+
+
+def test_nil_in_a_string_field_reads_as_empty() -> None:
+    """CONTRACTS section 2: nil in a string field is "" here (required or not,
+    whatever the field's default); the original refused it."""
+    assert GetRequest.decode(_pack({"key": None})) == GetRequest(key="")
+    assert BrokerMessage.decode(_pack({"subject": "s", "replyTo": None})).reply_to == ""
+    assert HttpResponse.decode(_pack({"statusCode": 204, "status": None})).status == ""
+    assert HttpResponse.decode(_pack([204, None, None, None])) == HttpResponse(204, "", {}, b"")
+    assert TelnetText.decode(_pack([None, None])) == TelnetText("", "")
+    assert GeneratorResult.decode(_pack({"guid": None})).guid is None  # optional stays None
 
 
 def test_codec_error_is_a_value_error() -> None:
@@ -726,7 +739,7 @@ def test_malformed_column_is_refused(column: Any) -> None:
 
 @pytest.mark.parametrize(
     "wire",
-    [[], "text", 5, {"columns": "x"}, {"columns": [], "statistics": [1]}],
+    [[[], [], []], ["x"], "text", 5, {"columns": "x"}, {"columns": [], "statistics": [1]}],
     ids=str,
 )
 def test_malformed_result_set_is_refused(wire: Any) -> None:
@@ -761,3 +774,96 @@ def test_unpack_returns_the_first_value_and_refuses_garbage() -> None:
     assert codec.unpack(_pack({"a": 1}) + b"\x01") == {"a": 1}
     with pytest.raises(CodecError, match="thing"):
         codec.unpack(b"\xc1", "thing")
+
+
+# ---- codec eras (CONTRACTS section 2): map, positional array, snake_case map ----------
+
+
+@pytest.mark.parametrize("form", codec.FORMS)
+@pytest.mark.parametrize("sample", SAMPLES, ids=_id)
+def test_struct_decodes_from_every_era_form(sample: tuple[Message, set[str]], form: str) -> None:
+    message, _ = sample
+    assert type(message).decode(message.encode(form)) == message
+
+
+@pytest.mark.parametrize(
+    ("wire", "expected"),
+    [
+        (
+            {"statusCode": 404, "status": "Not Found", "header": {"X": "y"}, "body": b"no"},
+            HttpResponse(404, "Not Found", {"X": "y"}, b"no"),
+        ),
+        (  # 0.5.x: positional, the body an array of ints
+            [404, "Not Found", {"X": "y"}, [110, 111]],
+            HttpResponse(404, "Not Found", {"X": "y"}, b"no"),
+        ),
+        (  # unreleased commits: snake_case keys
+            {"status_code": 404, "status": "Not Found", "header": {"X": "y"}, "body": b"no"},
+            HttpResponse(404, "Not Found", {"X": "y"}, b"no"),
+        ),
+        ({"status_code": 500, "status": None}, HttpResponse(500, "", {}, b"")),
+        ([True, "fine"], HealthResponse(True, "fine")),
+        ({"healthy": False, "message": None}, HealthResponse(False, "")),
+        (["s", None, [1, 2]], BrokerMessage("s", "", b"\x01\x02")),
+        ({"subject": "s", "reply_to": "inbox"}, BrokerMessage("s", "inbox")),
+        (
+            {"method": "GET", "path": "/", "query_string": "a=1"},
+            HttpRequest("GET", "/", "a=1"),
+        ),
+        ({"sequence_no": 3, "chunk_bytes": b"x"}, FileChunk(sequence_no=3, chunk_bytes=b"x")),
+    ],
+    ids=lambda v: type(v).__name__ + ("" if isinstance(v, Message) else f"-{len(v)}"),
+)
+def test_replies_decode_in_every_era_form(wire: Any, expected: Message) -> None:
+    assert type(expected).decode(_pack(wire)) == expected
+
+
+def test_camel_case_key_wins_over_its_snake_case_twin() -> None:
+    wire = {"statusCode": 201, "status_code": 500}
+    assert HttpResponse.decode(_pack(wire)).status_code == 201
+
+
+def test_older_forms_are_written_as_their_era_wrote_them() -> None:
+    request = HttpRequest("POST", "/p", "a=1", {"h": "v"}, b"hi")
+    assert _wire(request.encode(codec.FORM_ARRAY)) == ["POST", "/p", "a=1", {"h": "v"}, [104, 105]]
+    assert _wire(request.encode(codec.FORM_SNAKE)) == {
+        "method": "POST",
+        "path": "/p",
+        "query_string": "a=1",
+        "header": {"h": "v"},
+        "body": b"hi",
+    }
+    assert request.encode(codec.FORM_MAP) == request.encode()
+    with pytest.raises(CodecError, match="unknown codec form"):
+        request.encode("yaml")
+
+
+def test_transcode_rewrites_known_requests_only() -> None:
+    request = HttpRequest("GET", "/x", "q", {}, b"b")
+    assert codec.transcode("HandleRequest", request.encode(), codec.FORM_ARRAY) == request.encode(
+        codec.FORM_ARRAY
+    )
+    message = BrokerMessage("s", "r", b"m")
+    assert codec.transcode("DeliverMessage", message.encode(), codec.FORM_SNAKE) == message.encode(
+        codec.FORM_SNAKE
+    )
+    assert codec.transcode("Echo", b"\x80", codec.FORM_ARRAY) is None  # not a known struct
+    assert codec.transcode("HandleRequest", b"\xc1", codec.FORM_ARRAY) is None  # not msgpack
+
+
+def test_deep_nesting_in_plain_data_is_refused() -> None:
+    deep: Any = None
+    for _ in range(codec.MAX_DEPTH + 5):
+        deep = [deep]
+    with pytest.raises(CodecError, match="nested deeper"):
+        GraphNode.decode(_pack({"labels": [], "properties": {"p": deep}}))
+    # the raw fallback (a str that is not UTF-8) walks the value too
+    raw = b"\x91" * 900 + b"\xa1\xff"
+    with pytest.raises(CodecError):
+        HttpRequest.decode(raw)
+
+
+def test_graph_scalar_kinds_are_checked() -> None:
+    assert Column.from_wire({0: [{4: list(b"caf\xc3\xa9")}]}) == Column(scalars=("café",))
+    with pytest.raises(CodecError, match="Integer scalar"):
+        Column.from_wire({0: [{2: [1, 2]}]})

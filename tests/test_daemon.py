@@ -21,9 +21,13 @@ from click.testing import CliRunner
 
 from wascc import KeyPair, KeyType
 from wascc.cli import main
+from wascc.codec import CapabilityConfiguration
 from wascc.control import b64, request, unb64
+from wascc.daemon import Daemon, Options
+from wascc.manifest import BindingSpec, Manifest
 
 from conftest import NativeBuilder, Signer, build_test_actor, call_payload
+from providers import TESTING, RecordingProvider
 
 WASCC = str(Path(sys.executable).parent / "wascc")
 NATIVETEST = "wascc:nativetest"
@@ -509,3 +513,105 @@ def test_python_providers_by_module_path_and_entry_point_name(
     assert host.call(key, "Call", call_payload("wascc:testing", "Echo", b"py")) == b"py"
     entries = [json.loads(line) for line in host.output().splitlines() if line.startswith("{")]
     assert any(e.get("provider") == "wascc:http_server" for e in entries), host.output()
+
+
+# ---- reconciling from many threads (in process) ----------------------------------------
+
+
+class _CountingProvider(RecordingProvider):
+    """Counts every BindActor / RemoveActor it is sent; binding takes a moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: dict[tuple[str, str], int] = {}
+
+    def handle_call(self, actor: str, operation: str, msg: bytes) -> bytes:
+        if operation in ("BindActor", "RemoveActor"):
+            module = CapabilityConfiguration.decode(msg).module
+            with self.lock:
+                self.sent[(operation, module)] = self.sent.get((operation, module), 0) + 1
+            if operation == "BindActor":
+                time.sleep(0.002)  # a provider opening a listener or a connection
+        return super().handle_call(actor, operation, msg)
+
+
+def test_reconcile_from_many_threads_binds_each_binding_exactly_once(
+    tmp_path: Path, sign: Signer, account: KeyPair
+) -> None:
+    actors_dir = tmp_path / "actors"
+    actors_dir.mkdir()
+    files: dict[str, tuple[Path, bytes]] = {}
+    keys: dict[str, str] = {}
+    for group, count in (("a", 6), ("b", 6), ("c", 4)):
+        for i in range(count):
+            signed, module = sign(caps=[TESTING], name=f"{group}{i}")
+            files[f"{group}{i}"] = (actors_dir / f"{group}{i}.wasm", signed)
+            keys[f"{group}{i}"] = module.public_key
+    manifest = Manifest(
+        source="test",
+        base_dir=tmp_path,
+        bindings=tuple(BindingSpec(key, TESTING, values={"n": name}) for name, key in keys.items()),
+    )
+    options = Options(
+        actors_dir=actors_dir,
+        trusted_issuers=(account.public_key,),
+        poll_interval=3600,  # the test scans; the watcher thread stays asleep
+        health_interval=0,
+        grace=0,
+    )
+    for name, (path, signed) in files.items():
+        if name[0] in "ac":
+            path.write_bytes(signed)
+    daemon = Daemon(options, manifest=manifest)
+    host = daemon.start()
+    try:
+        provider = _CountingProvider()
+        host.add_provider(provider)  # bindings waited for it
+        start = threading.Barrier(12)
+        errors: list[BaseException] = []
+
+        def run(action: Callable[[], None]) -> None:
+            try:
+                start.wait(30)
+                action()
+            except BaseException as exc:
+                errors.append(exc)
+
+        def reconcile() -> None:
+            for _ in range(4):
+                daemon.reconcile_bindings()
+
+        def appear() -> None:  # group b dropped into the actors directory
+            for name in (n for n in files if n[0] == "b"):
+                path, signed = files[name]
+                path.write_bytes(signed)
+                daemon.reload()
+
+        def disappear() -> None:  # group c removed from it
+            for name in (n for n in files if n[0] == "c"):
+                files[name][0].unlink()
+                daemon.reload()
+
+        threads = [threading.Thread(target=run, args=(reconcile,)) for _ in range(10)]
+        threads += [threading.Thread(target=run, args=(f,)) for f in (appear, disappear)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        daemon.reload()
+        daemon.reload()  # files written last settle on the second scan
+
+        bound = {(b.actor, b.capability_id): dict(b.values) for b in host.bindings()}
+        for name, key in keys.items():
+            binds = provider.sent.get(("BindActor", key), 0)
+            if name[0] in "ab":
+                assert binds == 1, f"{name}: BindActor sent {binds} times"
+                assert bound.get((key, TESTING)) == {"n": name}, f"{name}: binding lost"
+            else:
+                assert binds <= 1, f"{name}: BindActor sent {binds} times"
+                assert (key, TESTING) not in bound
+                assert provider.sent.get(("RemoveActor", key), 0) == binds
+        assert {a.public_key for a in host.actors()} == {keys[n] for n in keys if n[0] in "ab"}
+    finally:
+        daemon.stop()

@@ -126,3 +126,35 @@ def test_actor_health_is_recorded_for_the_inventory(fast_host: Host, sign: Signe
     fast_host.check_health()
     health = fast_host.actor(key).health
     assert health is not None and health.healthy
+
+
+def test_health_check_does_not_remove_the_provider_that_replaced_the_ill_one(
+    host: Host, sign: Signer
+) -> None:
+    """The check found the old provider ill, but by then a healthy one had replaced it."""
+    asked = threading.Event()
+    release = threading.Event()
+    old = RecordingProvider()
+
+    def ill_after_release() -> HealthResponse:
+        asked.set()
+        release.wait(30)
+        return HealthResponse(healthy=False, message="old one is ill")
+
+    old.health_answer = ill_after_release
+    key = _bound(host, sign, old)
+    reports: list[dict[tuple[str, str], object]] = []
+    checker = threading.Thread(target=lambda: reports.append(host.check_health()))
+    checker.start()
+    assert asked.wait(30)
+    new = RecordingProvider()
+    host.replace_provider(new)
+    release.set()
+    checker.join(30)
+    report = reports[0][(TESTING, "default")]
+    assert not report.healthy  # type: ignore[attr-defined]
+    assert [p.capability_id for p in host.providers()].count(TESTING) == 1
+    assert not new.stopped.is_set()
+    assert [c.module for c in new.binds] == [key]
+    assert new.removes == []
+    assert host.call_actor(key, "Call", call_payload(TESTING, "Echo", b"still")) == b"still"

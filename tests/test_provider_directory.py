@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from wascc import GuestError, Host, KeyPair, ProviderError
+from wascc import GuestError, Host, KeyPair, ProviderCallError, ProviderError
 from wascc.codec import (
     CapabilityDescriptor,
     Direction,
@@ -19,15 +19,17 @@ from wascc.codec import (
     PortableCall,
 )
 from wascc.providers.directory import ProviderDirectory
+from wascc.providers.native import NativeProvider
 from wascc.providers.portable import WasiGrant, load_portable_provider
 
 from conftest import ACTORS, NativeBuilder, Signer, call_payload
+from providers import RecordingProvider
 
 PORTABLE = "wascc:portable"
 NATIVETEST = "wascc:nativetest"
 
 
-def portable_wasm() -> bytes:
+def portable_wasm(*, strict_descriptor: bool = False) -> bytes:
     descriptor = CapabilityDescriptor(
         id=PORTABLE,
         name="portable test provider",
@@ -37,6 +39,11 @@ def portable_wasm() -> bytes:
     wat = (ACTORS / "portable_provider.wat").read_text()
     wat = wat.replace("@DESCRIPTOR@", "".join(f"\\{b:02x}" for b in descriptor))
     wat = wat.replace("@DESCRIPTOR_LEN@", str(len(descriptor)))
+    if strict_descriptor:  # refuse an empty GetCapabilityDescriptor, as the originals do
+        wat = wat.replace(
+            "(global $strict_descriptor i32 (i32.const 0))",
+            "(global $strict_descriptor i32 (i32.const 1))",
+        )
     return bytes(wasmtime.wat2wasm(wat))
 
 
@@ -61,6 +68,33 @@ def test_portable_provider_serves_actors_and_dispatches_back(
     assert envelope == PortableCall(actor=module.public_key, msg=b"payload")
     assert host.call_actor(key, "Call", call_payload(PORTABLE, "Poke")) == b"poked"
     assert host.check_health()[(PORTABLE, "default")].healthy
+
+
+def test_portable_provider_is_asked_for_its_descriptor_with_a_health_request(
+    host: Host, sign: Signer
+) -> None:
+    signed, _ = sign(portable_wasm(strict_descriptor=True), name="strict", provider=True)
+    provider = load_portable_provider(signed, trusted_issuers=host.trusted_issuers)
+    assert provider.descriptor_request == bytes.fromhex("81ab706c616365686f6c646572c2")
+    # the host asks again, over handle_call, when the provider is added
+    assert host.add_provider(provider).id == PORTABLE
+    # the strict module really refuses what native providers get
+    with pytest.raises(ProviderCallError, match="failed to fill whole buffer"):
+        provider.handle_call("system", "GetCapabilityDescriptor", b"")
+
+
+def test_native_and_python_providers_get_an_empty_descriptor_request(host: Host) -> None:
+    seen: list[bytes] = []
+
+    class Recording(RecordingProvider):
+        def handle_call(self, actor: str, operation: str, msg: bytes) -> bytes:
+            if operation == "GetCapabilityDescriptor":
+                seen.append(msg)
+            return super().handle_call(actor, operation, msg)
+
+    host.add_provider(Recording())
+    assert seen == [b""]
+    assert NativeProvider.descriptor_request == b""
 
 
 def test_portable_provider_gets_only_the_wasi_access_granted(

@@ -118,6 +118,10 @@ class Actor:
         self.settings = settings
         self.module_hash = claims.module_hash
         self.caps = frozenset(canonical_capability(c) for c in claims.caps)
+        #: The codec form (wascc.codec.FORMS) this module reads each request
+        #: struct in, by operation, as the host learned it; a replacement
+        #: module starts over.
+        self.request_forms: dict[str, str] = {}
         self._ticks = runtime.ticks(settings.deadline)
         # An instance above this cannot grow at all: discard it after the call.
         self._cap_floor = settings.memory_limit - WASM_PAGE

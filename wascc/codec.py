@@ -10,9 +10,33 @@ what the original (rmp-serde) accepted:
 * a string field may be bin holding UTF-8;
 * bytes after the first msgpack value are ignored (some guests pad buffers).
 
+* a struct may also come as a map keyed by its snake_case field names
+  (``status_code``, ``query_string``: unreleased codec commits wrote them);
+* a string field that arrives as nil is read as "" (the AssemblyScript SDK
+  writes nil for an absent ``replyTo``).
+
 Anything else (wrong types, a missing required field, bytes that are not
 msgpack at all) raises :class:`~wascc.errors.CodecError` naming the struct
 and the field.
+
+Codec eras (CONTRACTS section 2).  Replies from actors are read in all three
+forms above.  Requests the host side sends to actors are written in the form
+of the actor's era, one of :data:`FORMS`:
+
+* ``map`` - camelCase maps with bin bytes (codec 0.6-0.8; the default);
+* ``array`` - positional arrays in field order, bytes as arrays of ints
+  (codec 0.5.x);
+* ``snake`` - maps keyed by snake_case names, bin bytes (unreleased commits).
+
+``Message.encode(form)`` writes a struct in any of them and :func:`transcode`
+re-writes a request payload by its operation (:data:`REQUEST_STRUCTS`).  An
+operator picks a form for one binding with the binding value
+``WASCC_CODEC=map|array|snake`` (:data:`CODEC_VALUE`); without it the host
+starts with ``map`` and, if an actor's first request fails with a
+de-serialization error naming a field or a type (rmp-serde's ``missing field
+`queryString```, ``invalid type: map, expected a sequence``), retries it in
+the older forms and keeps the one that works for that actor (see
+:mod:`wascc.host`).
 """
 
 from __future__ import annotations
@@ -29,11 +53,17 @@ import msgpack
 from wascc.errors import CodecError
 
 __all__ = [
+    "CODEC_VALUE",
+    "FORMS",
+    "FORM_ARRAY",
+    "FORM_MAP",
+    "FORM_SNAKE",
     "OP_BIND_ACTOR",
     "OP_GET_DESCRIPTOR",
     "OP_HEALTH_REQUEST",
     "OP_PERFORM_LIVE_UPDATE",
     "OP_REMOVE_ACTOR",
+    "REQUEST_STRUCTS",
     "SYSTEM_ACTOR",
     "AddRequest",
     "AddResponse",
@@ -91,6 +121,7 @@ __all__ = [
     "Transfer",
     "WriteLogRequest",
     "pack",
+    "transcode",
     "unpack",
 ]
 
@@ -101,6 +132,14 @@ OP_HEALTH_REQUEST = "HealthRequest"
 OP_GET_DESCRIPTOR = "GetCapabilityDescriptor"
 OP_PERFORM_LIVE_UPDATE = "PerformLiveUpdate"
 SYSTEM_ACTOR = "system"
+
+# Wire forms of the codec eras (see the module docstring).
+FORM_MAP = "map"
+FORM_ARRAY = "array"
+FORM_SNAKE = "snake"
+FORMS = (FORM_MAP, FORM_ARRAY, FORM_SNAKE)
+#: The binding value that picks the request form for the actor of a binding.
+CODEC_VALUE = "WASCC_CODEC"
 
 M = TypeVar("M", bound="Message")
 
@@ -139,13 +178,37 @@ def _text_key(key: Any) -> Any:
     return key
 
 
-def _str_keys(obj: Any) -> Any:
+#: How deep plain data may nest where a struct does not bound it (a field typed
+#: Any, the raw fallback); msgpack itself allows 1024, past Python's stack.
+MAX_DEPTH = 100
+
+
+def _str_keys(obj: Any, depth: int = 0) -> Any:
     """Raw-decoded msgpack with its UTF-8 map keys turned back into str."""
+    if isinstance(obj, (dict, list)) and depth >= MAX_DEPTH:
+        raise CodecError(f"payload is nested deeper than {MAX_DEPTH} levels")
     if isinstance(obj, dict):
-        return {_text_key(k): _str_keys(v) for k, v in obj.items()}
+        return {_text_key(k): _str_keys(v, depth + 1) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_str_keys(v) for v in obj]
+        return [_str_keys(v, depth + 1) for v in obj]
     return obj
+
+
+def _shallow(value: Any, where: str) -> Any:
+    """``value`` itself if its arrays and maps nest at most :data:`MAX_DEPTH` deep."""
+    level = [value]
+    for _ in range(MAX_DEPTH + 1):
+        nested = [
+            v
+            for item in level
+            if isinstance(item, (dict, list))
+            for v in ([*item.keys(), *item.values()] if isinstance(item, dict) else item)
+            if isinstance(v, (dict, list))
+        ]
+        if not nested:
+            return value
+        level = nested
+    raise CodecError(f"{where} is nested deeper than {MAX_DEPTH} levels")
 
 
 def wire(name: str, default: Any = dataclasses.MISSING) -> Any:
@@ -177,6 +240,8 @@ class _Spec:
             key = f.metadata.get("wire", f.name)
             self.fields.append((f.name, key, hints[f.name], has_default))
         self.keys = {key: i for i, (_, key, _, _) in enumerate(self.fields)}
+        # snake_case spellings (the attribute names) of fields renamed on the wire
+        self.aliases = {attr: key for attr, key, _, _ in self.fields if attr != key}
         self.to_wire, self.from_wire = self._compile(cls)
 
     def _compile(self, cls: type[Message]) -> tuple[Any, Any]:
@@ -204,6 +269,9 @@ class _Spec:
             )
             if tp in _PRIMITIVES or tp in (dict[str, str], tuple[str, ...]):
                 dec.append(f"    v = get({key!r}, _MISSING)")
+                if attr != key:  # a snake_case map: the generic path reads it
+                    dec.append(f"    if v is _MISSING and {attr!r} in obj:")
+                    dec.append("        return _slow(_cls, obj, _name)")
                 if tp == dict[str, str]:
                     dec.append(
                         "    if type(v) is dict and all(type(a) is str and type(b) is str"
@@ -220,7 +288,8 @@ class _Spec:
                 dec.append("    elif v is not _MISSING or not " + repr(has_default) + ":")
                 dec.append("        return _slow(_cls, obj, _name)")
             else:
-                dec.append(f"    if {key!r} in obj:")
+                present = f"{key!r} in obj" + (f" or {attr!r} in obj" if attr != key else "")
+                dec.append(f"    if {present}:")
                 dec.append("        return _slow(_cls, obj, _name)")
                 if not has_default:
                     dec.append("    else:")
@@ -244,9 +313,11 @@ class Message:
         """The struct as a plain map keyed by wire names."""
         return cast(dict[Any, Any], _spec(type(self)).to_wire(self))
 
-    def encode(self) -> bytes:
-        """msgpack bytes of this struct."""
-        return pack(self.to_wire())
+    def encode(self, form: str = FORM_MAP) -> bytes:
+        """msgpack bytes of this struct, in one of :data:`FORMS` (camelCase map by default)."""
+        if form == FORM_MAP:
+            return pack(self.to_wire())
+        return pack(_to_form(self, form))
 
     @classmethod
     def from_wire(cls: type[M], obj: Any) -> M:
@@ -276,6 +347,33 @@ def _to_wire(value: Any) -> Any:
         return [_to_wire(v) for v in value]
     if isinstance(value, dict):
         return {k: _to_wire(v) for k, v in value.items()}
+    return value
+
+
+def _to_form(value: Any, form: str) -> Any:
+    """``value`` as plain data in an older era's form (``array`` or ``snake``)."""
+    if isinstance(value, Message):
+        if form not in FORMS:
+            raise CodecError(f"unknown codec form {form!r} (one of {', '.join(FORMS)})")
+        if form == FORM_MAP or "to_wire" in type(value).__dict__:
+            return value.to_wire()  # a struct with its own wire form has no eras
+        items = [
+            # a field typed Any (graph properties) holds plain data, not a Vec<u8>
+            (attr, _to_wire(v) if tp is Any or Any in typing.get_args(tp) else _to_form(v, form))
+            for attr, _, tp, _ in _spec(type(value)).fields
+            for v in (getattr(value, attr),)
+        ]
+        if form == FORM_ARRAY:
+            return [v for _, v in items]
+        return dict(items)
+    if isinstance(value, bytes):
+        return list(value) if form == FORM_ARRAY else value  # Vec<u8> as 0.5.x wrote it
+    if isinstance(value, WireEnum):
+        return value.to_wire()
+    if isinstance(value, (list, tuple)):
+        return [_to_form(v, form) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_form(v, form) for k, v in value.items()}
     return value
 
 
@@ -327,7 +425,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise CodecError(f"{where} must be a number, got {type(value).__name__}")
         return float(value)
     if tp is Any:
-        return value
+        return _shallow(value, where)
     if origin is dict:
         if value is None:
             return {}
@@ -366,16 +464,23 @@ def _from_wire(cls: type[Message], obj: Any, where: str) -> Message:
         raise CodecError(f"{where} must be a map, got {type(obj).__name__}")
     kwargs: dict[str, Any] = {}
     for attr, key, tp, has_default in spec.fields:
-        if key in obj:
-            value = obj[key]
-        elif key.encode() in obj:  # keys decoded raw after a non-UTF-8 value
-            value = obj[key.encode()]
-        elif has_default:
-            continue
+        for name in (key, attr) if attr != key else (key,):  # camelCase, then snake_case
+            if name in obj:
+                value = obj[name]
+                break
+            if name.encode() in obj:  # keys decoded raw after a non-UTF-8 value
+                value = obj[name.encode()]
+                break
         else:
+            if has_default:
+                continue
             raise CodecError(f"{where} is missing the field `{key}`")
-        if value is None and has_default and typing.get_origin(tp) not in (Union, types.UnionType):
-            continue
+        if value is None:
+            if tp is str:
+                kwargs[attr] = ""  # nil in a string field (AssemblyScript's absent replyTo)
+                continue
+            if has_default and typing.get_origin(tp) not in (Union, types.UnionType):
+                continue
         kwargs[attr] = _convert(tp, value, f"{where}.{key}")
     return cls(**kwargs)
 
@@ -772,6 +877,11 @@ class GraphRelation(Message):
 
 
 _SCALAR_KINDS = ("Nil", "Boolean", "Integer", "Double", "String")
+_SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
+    "Boolean": bool,
+    "Integer": int,
+    "Double": (float, int),
+}
 
 
 def _scalar_from_wire(value: Any, where: str) -> Any:
@@ -781,8 +891,14 @@ def _scalar_from_wire(value: Any, where: str) -> Any:
         kind = _SCALAR_KINDS[tag] if isinstance(tag, int) and 0 <= tag < 5 else tag
         if kind == "Nil":
             return None
-        if kind in ("Boolean", "Integer", "Double", "String"):
-            return _text(inner, where) if kind == "String" else inner
+        if kind == "String":  # the graphdb contract writes it as an array of its UTF-8 bytes
+            return _text(_bytes(inner, where) if isinstance(inner, list) else inner, where)
+        if kind in _SCALAR_TYPES:
+            if isinstance(inner, _SCALAR_TYPES[kind]) and not (
+                kind != "Boolean" and isinstance(inner, bool)
+            ):
+                return float(cast(float, inner)) if kind == "Double" else inner
+            raise CodecError(f"{where}: a {kind} scalar cannot be {type(inner).__name__}")
         raise CodecError(f"{where}: unknown scalar kind {tag!r}")
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -839,8 +955,10 @@ class ResultSet(Message):
 
     @classmethod
     def from_wire(cls, obj: Any) -> ResultSet:
+        if isinstance(obj, (list, tuple)) and len(obj) <= 2:  # the array form
+            obj = dict(zip(("columns", "statistics"), obj, strict=False))
         if not isinstance(obj, dict):
-            raise CodecError("ResultSet must be a map")
+            raise CodecError("ResultSet must be a map or an array of at most 2 items")
         # Keys are bytes when unpack() fell back to raw mode (a non-UTF-8 str inside).
         cols = obj.get("columns", obj.get(b"columns")) or []
         if not isinstance(cols, list):
@@ -854,3 +972,28 @@ class ResultSet(Message):
             ),
             statistics=stats,
         )
+
+
+#: The structs the host side sends *to* actors, by operation: the payloads
+#: :func:`transcode` may re-write for an actor of an older codec era.
+REQUEST_STRUCTS: dict[str, type[Message]] = {
+    "HandleRequest": HttpRequest,
+    "DeliverMessage": BrokerMessage,
+    OP_HEALTH_REQUEST: HealthRequest,
+    "SessionStarted": TelnetSession,
+    "ReceiveText": TelnetText,
+    "ReceiveChunk": FileChunk,
+    "DeliverEvent": Event,
+}
+
+
+def transcode(operation: str, payload: bytes, form: str) -> bytes | None:
+    """Re-write a request to an actor in ``form``; None if ``operation`` has no
+    known request struct or ``payload`` is not one (then nothing can be re-written)."""
+    struct = REQUEST_STRUCTS.get(operation)
+    if struct is None:
+        return None
+    try:
+        return struct.decode(payload).encode(form)
+    except CodecError:
+        return None

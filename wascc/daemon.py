@@ -17,6 +17,14 @@ are left alone.
 SIGINT / SIGTERM stop it gracefully: new work is refused, calls in flight
 get ``grace`` seconds, then every actor is unbound (RemoveActor) and every
 provider stopped.  Under systemd it reports READY, RELOADING and STOPPING.
+
+Reconciling runs on several threads (the directory watchers, the signal
+loop, control-socket handlers), so every reconcile and apply path holds one
+lock, :attr:`Daemon._reconcile_lock`: each sees the bindings the one before
+it set, and no binding is sent twice or lost.  Lock order: a directory
+watcher's scan lock, then this lock, then the host's own lock (the host
+never calls back into the daemon); so the daemon never scans a directory
+while it holds this lock.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +99,8 @@ class Daemon:
         self._control: ControlServer | None = None
         self._actor_watcher: DirectoryWatcher | None = None
         self._pending: list[int] = []
+        # Reentrant: _apply reconciles, and start() applies.  See the module docstring.
+        self._reconcile_lock = threading.RLock()
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -153,9 +164,11 @@ class Daemon:
             log.error("reload refused, keeping the running configuration: %s", exc)
         else:
             if manifest is not None:
-                self._apply(manifest, strict=False)
-                self.manifest = manifest
+                with self._reconcile_lock:
+                    self._apply(manifest, strict=False)
+                    self.manifest = manifest
         assert self.host is not None
+        # not under the reconcile lock: a watcher holds its scan lock while it reconciles
         self.host.rescan_providers()
         if self._actor_watcher is not None:
             self._actor_watcher.scan()
@@ -223,6 +236,10 @@ class Daemon:
 
     def _apply(self, manifest: Manifest, *, strict: bool) -> None:
         """Make the host run ``manifest``: add what is new, remove what is gone."""
+        with self._reconcile_lock:
+            self._apply_locked(manifest, strict=strict)
+
+    def _apply_locked(self, manifest: Manifest, *, strict: bool) -> None:
         host = self.host
         assert host is not None
 
@@ -277,7 +294,14 @@ class Daemon:
             self._actors[path] = (known[0], digest)
 
     def reconcile_bindings(self, *, strict: bool = False, source: str = "bindings") -> None:
-        """Set every wanted binding whose actor and provider are both there."""
+        """Set every wanted binding whose actor and provider are both there.
+
+        Safe from any thread: one reconcile runs at a time (the reconcile lock).
+        """
+        with self._reconcile_lock:
+            self._reconcile_locked(strict=strict, source=source)
+
+    def _reconcile_locked(self, *, strict: bool, source: str) -> None:
         host = self.host
         if host is None:
             return
@@ -322,32 +346,35 @@ class Daemon:
 
     def _actor_added(self, path: Path) -> None:
         assert self.host is not None
-        try:
-            self._dir_actors[path] = self.host.add_actor(path)
-        except WasccError as exc:
-            log.error("actors directory: cannot start %s: %s", path.name, exc)
-            return
-        self.reconcile_bindings()
+        with self._reconcile_lock:
+            try:
+                self._dir_actors[path] = self.host.add_actor(path)
+            except WasccError as exc:
+                log.error("actors directory: cannot start %s: %s", path.name, exc)
+                return
+            self.reconcile_bindings()
 
     def _actor_changed(self, path: Path) -> None:
         assert self.host is not None
-        key = self._dir_actors.get(path)
-        if key is None:
-            self._actor_added(path)
-            return
-        try:
-            self.host.replace_actor(key, path)
-            log.info("actors directory: hot-swapped %s", path.name)
-        except WasccError as exc:
-            log.error("actors directory: cannot replace %s: %s", path.name, exc)
-        self.reconcile_bindings()
+        with self._reconcile_lock:
+            key = self._dir_actors.get(path)
+            if key is None:
+                self._actor_added(path)
+                return
+            try:
+                self.host.replace_actor(key, path)
+                log.info("actors directory: hot-swapped %s", path.name)
+            except WasccError as exc:
+                log.error("actors directory: cannot replace %s: %s", path.name, exc)
+            self.reconcile_bindings()
 
     def _actor_removed(self, path: Path) -> None:
         assert self.host is not None
-        key = self._dir_actors.pop(path, None)
-        if key is not None:
-            with contextlib.suppress(NotFound):
-                self.host.remove_actor(key)
+        with self._reconcile_lock:
+            key = self._dir_actors.pop(path, None)
+            if key is not None:
+                with contextlib.suppress(NotFound):
+                    self.host.remove_actor(key)
 
     # ---- the control socket ----------------------------------------------------
 

@@ -16,6 +16,15 @@ actor only if its claims list that actor's key.  Plugins may deny more
 
 Tables are written under one lock and read without one (see
 :mod:`wascc.routing`), so the hot path takes no host-wide lock.
+
+Requests from providers (and the host's health checks) reach an actor
+through :meth:`Host._deliver`, which writes them in the codec form of the
+actor's era (see :mod:`wascc.codec`): the binding value ``WASCC_CODEC``
+when the operator set one, else camelCase maps.  If an actor's first
+request of a known struct fails with a de-serialization error naming a field
+or a type, the same request is re-encoded in the older forms (positional
+array, snake_case map) and retried once per form; the form that works is
+remembered for that actor module and logged at INFO.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -33,18 +43,27 @@ from typing import Any
 from wascc.actor import Actor, ActorSettings, load_actor
 from wascc.claims import Claims
 from wascc.codec import (
+    CODEC_VALUE,
+    FORM_ARRAY,
+    FORM_MAP,
+    FORM_SNAKE,
+    FORMS,
     OP_BIND_ACTOR,
     OP_GET_DESCRIPTOR,
     OP_HEALTH_REQUEST,
     OP_REMOVE_ACTOR,
+    REQUEST_STRUCTS,
     SYSTEM_ACTOR,
     CapabilityConfiguration,
     CapabilityDescriptor,
     HealthRequest,
     HealthResponse,
+    transcode,
+    unpack,
 )
 from wascc.errors import (
     BindingError,
+    GuestError,
     HostStopped,
     InvocationError,
     NotBound,
@@ -82,6 +101,13 @@ actor_log = logging.getLogger("wascc.actor")
 _calls = threading.local()
 
 Source = str | os.PathLike[str] | bytes
+
+# rmp-serde's (serde's) words for a payload it cannot read as the struct it
+# wants: they name a field or a type.  Other guest errors are the actor's own.
+_DESERIALIZE_ERROR = re.compile(
+    r"missing field `|unknown field `|invalid type: .+, expected |invalid length \d+, expected "
+)
+_OLDER_FORMS = {FORM_ARRAY: "positional arrays (codec 0.5.x)", FORM_SNAKE: "snake_case maps"}
 
 
 @dataclass(frozen=True)
@@ -480,7 +506,9 @@ class Host:
             raise ProviderError(f"{provider!r} is not a CapabilityProvider")
         label = f"provider {provider!r}"
         try:
-            reply = provider.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, b"")
+            reply = provider.handle_call(
+                SYSTEM_ACTOR, OP_GET_DESCRIPTOR, provider.descriptor_request
+            )
             descriptor = CapabilityDescriptor.decode(reply)
         except Exception as exc:
             raise ProviderError(f"{label} did not describe itself: {exc}") from exc
@@ -555,15 +583,34 @@ class Host:
         return descriptor
 
     def remove_provider(
-        self, capability_id: str, binding: str = DEFAULT_BINDING, *, reason: str | None = None
-    ) -> None:
-        """Unbind every actor from the provider (RemoveActor), then stop it."""
+        self,
+        capability_id: str,
+        binding: str = DEFAULT_BINDING,
+        *,
+        reason: str | None = None,
+        expected: CapabilityProvider | None = None,
+    ) -> bool:
+        """Unbind every actor from the provider (RemoveActor), then stop it.
+
+        With ``expected``, remove it only if the provider registered there is
+        still that very object (a health check must not remove the healthy
+        provider that replaced the one it found ill); False when it is not.
+        """
         capability_id = canonical_capability(capability_id)
         binding = normalize_binding(binding)
         with self._lock:
-            entry = self._providers.pop((capability_id, binding), None)
+            entry = self._providers.get((capability_id, binding))
             if entry is None:
                 raise NotFound(f"no provider of {capability_id} on binding {binding!r}")
+            if expected is not None and entry.provider is not expected:
+                log.info(
+                    "not removing provider %s (%s)%s: it was replaced meanwhile",
+                    capability_id,
+                    binding,
+                    f" ({reason})" if reason else "",
+                )
+                return False
+            del self._providers[(capability_id, binding)]
             dropped = self._routes.remove_provider(capability_id, binding)
         entry.dispatcher.active = False
         for b in dropped:
@@ -573,6 +620,7 @@ class Host:
             log.error("removed provider %s (%s): %s", capability_id, binding, reason)
         else:
             log.info("removed provider %s (%s)", capability_id, binding)
+        return True
 
     def watch_providers(
         self,
@@ -620,6 +668,11 @@ class Host:
         with self._lock:
             found = self._actor(actor)
             what = f"{found.who} to {capability_id} ({binding})"
+            if values.get(CODEC_VALUE, FORM_MAP) not in FORMS:
+                raise BindingError(
+                    f"cannot bind {what}: {CODEC_VALUE}={values[CODEC_VALUE]!r} is not a codec "
+                    f"form (one of {', '.join(FORMS)})"
+                )
             if capability_id not in found.caps:
                 raise BindingError(
                     f"cannot bind {what}: the actor's claims do not list {capability_id}"
@@ -797,15 +850,88 @@ class Host:
     def _from_provider(
         self, dispatcher: _ProviderDispatcher, actor: str, operation: str, payload: bytes
     ) -> bytes:
-        key = (actor, dispatcher.capability_id, dispatcher.binding)
-        if key not in self._routes.bindings:
+        bound = self._routes.bindings.get((actor, dispatcher.capability_id, dispatcher.binding))
+        if bound is None:
             raise NotBound(
                 f"{dispatcher.capability_id} ({dispatcher.binding}) may not dispatch "
                 f"{operation} to actor {actor}: the actor is not bound to it"
             )
+        if operation in REQUEST_STRUCTS:  # a struct the actor's codec era may write otherwise
+            found = self._actors.get(actor)
+            if found is not None:
+                form = bound.values.get(CODEC_VALUE) or found.request_forms.get(operation)
+                if form is not FORM_MAP:
+                    return self._deliver(
+                        found,
+                        operation,
+                        payload,
+                        dispatcher.capability_id,
+                        dispatcher.binding,
+                        form,
+                    )
         return self._call_actor(
             actor, operation, payload, dispatcher.capability_id, None, dispatcher.binding
         )
+
+    def _deliver(
+        self,
+        actor: Actor,
+        operation: str,
+        payload: bytes,
+        origin: str,
+        binding: str,
+        form: str | None,
+    ) -> bytes:
+        """A request struct from the host side to an actor, in the actor's codec form.
+
+        ``form`` is the operator's choice for the binding (``WASCC_CODEC``) or
+        the form learned for this actor module; None when neither is known yet.
+        """
+        if form is None:
+            return self._first_request(actor, operation, payload, origin, binding)
+        if form != FORM_MAP:
+            payload = transcode(operation, payload, form) or payload
+        return self._call_actor(actor.public_key, operation, payload, origin, None, binding)
+
+    def _first_request(
+        self, actor: Actor, operation: str, payload: bytes, origin: str, binding: str
+    ) -> bytes:
+        """Send an actor its first ``operation`` as a camelCase map; if it cannot
+        read it, retry once in each older form and remember the one it reads."""
+        target = actor.public_key
+        try:
+            reply = self._call_actor(target, operation, payload, origin, None, binding)
+        except GuestError as exc:
+            if not _DESERIALIZE_ERROR.search(str(exc)):
+                raise
+            first = exc
+        else:
+            actor.request_forms[operation] = FORM_MAP
+            return reply
+        for form, era in _OLDER_FORMS.items():
+            older = transcode(operation, payload, form)
+            if older is None:  # the payload is no request struct: nothing to re-write
+                break
+            try:
+                reply = self._call_actor(target, operation, older, origin, None, binding)
+            except GuestError as exc:
+                if _DESERIALIZE_ERROR.search(str(exc)):
+                    continue
+                raise
+            # one module speaks one codec era: every request struct goes that way
+            for op in REQUEST_STRUCTS:
+                if actor.request_forms.get(op) is None:
+                    actor.request_forms[op] = form
+            actor.request_forms[operation] = form
+            log.info(
+                "%s could not read %s as a camelCase map but reads %s: requests to it are "
+                "written that way from now on",
+                actor.who,
+                operation,
+                era,
+            )
+            return reply
+        raise first
 
     # ---- health ------------------------------------------------------------
 
@@ -817,15 +943,32 @@ class Host:
             reports[key] = report
             if not report.healthy:
                 with contextlib.suppress(NotFound):
-                    self.remove_provider(*key, reason=f"unhealthy: {report.message}")
+                    self.remove_provider(
+                        *key, reason=f"unhealthy: {report.message}", expected=entry.provider
+                    )
         for actor in list(self._actors):
             self._actor_health[actor] = self.actor_health(actor)
         return reports
 
     def actor_health(self, actor: str) -> HealthReport:
-        """Send ``HealthRequest`` to an actor and read its ``HealthResponse``."""
+        """Send ``HealthRequest`` to an actor and read its ``HealthResponse``.
+
+        A nil answer (Rust actors of the waSCC era) counts as healthy.
+        """
         try:
-            reply = self.call_actor(actor, OP_HEALTH_REQUEST, HealthRequest().encode())
+            if self._draining and not getattr(_calls, "depth", 0):
+                raise HostStopped(f"the host is shutting down; HealthRequest to {actor} refused")
+            found = self._actor(actor)
+            reply = self._deliver(
+                found,
+                OP_HEALTH_REQUEST,
+                HealthRequest().encode(),
+                SYSTEM,
+                "",
+                found.request_forms.get(OP_HEALTH_REQUEST),
+            )
+            if unpack(reply, "HealthResponse") is None:
+                return HealthReport(True, "")
             response = HealthResponse.decode(reply)
         except WasccError as exc:
             return HealthReport(False, str(exc))

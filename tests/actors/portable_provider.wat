@@ -2,7 +2,11 @@
 ;;
 ;; Every call's payload is the PortableCall envelope {actor, msg}.  For an
 ;; actor caller, msgpack puts the 56-character key at offset 9 of it.
-;;   GetCapabilityDescriptor  answers @DESCRIPTOR@ (filled in by the test)
+;;   GetCapabilityDescriptor  answers @DESCRIPTOR@ (filled in by the test); with
+;;                            $strict_descriptor set to 1 it first demands the
+;;                            payload HealthRequest {placeholder: false}, as an
+;;                            original portable provider does, and refuses any
+;;                            other (an empty one) with rmp-serde's error
 ;;   HealthRequest            answers msgpack {"healthy": true, "message": ""}
 ;;   BindActor, RemoveActor   answer empty
 ;;   EchoEnvelope             answers the envelope itself
@@ -37,6 +41,10 @@
   (data (i32.const 176) "\82\a7healthy\c3\a7message\a0")
   (data (i32.const 208) "unknown operation")
   (data (i32.const 4096) "@DESCRIPTOR@")
+  ;; PortableCall's msg field as it must arrive: bin 14, HealthRequest {placeholder: false}
+  (data (i32.const 272) "\c4\0e\81\abplaceholder\c2")
+  (data (i32.const 288) "Failed to de-serialize: IO error while reading marker: failed to fill whole buffer")
+  (global $strict_descriptor i32 (i32.const 0))
 
   (func $eq (param $a i32) (param $alen i32) (param $b i32) (param $blen i32) (result i32)
     (local $i i32)
@@ -59,7 +67,14 @@
       (then unreachable))
     (call $guest_request (local.get $op) (local.get $msg))
     (if (call $eq (local.get $op) (local.get $op_len) (i32.const 16) (i32.const 23))
-      (then (call $guest_response (i32.const 4096) (i32.const @DESCRIPTOR_LEN@))
+      (then
+        ;; the envelope for "system" puts msg's bin header at offset 18
+        (if (i32.and (global.get $strict_descriptor)
+                     (i32.eqz (call $eq (i32.add (local.get $msg) (i32.const 18))
+                                        (i32.sub (local.get $msg_len) (i32.const 18))
+                                        (i32.const 272) (i32.const 16))))
+          (then (call $guest_error (i32.const 288) (i32.const 82)) (return (i32.const 0))))
+        (call $guest_response (i32.const 4096) (i32.const @DESCRIPTOR_LEN@))
             (return (i32.const 1))))
     (if (call $eq (local.get $op) (local.get $op_len) (i32.const 48) (i32.const 13))
       (then (call $guest_response (i32.const 176) (i32.const 19)) (return (i32.const 1))))

@@ -49,6 +49,9 @@ class CapabilityProvider(ABC):
 
     #: The capability id this class provides; used by plugin discovery.
     capability_id: ClassVar[str] = ""
+    #: The payload of the host's ``GetCapabilityDescriptor`` to this kind of
+    #: provider (CONTRACTS section 2): empty for native and Python providers.
+    descriptor_request: ClassVar[bytes] = b""
 
     def __init__(self) -> None:
         self.dispatcher: Dispatcher | None = None
@@ -134,7 +137,7 @@ class ForwardingProvider(CapabilityProvider):
     def descriptor(self) -> CapabilityDescriptor:
         if self._descriptor is None:
             self._descriptor = CapabilityDescriptor.decode(
-                self.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, b"")
+                self.handle_call(SYSTEM_ACTOR, OP_GET_DESCRIPTOR, self.descriptor_request)
             )
         return self._descriptor
 

@@ -164,7 +164,7 @@ class ProviderDirectory:
             tmp.replace(copy)
         return copy
 
-    def _guard(self, what: str, path: Path, action: Callable[[], None]) -> None:
+    def _guard(self, what: str, path: Path, action: Callable[[], object]) -> None:
         try:
             action()
         except WasccError as exc:

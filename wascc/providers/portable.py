@@ -19,12 +19,13 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import wasmtime
 
 from wascc import claims as claims_mod
 from wascc.actor import Actor, ActorSettings, read_module
-from wascc.codec import PortableCall
+from wascc.codec import HealthRequest, PortableCall
 from wascc.errors import InvocationError, ProviderCallError, ProviderError
 from wascc.providers.base import Dispatcher, ForwardingProvider
 from wascc.routing import is_actor_key
@@ -89,6 +90,10 @@ class _ProviderPort:
 
 class PortableProvider(ForwardingProvider):
     """A provider living in a WASI module; every call goes over waPC."""
+
+    #: Original portable providers refuse an empty descriptor request: they
+    #: decode ``HealthRequest {placeholder: false}`` (CONTRACTS section 2).
+    descriptor_request: ClassVar[bytes] = HealthRequest(placeholder=False).encode()
 
     def __init__(self, module: Actor, port: _ProviderPort) -> None:
         super().__init__()
