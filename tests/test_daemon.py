@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from click.testing import CliRunner
 
 from wascc import KeyPair, KeyType
 from wascc.cli import main
-from wascc.control import b64, request, unb64
+from wascc.control import ControlError, b64, request, unb64
 
 from conftest import NativeBuilder, Signer, build_test_actor, call_payload
 
@@ -507,3 +508,69 @@ def test_python_providers_by_module_path_and_entry_point_name(
     assert host.call(key, "Call", call_payload("wascc:testing", "Echo", b"py")) == b"py"
     entries = [json.loads(line) for line in host.output().splitlines() if line.startswith("{")]
     assert any(e.get("provider") == "wascc:http_server" for e in entries), host.output()
+
+
+# ---- the control socket under load and abuse ---------------------------------------------
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+def test_twenty_concurrent_ctl_clients_all_answered(up: Starter) -> None:
+    host = up()
+    answers: list[bool] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(25):
+            try:
+                ok = bool(request(host.control, "inventory", timeout=60)["ok"])
+            except ControlError:  # before: the backlog of 5 refused most connections
+                ok = False
+            with lock:
+                answers.append(ok)
+
+    threads = [threading.Thread(target=client) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(f"ctl 20x25: {answers.count(True)} of {len(answers)} answered")
+    assert answers == [True] * 500
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
+def test_a_200_mib_control_line_is_refused_with_memory_bounded(up: Starter) -> None:
+    host = up()
+    pid = host.process.pid
+    before = rss_kib(pid)
+    peak = before
+    chunk = b"x" * (1 << 20)
+    sent = 0
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(60)
+        s.connect(str(host.control))
+        try:
+            while sent < 200 << 20:
+                s.sendall(chunk)
+                sent += len(chunk)
+                peak = max(peak, rss_kib(pid))
+        except OSError:
+            pass  # the host refused the line and closed the connection
+        answer = b""
+        with contextlib.suppress(OSError):
+            while not answer.endswith(b"\n"):
+                data = s.recv(65536)
+                if not data:
+                    break
+                answer += data
+    peak = max(peak, rss_kib(pid))
+    assert sent < 200 << 20, "the whole line was read"
+    assert json.loads(answer)["ok"] is False
+    assert b"request too large" in answer
+    # a line is cut at MAX_LINE (64 MiB); before, the whole 200 MiB was buffered
+    assert peak - before < 128 * 1024, f"RSS {before // 1024} -> {peak // 1024} MiB"
+    print(f"200 MiB line: daemon RSS {before // 1024} -> peak {peak // 1024} MiB")
+    assert host.inventory()["ok"]  # still serving
