@@ -124,7 +124,7 @@ COMMANDS: dict[str, dict[str, tuple[type, bool]]] = {
 DEFAULT_WORKERS = 8  # connections served at once; the others wait in the listen backlog
 DEFAULT_IDLE_TIMEOUT = 60.0  # seconds a connection may stay silent before it is closed
 _RECV_SIZE = 1 << 16
-_JSON_NAMES = {str: "a string", dict: "an object"}
+_JSON_NAMES: dict[type, str] = {str: "a string", dict: "an object"}
 
 
 class ControlServer:
