@@ -59,6 +59,12 @@ Status codes this provider produces:
   free in time, or too many connections;
 * 504 the actor did not answer within its deadline.
 
+A BindActor for a bound actor with new values is a reconfiguration: the new
+listener is opened first (a re-bind to the same address and port takes the
+listening socket over), and only then is the old one closed as by
+RemoveActor; if the new values are bad or the port cannot be listened on,
+the old listener keeps serving and BindActor fails.
+
 After RemoveActor the actor's port is closed: new connections are refused
 and idle keep-alive connections are closed; requests in flight finish (up to
 ``DRAIN_TIMEOUT``).  A request that reaches the provider after the host
@@ -721,11 +727,12 @@ class _Listener:
         actor: str,
         settings: ServerSettings,
         invoke: Callable[[str, bytes], _Reply],
+        sock: socket.socket | None = None,
     ) -> None:
         self.actor = actor
         self.settings = settings
         self._invoke = invoke
-        self.sock = _listen(settings, actor)
+        self.sock = _listen(settings, actor) if sock is None else sock
         host, port = self.sock.getsockname()[:2]
         self.address: tuple[str, int] = (host, port)
         self.label = f"{CAPABILITY_ID} {_format_address(host, port)}"
@@ -1095,15 +1102,33 @@ class HttpServerProvider(CapabilityProvider):
         return listener.address
 
     def bind_actor(self, config: CapabilityConfiguration) -> None:
+        """Open the actor's listener; on a re-bind, open the new one before closing the old.
+
+        A re-bind whose values are bad or whose port cannot be listened on
+        raises and leaves the old listener serving.  A re-bind to the same
+        address and port takes the open listening socket over (a dup), so
+        clients waiting in the backlog are not lost.
+        """
         actor = config.module
         settings = ServerSettings.from_values(config.values, f"actor {actor}")
-        listener = _Listener(actor, settings, self._invoke)
+        with self._lock:
+            current = self._listeners.get(actor)
+        sock = None
+        if (
+            current is not None
+            and settings.port != 0
+            and (settings.address, settings.port) == (current.settings.address, current.address[1])
+        ):
+            with contextlib.suppress(OSError):
+                sock = current.sock.dup()
+        listener = _Listener(actor, settings, self._invoke, sock)
         with self._lock:
             old = self._listeners.pop(actor, None)
             self._listeners[actor] = listener
+        listener.start()
         if old is not None:
             old.close()
-        listener.start()
+            log.info("%s replaced %s for actor %s", listener.label, old.label, actor)
         log.info("%s serves actor %s", listener.label, actor)
 
     def remove_actor(self, config: CapabilityConfiguration) -> None:

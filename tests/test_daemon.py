@@ -574,3 +574,60 @@ def test_a_200_mib_control_line_is_refused_with_memory_bounded(up: Starter) -> N
     assert peak - before < 128 * 1024, f"RSS {before // 1024} -> {peak // 1024} MiB"
     print(f"200 MiB line: daemon RSS {before // 1024} -> peak {peak // 1024} MiB")
     assert host.inventory()["ok"]  # still serving
+
+
+# ---- a re-bind that fails keeps the working binding ------------------------------------
+
+
+def test_a_failed_ctl_rebind_keeps_the_working_listener(up: Starter, tmp_path: Path) -> None:
+    import http.client
+
+    port = free_port_pair()
+    host = up(
+        env={"WASCC_DEMO_DIR": str(tmp_path / "keys"), "WASCC_DEMO_PORT": str(port)},
+        trust=False,
+    )
+    echo = next(
+        b["actor"]
+        for b in host.inventory()["bindings"]
+        if b["capability"] == "wascc:http_server" and b["values"].get("PORT") == str(port)
+    )
+    runner = CliRunner()
+
+    def bind(value: str) -> Any:
+        return runner.invoke(
+            main,
+            ["ctl", "--control", str(host.control), "bind", echo, "wascc:http_server", "-v", value],
+        )
+
+    def status(p: int) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", p, timeout=10)
+        try:
+            conn.request("GET", "/still")
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    assert status(port) == 200
+    bad = bind("PORT=notaport")
+    assert bad.exit_code != 0 and "notaport" in bad.stderr and "not an integer" in bad.stderr
+    assert status(port) == 200
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = int(taken.getsockname()[1])
+        in_use = bind(f"PORT={busy}")
+        assert in_use.exit_code != 0 and "address already in use" in in_use.stderr
+        assert status(port) == 200
+    wait_for(lambda: "refused to re-bind" in host.output(), "the warning in the log")
+    assert "WARNING" in host.output()
+    bound = [b for b in host.inventory()["bindings"] if b["actor"] == echo]
+    assert bound[0]["values"]["PORT"] == str(port)  # the old configuration stays in force
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        moved = int(probe.getsockname()[1])
+    good = bind(f"PORT={moved}")
+    assert good.exit_code == 0, good.stderr
+    assert status(moved) == 200
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("127.0.0.1", port))

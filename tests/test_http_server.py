@@ -636,6 +636,63 @@ def test_bind_twice_is_idempotent_and_a_failed_bind_can_be_retried() -> None:
     assert refused(address)
 
 
+def test_a_refused_rebind_keeps_the_old_listener_serving(
+    host: Host, echo: str, server: HttpServerProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = bind_and_wait(host, server, echo, {"PORT": "0"})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        for values in ({"PORT": "notaport"}, {"PORT": busy}):
+            with (
+                caplog.at_level(logging.WARNING, logger="wascc.host"),
+                pytest.raises(BindingError),
+            ):
+                host.set_binding(echo, HTTP, values=values)
+            assert get(address)[0] == 200
+            assert server.address(echo) == address
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len([r for r in warnings if "previous binding stays" in r.getMessage()]) == 2
+    (binding,) = [b for b in host.bindings() if b.capability_id == HTTP]
+    assert binding.values == {"PORT": "0"}
+    assert server.bound_actors()[echo].values["PORT"] == "0"
+
+
+def test_a_good_rebind_moves_the_actor_and_closes_the_old_port(
+    host: Host, echo: str, server: HttpServerProvider
+) -> None:
+    old = bind_and_wait(host, server, echo, {"PORT": "0"})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host.set_binding(echo, HTTP, values={"PORT": str(port)})
+    assert server.address(echo) == ("127.0.0.1", port)
+    assert get(("127.0.0.1", port))[0] == 200
+    assert refused(old)
+
+
+def test_a_rebind_on_the_same_port_takes_the_listening_socket_over(
+    host: Host, echo: str, server: HttpServerProvider, wire: Callable[..., Wire]
+) -> None:
+    first = bind_and_wait(host, server, echo, {"PORT": "0"})
+    port = str(first[1])
+    host.set_binding(echo, HTTP, values={"PORT": port})  # PORT=0 -> the same port
+    host.set_binding(echo, HTTP, values={"PORT": port, "MAX_BODY_BYTES": "4"})
+    assert server.address(echo) == first
+    conn = wire(first)
+    conn.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+    assert conn.response()[0] == 413  # the new settings are in force
+    assert get(first)[0] == 200
+
+
+def bind_and_wait(
+    host: Host, server: HttpServerProvider, actor: str, values: dict[str, str]
+) -> Address:
+    host.set_binding(actor, HTTP, values=values)
+    return server.address(actor)
+
+
 def test_listens_on_loopback_unless_told_otherwise() -> None:
     assert ServerSettings.from_values({"PORT": "8080"}).address == "127.0.0.1"
     settings = ServerSettings.from_values(
