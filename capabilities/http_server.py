@@ -37,12 +37,20 @@ Binding values (keys are case-insensitive):
   wildcard address unless configured.
 * ``MAX_HEADER_BYTES`` (65536): request line plus header block.
 * ``MAX_BODY_BYTES`` (10485760): request body, after de-chunking.
-* ``MAX_CONNECTIONS`` (1024): open connections; more are answered 503 and closed.
+* ``MAX_CONNECTIONS`` (1024): open connections.  At the limit a new
+  connection evicts a waiting one (an idle connection first, the longest
+  idle first, then the oldest unfinished request, which gets 408); only when
+  every connection is being served is it answered 503 and closed.
 * ``KEEPALIVE_TIMEOUT`` (15): seconds an idle connection stays open.
 * ``REQUEST_TIMEOUT`` (30): seconds to receive one request once it began
   (then 408), and to write one response.
 * ``DRAIN_TIMEOUT`` (10): seconds RemoveActor and stop wait for requests in
   flight before cutting their connections.
+
+Under connection pressure (at least 3/4 of ``MAX_CONNECTIONS`` open) an idle
+connection is closed after 1 s instead of ``KEEPALIVE_TIMEOUT`` and a request
+head must arrive within 2 s instead of ``REQUEST_TIMEOUT``, so an idle flood
+or a slowloris cannot keep normal clients out.
 
 Status codes this provider produces:
 
@@ -155,6 +163,13 @@ _NEVER = float("inf")
 _STUCK = 0.002  # seconds in one connection after which the leader counts as stuck
 _WATCH_IDLE = 1.0  # the watchdog's period while dozing (it is woken when work starts)
 _IDLE_EXIT = 30.0  # seconds a follower waits before it leaves
+# Under connection pressure (at least _HIGH_WATER of MAX_CONNECTIONS open) idle
+# connections and unfinished request heads get much shorter deadlines, and a new
+# connection at the limit evicts a waiting one instead of being refused.
+_HIGH_WATER = 0.75
+_PRESSURE_IDLE = 1.0  # seconds an idle connection may stay open under pressure
+_PRESSURE_HEAD = 2.0  # seconds a request head may take to arrive under pressure
+_EVICT_GRACE = 0.1  # an idle connection younger than this is evicted after partial heads
 _EMPTY: dict[str, str] = {}
 
 
@@ -321,6 +336,7 @@ class _Request:
     """A request being parsed, then waiting in the connection's queue."""
 
     __slots__ = (
+        "began",
         "body",
         "body_len",
         "continued",
@@ -335,7 +351,8 @@ class _Request:
         "version",
     )
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, began: float, deadline: float) -> None:
+        self.began = began
         self.url = b""
         self.method = "GET"
         self.version = "1.1"
@@ -398,11 +415,38 @@ class _Connection:
         self.lock = threading.Lock()
         self.state = _ACTIVE
         self.deadline = _NEVER  # while waiting: when the leader gives up on it
+        self.idle_since = time.monotonic()  # when it last finished a request (or connected)
+
+    def due(self, pressure: bool) -> float:
+        """When the leader gives up waiting; much sooner for idle or slow heads under pressure."""
+        if not pressure:
+            return self.deadline
+        request = self.current
+        if request is None:
+            return min(self.deadline, self.idle_since + _PRESSURE_IDLE)
+        if not request.headers_done:
+            return min(self.deadline, request.began + _PRESSURE_HEAD)
+        return self.deadline
+
+    def eviction_rank(self, now: float) -> tuple[int, float]:
+        """Which waiting connection goes first to admit a new one: lower goes first.
+
+        Idle connections (keep-alive, or never sent a byte) first, the longest
+        idle first; then unfinished requests, the oldest first; a connection
+        that only just arrived last, so a new client is not evicted by the next.
+        """
+        request = self.current
+        if request is None:
+            if now - self.idle_since >= _EVICT_GRACE:
+                return (0, self.idle_since)
+            return (2, self.idle_since)
+        return (1, request.began)
 
     # -- httptools callbacks (called from feed_data, on the serving thread) --
 
     def on_message_begin(self) -> None:
-        self.current = _Request(time.monotonic() + self.settings.request_timeout)
+        now = time.monotonic()
+        self.current = _Request(now, now + self.settings.request_timeout)
         self.header_bytes = self.unseen = 0
         self.header_event = True
 
@@ -513,7 +557,9 @@ class _Connection:
                 self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.deadline = request.deadline
         else:
-            self.deadline = time.monotonic() + self.settings.keepalive_timeout
+            now = time.monotonic()
+            self.idle_since = now
+            self.deadline = now + self.settings.keepalive_timeout
         return True
 
     def _answer_ready(self) -> bool:
@@ -757,6 +803,7 @@ class _Listener:
         self._rouse = threading.Event()  # wakes a dozing watchdog
         tick = min(settings.keepalive_timeout, settings.request_timeout) / 4
         self._tick = min(max(tick, 0.01), 0.5)
+        self._high_water = max(1, int(settings.max_connections * _HIGH_WATER))
         self._next_sweep = 0.0
         self._stopped = threading.Event()
         self._watchdog = threading.Thread(
@@ -917,7 +964,11 @@ class _Listener:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
             with self._lock:
-                refused = self.closing or len(self._connections) >= self.settings.max_connections
+                full = len(self._connections) >= self.settings.max_connections
+            if full and not self.closing:
+                full = not self._evict(now)
+            with self._lock:
+                refused = self.closing or full
                 if not refused:
                     conn = _Connection(self, sock, who)
                     self._connections.add(conn)
@@ -929,13 +980,43 @@ class _Listener:
             conn.state = _WAITING
             self._selector.register(sock, selectors.EVENT_READ, conn)
 
+    def _evict(self, now: float) -> bool:
+        """At the limit: close the waiting connection that matters least (on the leader).
+
+        True if one was closed.  Connections being served are never evicted; when
+        every connection is busy the newcomer gets 503.
+        """
+        for _ in range(8):  # a candidate may start being served while we look
+            with self._lock:
+                waiting = [c for c in self._connections if c.state == _WAITING]
+            if not waiting:
+                return False
+            victim = min(waiting, key=lambda c: c.eviction_rank(now))
+            with victim.lock:
+                if victim.state != _WAITING:
+                    continue
+                self._selector.unregister(victim.sock)
+                victim.state = _ACTIVE
+            log.debug(
+                "%s: closed a waiting connection from %s to admit another", self.label, victim.peer
+            )
+            victim.expire()
+            return True
+        return False
+
     def _sweep(self, now: float) -> None:
-        """Close connections whose client went quiet past their deadline."""
+        """Close connections whose client went quiet past their deadline.
+
+        Under pressure (``_HIGH_WATER`` of ``MAX_CONNECTIONS`` open) idle
+        connections and unfinished request heads get short deadlines, so an idle
+        flood or a slowloris cannot fill the server for long.
+        """
         with self._lock:
-            late = [c for c in self._connections if c.deadline < now and c.state == _WAITING]
+            pressure = len(self._connections) >= self._high_water
+            late = [c for c in self._connections if c.state == _WAITING and c.due(pressure) < now]
         for conn in late:
             with conn.lock:
-                if conn.state != _WAITING or conn.deadline >= now:
+                if conn.state != _WAITING or conn.due(pressure) >= now:
                     continue
                 self._selector.unregister(conn.sock)
                 conn.state = _ACTIVE

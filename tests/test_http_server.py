@@ -15,6 +15,7 @@ import contextlib
 import http.client
 import json
 import logging
+import resource
 import socket
 import threading
 import time
@@ -437,7 +438,7 @@ def test_idle_keep_alive_connection_is_closed_after_the_timeout(
     assert 0.15 < time.monotonic() - started < 2
 
 
-def test_connections_over_the_limit_get_503(
+def test_a_connection_at_the_limit_evicts_the_longest_idle_one(
     echo: str, serve: Serve, wire: Callable[..., Wire]
 ) -> None:
     address = serve(echo, MAX_CONNECTIONS="2")
@@ -445,15 +446,131 @@ def test_connections_over_the_limit_get_503(
     for client in (first, second):
         client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert client.response()[0] == 200
-    extra = wire(address)
-    status, headers, body = extra.response()
-    assert status == 503 and headers["retry-after"] and headers["connection"] == "close"
-    assert body == b"503 Service Unavailable: too many connections\n" and extra.at_eof()
-    first.close()
-    deadline = time.monotonic() + 2
-    while get(address)[0] != 200:  # a slot frees up once the server saw the close
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    time.sleep(0.2)  # both idle past the grace period
+    second.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert second.response()[0] == 200  # second is now the more recently idle
+    time.sleep(0.2)
+    assert get(address)[0] == 200  # admitted: the longest idle (first) was closed
+    assert first.at_eof()
+
+
+def test_connections_over_the_limit_get_503_when_all_are_busy(
+    wire: Callable[..., Wire],
+) -> None:
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    def slow(actor: str, payload: bytes) -> bytes:
+        entered.release()
+        release.wait(10)
+        return HttpResponse(status_code=200, status="OK").encode()
+
+    provider = HttpServerProvider(handler=slow)
+    try:
+        address = bind_bare(provider, "Mbusy", MAX_CONNECTIONS="2")
+        busy = [wire(address), wire(address)]
+        for client in busy:
+            client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert entered.acquire(timeout=5)
+        extra = wire(address)
+        status, headers, body = extra.response()
+        assert status == 503 and headers["retry-after"] and headers["connection"] == "close"
+        assert body == b"503 Service Unavailable: too many connections\n" and extra.at_eof()
+        release.set()
+        for client in busy:
+            assert client.response()[0] == 200
+    finally:
+        release.set()
+        provider.stop()
+
+
+def raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            pytest.skip(f"needs {wanted} file descriptors (hard limit {hard})")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def test_an_idle_flood_does_not_lock_out_a_normal_client(
+    echo: str, serve: Serve, server: HttpServerProvider
+) -> None:
+    """1,100 sockets that send nothing (over MAX_CONNECTIONS 1024): real clients get 200."""
+    raise_fd_limit(8192)
+    address = serve(echo)
+    listener = server._listeners[echo]
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(1100):
+            s = socket.socket()
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                s.connect(address)
+            flood.append(s)
+        deadline = time.monotonic() + 30
+        while len(listener._connections) < 1024:  # the server took them all in
+            assert time.monotonic() < deadline, len(listener._connections)
+            time.sleep(0.01)
+        statuses = [get(address, f"/fresh{i}")[0] for i in range(10)]
+        conn = http.client.HTTPConnection(*address, timeout=5)
+        for i in range(10):
+            conn.request("GET", f"/kept{i}")
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+        conn.close()
+    finally:
+        for s in flood:
+            s.close()
+    print(f"idle flood: {statuses.count(200)} of {len(statuses)} requests got 200")
+    assert statuses == [200] * 20
+
+
+def test_a_slowloris_does_not_lock_out_a_normal_client(echo: str, serve: Serve) -> None:
+    """50 connections sending a request head a byte a second (over MAX_CONNECTIONS 32)."""
+    address = serve(echo, MAX_CONNECTIONS="32")
+    head = b"GET /slow HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 64
+    stop = threading.Event()
+
+    def slowloris() -> None:
+        conns: list[tuple[socket.socket, int]] = []
+        try:
+            while not stop.is_set():
+                kept = []
+                for s, sent in conns:
+                    try:
+                        s.send(head[sent : sent + 1])
+                        kept.append((s, sent + 1))
+                    except OSError:
+                        s.close()
+                for _ in range(50 - len(kept)):  # reconnect what the server closed
+                    s = socket.socket()
+                    s.settimeout(1)
+                    try:
+                        s.connect(address)
+                        s.send(head[:1])
+                        kept.append((s, 1))
+                    except OSError:
+                        s.close()
+                conns = kept
+                stop.wait(1.0)
+        finally:
+            for s, _ in conns:
+                s.close()
+
+    attacker = threading.Thread(target=slowloris)
+    attacker.start()
+    statuses = []
+    try:
+        time.sleep(1.5)  # the slow heads fill the server
+        for i in range(20):
+            statuses.append(get(address, f"/normal{i}")[0])
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        attacker.join()
+    print(f"slowloris: {statuses.count(200)} of {len(statuses)} requests got 200")
+    assert statuses == [200] * 20
 
 
 # ---- actor failures and the host's state ----------------------------------------------
