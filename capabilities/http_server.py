@@ -26,8 +26,12 @@ Requests as actors see them:
   built on the Rust ``http`` crate, did).  Repeated headers are joined with
   ``", "`` (``Cookie`` with ``"; "``, as RFC 9113 joins it); chunked-body
   trailers are not included.
-* Header bytes and the target map 1:1 to code points U+0000-U+00FF
-  (ISO-8859-1, as WSGI does), so nothing is lost or refused.
+* Header values map their bytes 1:1 to code points U+0000-U+00FF
+  (ISO-8859-1, as WSGI does), so nothing in a value is lost or refused,
+  0x80-0xFF (RFC 9110 ``obs-text``) included.  The request target must be a
+  URI and header names tokens (RFC 9112): both are ASCII, and a byte such as
+  0xFF in either is a 400 that names the problem; ``path`` and
+  ``queryString`` therefore hold ASCII only (percent-encoded as sent).
 
 Binding values (keys are case-insensitive):
 
@@ -54,8 +58,11 @@ or a slowloris cannot keep normal clients out.
 
 Status codes this provider produces:
 
-* 400 malformed request (then the connection closes), 408 request not
-  received within ``REQUEST_TIMEOUT``, 413 body over ``MAX_BODY_BYTES``,
+* 400 malformed request, including a target or header name that is not
+  ASCII (then the connection closes), 408 request not
+  received within ``REQUEST_TIMEOUT``, 413 body over ``MAX_BODY_BYTES`` (a
+  ``Content-Length`` or a chunk size over the limit is refused as soon as it
+  is read, before any of the body),
   417 an ``Expect`` other than ``100-continue``, 431 headers over
   ``MAX_HEADER_BYTES``, 505 an HTTP version other than 1.0/1.1;
 * 500 the actor failed (``GuestError``, ``ActorTrap``, any other
@@ -171,6 +178,9 @@ _PRESSURE_IDLE = 1.0  # seconds an idle connection may stay open under pressure
 _PRESSURE_HEAD = 2.0  # seconds a request head may take to arrive under pressure
 _EVICT_GRACE = 0.1  # an idle connection younger than this is evicted after partial heads
 _EMPTY: dict[str, str] = {}
+_HEAD_END = b"\r\n\r\n"
+_CHUNK_LINE_CAP = 256  # bytes of a chunk-size line kept to read the size from
+_HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 # ---- configuration -------------------------------------------------------------------
@@ -412,6 +422,14 @@ class _Connection:
         self.header_event = False
         self.ended = False  # no request may follow (Connection: close, an error, an upgrade)
         self.surplus = False  # bytes arrived after the last request we will read
+        # Chunked bodies: the parser does not tell us a chunk's declared size, so while
+        # one is read we feed it line by line and read each size line ourselves.
+        self.chunked = False  # the current request's body is chunked
+        self.chunk_left = 0  # data bytes of the current chunk still to come (known sizes)
+        self.line = b""  # the chunk-size line being fed (its first _CHUNK_LINE_CAP bytes)
+        self.line_known = False  # ``line`` holds the whole current line from its start
+        self.tail = b""  # the last bytes of a request head fed (a terminator may straddle)
+        self.head_fed = False  # the part being fed ends with a request head's blank line
         self.lock = threading.Lock()
         self.state = _ACTIVE
         self.deadline = _NEVER  # while waiting: when the leader gives up on it
@@ -489,11 +507,34 @@ class _Connection:
         length = header.get("content-length")
         if length is not None and int(length) > self.settings.max_body_bytes:
             raise _Refusal(413, "the request body is too large")
+        coding = header.get("transfer-encoding")
+        if coding is not None and coding.rpartition(",")[2].strip().lower() == "chunked":
+            self.chunked = True
+            self.chunk_left = 0
+            self.line = b""
+            self.line_known = self.head_fed
         expect = header.get("expect")
         if expect is not None and request.version == "1.1":
             if expect.lower() != "100-continue":
                 raise _Refusal(417, "only Expect: 100-continue is supported")
             request.expect_continue = True
+
+    def on_chunk_header(self) -> None:
+        """A chunk's size line was read: refuse at once a chunk the body limit cannot hold."""
+        if not self.line_known or len(self.line) >= _CHUNK_LINE_CAP:
+            return  # we did not see the whole line: on_body still enforces the limit
+        line = self.line
+        end = 0
+        while end < len(line) and line[end] in _HEX:
+            end += 1
+        if not end:
+            return
+        size = int(line[:end], 16)
+        request = self.current
+        assert request is not None
+        if size > self.settings.max_body_bytes - request.body_len:
+            raise _Refusal(413, "a chunk of the request body is larger than the body limit")
+        self.chunk_left = size
 
     def on_body(self, body: bytes) -> None:
         request = self.current
@@ -507,6 +548,8 @@ class _Connection:
         request = self.current
         assert request is not None
         self.current = None
+        self.chunked = False
+        self.tail = b""
         request.keep_alive = self.parser.should_keep_alive()
         if not request.keep_alive:
             self.ended = True
@@ -581,7 +624,7 @@ class _Connection:
         for start in range(0, n, _SLICE):
             piece = data[start : start + _SLICE]
             self.header_event = False
-            if not self._feed_slice(piece):
+            if not self._feed_parts(piece):
                 return
             request = self.current
             if request is not None and not request.headers_done:
@@ -593,6 +636,55 @@ class _Connection:
                     self.current = None
                     self.ended = True
                     return
+
+    def _feed_parts(self, piece: memoryview) -> bool:
+        """Feed a slice in parts that end where we must know the parser's position.
+
+        A request head is fed up to its blank line; a chunked body line by line
+        (a chunk's data, once its size is known, in one part), so that when the
+        parser reports a chunk header, the line just fed is its size line.
+        """
+        size = len(piece)
+        pos = 0
+        while pos < size:
+            request = self.current
+            self.head_fed = False
+            if self.chunked and request is not None and request.headers_done:
+                if self.chunk_left:
+                    end = min(size, pos + self.chunk_left)
+                    self.chunk_left -= end - pos
+                    self.line = b""
+                    self.line_known = True  # the CRLF after the data comes next
+                else:
+                    rest = bytes(piece[pos:])
+                    newline = rest.find(b"\n")
+                    end = size if newline < 0 else pos + newline + 1
+                    if len(self.line) < _CHUNK_LINE_CAP:
+                        self.line += rest[: min(end - pos, _CHUNK_LINE_CAP)]
+                if not self._feed_slice(piece[pos:end]):
+                    return False
+                if end > pos and piece[end - 1] == 0x0A:
+                    self.line = b""
+                    self.line_known = True
+                pos = end
+                continue
+            if request is None or not request.headers_done:
+                rest = bytes(piece[pos:])
+                tail = self.tail
+                found = (tail + rest).find(_HEAD_END)
+                if found < 0:
+                    end = size
+                    self.tail = (tail + rest)[-3:]
+                else:
+                    end = pos + found + len(_HEAD_END) - len(tail)
+                    self.tail = b""
+                    self.head_fed = True  # the part ends with the head's blank line
+            else:
+                end = size  # a Content-Length body
+            if not self._feed_slice(piece[pos:end]):
+                return False
+            pos = end
+        return True
 
     def _feed_slice(self, piece: memoryview) -> bool:
         """Feed the parser; False when nothing more may be parsed on this connection."""
@@ -617,6 +709,11 @@ class _Connection:
         except httptools.HttpParserError as exc:
             if self.ended:  # data after a "Connection: close" request is not read
                 self.surplus = True
+            elif isinstance(exc, httptools.HttpParserInvalidURLError):
+                self.ready.append(
+                    _Refusal(400, "the request target holds a byte a URI may not (RFC 3986)")
+                )
+                self.ended = True
             else:
                 self.ready.append(_Refusal(400, f"malformed request ({exc})"))
                 self.ended = True

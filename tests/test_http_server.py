@@ -417,6 +417,69 @@ def test_oversized_body_gets_413(echo: str, serve: Serve, wire: Callable[..., Wi
     assert status == 413 and headers["connection"] == "close"
 
 
+CHUNKED_HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def test_a_chunk_declared_over_the_body_limit_gets_413_at_once(
+    echo: str, serve: Serve, wire: Callable[..., Wire]
+) -> None:
+    """The server does not wait for data it would refuse (REQUEST_TIMEOUT is 30 s here)."""
+    address = serve(echo, MAX_BODY_BYTES="10")
+    for sends in (
+        [CHUNKED_HEAD + b"FFFFFFFF\r\n"],  # one packet: head and size line
+        [CHUNKED_HEAD, b"b\r\n"],  # 11 > 10, in its own packet
+        [CHUNKED_HEAD + b"5\r\nhello\r\n", b"6;ext=x\r\n"],  # 5 + 6 > 10
+        [CHUNKED_HEAD, *(bytes([c]) for c in b"1000000\r\n")],  # a byte at a time
+        [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + CHUNKED_HEAD + b"ffffff\r\n"],  # pipelined
+    ):
+        client = wire(address, timeout=5)
+        for data in sends:
+            client.send(data)
+            time.sleep(0.01)
+        status, headers, body = client.response()
+        if status == 200:  # the pipelined GET first
+            status, headers, body = client.response()
+        assert status == 413 and headers["connection"] == "close", sends
+        assert b"chunk" in body
+
+
+def test_chunks_within_the_body_limit_still_pass(
+    echo: str, serve: Serve, wire: Callable[..., Wire]
+) -> None:
+    address = serve(echo, MAX_BODY_BYTES="10")
+    client = wire(address)
+    client.send(CHUNKED_HEAD + b"5\r\nhe\nlo\r\n" + b"0005\r\n\r\n\r\n\n\r\n0\r\n\r\n")
+    status, _, body = client.response()
+    assert status == 200 and echoed(body)["body"] == "he\nlo\r\n\r\n\n"
+
+
+def test_0xff_in_a_header_value_reaches_the_actor_as_latin_1(
+    echo_at: Address, wire: Callable[..., Wire]
+) -> None:
+    client = wire(echo_at)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Bytes: a\xffb\xe9\r\n\r\n")
+    status, _, body = client.response()
+    assert status == 200 and echoed(body)["headers"]["x-bytes"] == "a\u00ffb\u00e9"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "reason"),
+    [
+        (b"GET /a\xffb HTTP/1.1\r\nHost: x\r\n\r\n", b"request target"),
+        (b"GET /?q=\xff HTTP/1.1\r\nHost: x\r\n\r\n", b"request target"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX\xff: y\r\n\r\n", b"malformed request"),
+    ],
+)
+def test_0xff_in_the_target_or_a_header_name_is_a_400_naming_it(
+    echo_at: Address, wire: Callable[..., Wire], request_bytes: bytes, reason: bytes
+) -> None:
+    client = wire(echo_at)
+    client.send(request_bytes)
+    status, headers, body = client.response()
+    assert status == 400 and headers["connection"] == "close"
+    assert reason in body
+
+
 def test_request_that_never_completes_gets_408(
     echo: str, serve: Serve, wire: Callable[..., Wire]
 ) -> None:
