@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 
 from wascc.control import ControlServer, handle_line, request
-from wascc.errors import NotFound
+from wascc.errors import NotFound, ProviderError
+from wascc.host import Host
+from wascc.providers.resolve import resolve_provider
 
 
 def _handlers() -> dict[str, Any]:
@@ -185,3 +187,12 @@ def test_close_stops_accepting_and_removes_the_socket(tmp_path: Path) -> None:
     assert request(path, "inventory")["ok"]
     server.stop()
     assert not path.exists()
+
+
+@pytest.mark.parametrize("spec", [":Provider", "..relative:Provider"])
+def test_a_provider_spec_with_no_importable_module_is_a_provider_error(
+    fast_host: Host, spec: str
+) -> None:
+    """Found by fuzz_control: ``add-provider :x`` escaped as a ValueError."""
+    with pytest.raises(ProviderError, match=f"{spec}: "):
+        resolve_provider(spec, fast_host)
