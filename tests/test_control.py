@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from wascc.control import ControlServer, handle_line, request
-from wascc.errors import NotFound, ProviderError
+from wascc.errors import ActorLoadError, NotFound, ProviderError
 from wascc.host import Host
 from wascc.providers.resolve import resolve_provider
 
@@ -196,3 +196,9 @@ def test_a_provider_spec_with_no_importable_module_is_a_provider_error(
     """Found by fuzz_control: ``add-provider :x`` escaped as a ValueError."""
     with pytest.raises(ProviderError, match=f"{spec}: "):
         resolve_provider(spec, fast_host)
+
+
+def test_an_actor_path_with_a_nul_byte_is_an_actor_load_error(fast_host: Host) -> None:
+    """Found by fuzz_control: ``start-actor`` with "a\\x00b" escaped as a ValueError."""
+    with pytest.raises(ActorLoadError, match="embedded null byte"):
+        fast_host.add_actor(Path("/tmp/a\x00b.wasm"))
