@@ -9,6 +9,8 @@ up``) are in test_daemon.py.
 from __future__ import annotations
 
 import json
+import os
+import resource
 import socket
 import threading
 import time
@@ -202,3 +204,19 @@ def test_an_actor_path_with_a_nul_byte_is_an_actor_load_error(fast_host: Host) -
     """Found by fuzz_control: ``start-actor`` with "a\\x00b" escaped as a ValueError."""
     with pytest.raises(ActorLoadError, match="embedded null byte"):
         fast_host.add_actor(Path("/tmp/a\x00b.wasm"))
+
+
+def test_serves_when_descriptors_are_past_1024(control: Path) -> None:
+    """A busy host has many descriptors; select() could not watch one past 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 4096:
+        if hard != resource.RLIM_INFINITY and hard < 4096:
+            pytest.skip("needs 4096 file descriptors")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        for _ in range(3):
+            assert request(control, "inventory", timeout=30)["ok"]
+    finally:
+        for fd in held:
+            os.close(fd)

@@ -216,11 +216,7 @@ class ControlServer:
     def _work(self) -> None:
         """Accept one connection at a time and serve it to the end."""
         while not self._closing:
-            try:
-                readable, _, _ = select.select([self._sock, self._wake_r], [], [])
-            except (OSError, ValueError):
-                return
-            if self._closing or self._wake_r in readable:
+            if self._closing or _wait_readable(self._sock, self._wake_r, None) != 0:
                 return
             try:
                 conn, _ = self._sock.accept()
@@ -275,10 +271,10 @@ class ControlServer:
                     self._idle_timeout,
                 )
                 return
-            readable, _, _ = select.select([conn, self._wake_r], [], [], remaining)
-            if self._wake_r in readable:
+            ready = _wait_readable(conn, self._wake_r, remaining)
+            if ready == 1:
                 return
-            if not readable:
+            if ready < 0:
                 continue
             try:
                 chunk = conn.recv(_RECV_SIZE)
@@ -304,6 +300,20 @@ class ControlServer:
             conn.sendall(answer)
         finally:
             conn.setblocking(False)
+
+
+def _wait_readable(sock: socket.socket, wake: socket.socket, timeout: float | None) -> int:
+    """0 when ``sock`` is readable, 1 when ``wake`` is (we are closing), -1 on timeout.
+
+    poll(), not select(): a busy host has descriptors past select's limit of 1024.
+    """
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    poller.register(wake, select.POLLIN)
+    events = poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1))
+    if any(fd == wake.fileno() for fd, _ in events):
+        return 1
+    return 0 if events else -1
 
 
 def _refusal(error: str) -> bytes:
