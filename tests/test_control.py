@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from wascc.control import ControlServer, handle_line, request
+from wascc.control import ControlError, ControlServer, handle_line, request
 from wascc.errors import ActorLoadError, NotFound, ProviderError
 from wascc.host import Host
 from wascc.providers.resolve import resolve_provider
@@ -220,3 +220,30 @@ def test_serves_when_descriptors_are_past_1024(control: Path) -> None:
     finally:
         for fd in held:
             os.close(fd)
+
+
+def test_the_client_reports_a_refused_oversized_request_as_a_control_error(
+    control: Path,
+) -> None:
+    """The host answers 'request too large' and closes while the client still sends."""
+    answer = request(control, "bind", actor="a", capability="c", values={"K": "x" * (4 << 20)})
+    assert answer["ok"] is False and "request too large" in answer["error"]
+
+
+def test_the_client_reports_a_host_that_answers_garbage(tmp_path: Path) -> None:
+    path = tmp_path / "bad.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen()
+
+        def answer() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"not json\n")
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        with pytest.raises(ControlError, match="not JSON"):
+            request(path, "inventory", timeout=10)
+        thread.join()

@@ -407,14 +407,28 @@ def request(
             s.connect(str(path))
         except OSError as exc:
             raise ControlError(f"cannot reach a host at {path}: {exc.strerror or exc}") from exc
-        s.sendall(json.dumps({"command": command, **args}).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(1 << 16)
-            if not chunk:
-                raise ControlError(f"the host at {path} closed the connection")
-            data += chunk
-    answer = json.loads(data)
+        sent_error: OSError | None = None
+        try:
+            s.sendall(json.dumps({"command": command, **args}).encode() + b"\n")
+        except OSError as exc:  # the host may have refused the request and said why
+            sent_error = exc
+        parts: list[bytes] = []
+        try:
+            while not parts or not parts[-1].endswith(b"\n"):
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    reason = f": {sent_error.strerror or sent_error}" if sent_error else ""
+                    raise ControlError(f"the host at {path} closed the connection{reason}")
+                parts.append(chunk)
+        except OSError as exc:
+            raise ControlError(f"no answer from the host at {path}: {exc.strerror or exc}") from exc
+        data = b"".join(parts)
+    try:
+        answer = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ControlError(
+            f"the host at {path} answered something that is not JSON: {exc}"
+        ) from None
     if not isinstance(answer, dict):
         raise ControlError(f"the host at {path} answered {answer!r}")
     return answer
