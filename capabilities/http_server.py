@@ -26,8 +26,12 @@ Requests as actors see them:
   built on the Rust ``http`` crate, did).  Repeated headers are joined with
   ``", "`` (``Cookie`` with ``"; "``, as RFC 9113 joins it); chunked-body
   trailers are not included.
-* Header bytes and the target map 1:1 to code points U+0000-U+00FF
-  (ISO-8859-1, as WSGI does), so nothing is lost or refused.
+* Header values map their bytes 1:1 to code points U+0000-U+00FF
+  (ISO-8859-1, as WSGI does), so nothing in a value is lost or refused,
+  0x80-0xFF (RFC 9110 ``obs-text``) included.  The request target must be a
+  URI and header names tokens (RFC 9112): both are ASCII, and a byte such as
+  0xFF in either is a 400 that names the problem; ``path`` and
+  ``queryString`` therefore hold ASCII only (percent-encoded as sent).
 
 Binding values (keys are case-insensitive):
 
@@ -37,17 +41,28 @@ Binding values (keys are case-insensitive):
   wildcard address unless configured.
 * ``MAX_HEADER_BYTES`` (65536): request line plus header block.
 * ``MAX_BODY_BYTES`` (10485760): request body, after de-chunking.
-* ``MAX_CONNECTIONS`` (1024): open connections; more are answered 503 and closed.
+* ``MAX_CONNECTIONS`` (1024): open connections.  At the limit a new
+  connection evicts a waiting one (an idle connection first, the longest
+  idle first, then the oldest unfinished request, which gets 408); only when
+  every connection is being served is it answered 503 and closed.
 * ``KEEPALIVE_TIMEOUT`` (15): seconds an idle connection stays open.
 * ``REQUEST_TIMEOUT`` (30): seconds to receive one request once it began
   (then 408), and to write one response.
 * ``DRAIN_TIMEOUT`` (10): seconds RemoveActor and stop wait for requests in
   flight before cutting their connections.
 
+Under connection pressure (at least 3/4 of ``MAX_CONNECTIONS`` open) an idle
+connection is closed after 1 s instead of ``KEEPALIVE_TIMEOUT`` and a request
+head must arrive within 2 s instead of ``REQUEST_TIMEOUT``, so an idle flood
+or a slowloris cannot keep normal clients out.
+
 Status codes this provider produces:
 
-* 400 malformed request (then the connection closes), 408 request not
-  received within ``REQUEST_TIMEOUT``, 413 body over ``MAX_BODY_BYTES``,
+* 400 malformed request, including a target or header name that is not
+  ASCII (then the connection closes), 408 request not
+  received within ``REQUEST_TIMEOUT``, 413 body over ``MAX_BODY_BYTES`` (a
+  ``Content-Length`` or a chunk size over the limit is refused as soon as it
+  is read, before any of the body),
   417 an ``Expect`` other than ``100-continue``, 431 headers over
   ``MAX_HEADER_BYTES``, 505 an HTTP version other than 1.0/1.1;
 * 500 the actor failed (``GuestError``, ``ActorTrap``, any other
@@ -58,6 +73,12 @@ Status codes this provider produces:
   (``HostStopped``), the actor is gone or being unbound, no instance became
   free in time, or too many connections;
 * 504 the actor did not answer within its deadline.
+
+A BindActor for a bound actor with new values is a reconfiguration: the new
+listener is opened first (a re-bind to the same address and port takes the
+listening socket over), and only then is the old one closed as by
+RemoveActor; if the new values are bad or the port cannot be listened on,
+the old listener keeps serving and BindActor fails.
 
 After RemoveActor the actor's port is closed: new connections are refused
 and idle keep-alive connections are closed; requests in flight finish (up to
@@ -149,7 +170,17 @@ _NEVER = float("inf")
 _STUCK = 0.002  # seconds in one connection after which the leader counts as stuck
 _WATCH_IDLE = 1.0  # the watchdog's period while dozing (it is woken when work starts)
 _IDLE_EXIT = 30.0  # seconds a follower waits before it leaves
+# Under connection pressure (at least _HIGH_WATER of MAX_CONNECTIONS open) idle
+# connections and unfinished request heads get much shorter deadlines, and a new
+# connection at the limit evicts a waiting one instead of being refused.
+_HIGH_WATER = 0.75
+_PRESSURE_IDLE = 1.0  # seconds an idle connection may stay open under pressure
+_PRESSURE_HEAD = 2.0  # seconds a request head may take to arrive under pressure
+_EVICT_GRACE = 0.1  # an idle connection younger than this is evicted after partial heads
 _EMPTY: dict[str, str] = {}
+_HEAD_END = b"\r\n\r\n"
+_CHUNK_LINE_CAP = 256  # bytes of a chunk-size line kept to read the size from
+_HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 # ---- configuration -------------------------------------------------------------------
@@ -315,6 +346,7 @@ class _Request:
     """A request being parsed, then waiting in the connection's queue."""
 
     __slots__ = (
+        "began",
         "body",
         "body_len",
         "continued",
@@ -329,7 +361,8 @@ class _Request:
         "version",
     )
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, began: float, deadline: float) -> None:
+        self.began = began
         self.url = b""
         self.method = "GET"
         self.version = "1.1"
@@ -389,14 +422,49 @@ class _Connection:
         self.header_event = False
         self.ended = False  # no request may follow (Connection: close, an error, an upgrade)
         self.surplus = False  # bytes arrived after the last request we will read
+        # Chunked bodies: the parser does not tell us a chunk's declared size, so while
+        # one is read we feed it line by line and read each size line ourselves.
+        self.chunked = False  # the current request's body is chunked
+        self.chunk_left = 0  # data bytes of the current chunk still to come (known sizes)
+        self.line = b""  # the chunk-size line being fed (its first _CHUNK_LINE_CAP bytes)
+        self.line_known = False  # ``line`` holds the whole current line from its start
+        self.tail = b""  # the last bytes of a request head fed (a terminator may straddle)
+        self.head_fed = False  # the part being fed ends with a request head's blank line
         self.lock = threading.Lock()
         self.state = _ACTIVE
         self.deadline = _NEVER  # while waiting: when the leader gives up on it
+        self.idle_since = time.monotonic()  # when it last finished a request (or connected)
+
+    def due(self, pressure: bool) -> float:
+        """When the leader gives up waiting; much sooner for idle or slow heads under pressure."""
+        if not pressure:
+            return self.deadline
+        request = self.current
+        if request is None:
+            return min(self.deadline, self.idle_since + _PRESSURE_IDLE)
+        if not request.headers_done:
+            return min(self.deadline, request.began + _PRESSURE_HEAD)
+        return self.deadline
+
+    def eviction_rank(self, now: float) -> tuple[int, float]:
+        """Which waiting connection goes first to admit a new one: lower goes first.
+
+        Idle connections (keep-alive, or never sent a byte) first, the longest
+        idle first; then unfinished requests, the oldest first; a connection
+        that only just arrived last, so a new client is not evicted by the next.
+        """
+        request = self.current
+        if request is None:
+            if now - self.idle_since >= _EVICT_GRACE:
+                return (0, self.idle_since)
+            return (2, self.idle_since)
+        return (1, request.began)
 
     # -- httptools callbacks (called from feed_data, on the serving thread) --
 
     def on_message_begin(self) -> None:
-        self.current = _Request(time.monotonic() + self.settings.request_timeout)
+        now = time.monotonic()
+        self.current = _Request(now, now + self.settings.request_timeout)
         self.header_bytes = self.unseen = 0
         self.header_event = True
 
@@ -439,11 +507,34 @@ class _Connection:
         length = header.get("content-length")
         if length is not None and int(length) > self.settings.max_body_bytes:
             raise _Refusal(413, "the request body is too large")
+        coding = header.get("transfer-encoding")
+        if coding is not None and coding.rpartition(",")[2].strip().lower() == "chunked":
+            self.chunked = True
+            self.chunk_left = 0
+            self.line = b""
+            self.line_known = self.head_fed
         expect = header.get("expect")
         if expect is not None and request.version == "1.1":
             if expect.lower() != "100-continue":
                 raise _Refusal(417, "only Expect: 100-continue is supported")
             request.expect_continue = True
+
+    def on_chunk_header(self) -> None:
+        """A chunk's size line was read: refuse at once a chunk the body limit cannot hold."""
+        if not self.line_known or len(self.line) >= _CHUNK_LINE_CAP:
+            return  # we did not see the whole line: on_body still enforces the limit
+        line = self.line
+        end = 0
+        while end < len(line) and line[end] in _HEX:
+            end += 1
+        if not end:
+            return
+        size = int(line[:end], 16)
+        request = self.current
+        assert request is not None
+        if size > self.settings.max_body_bytes - request.body_len:
+            raise _Refusal(413, "a chunk of the request body is larger than the body limit")
+        self.chunk_left = size
 
     def on_body(self, body: bytes) -> None:
         request = self.current
@@ -457,6 +548,8 @@ class _Connection:
         request = self.current
         assert request is not None
         self.current = None
+        self.chunked = False
+        self.tail = b""
         request.keep_alive = self.parser.should_keep_alive()
         if not request.keep_alive:
             self.ended = True
@@ -507,7 +600,9 @@ class _Connection:
                 self._send(b"HTTP/1.1 100 Continue\r\n\r\n")
             self.deadline = request.deadline
         else:
-            self.deadline = time.monotonic() + self.settings.keepalive_timeout
+            now = time.monotonic()
+            self.idle_since = now
+            self.deadline = now + self.settings.keepalive_timeout
         return True
 
     def _answer_ready(self) -> bool:
@@ -529,7 +624,7 @@ class _Connection:
         for start in range(0, n, _SLICE):
             piece = data[start : start + _SLICE]
             self.header_event = False
-            if not self._feed_slice(piece):
+            if not self._feed_parts(piece):
                 return
             request = self.current
             if request is not None and not request.headers_done:
@@ -541,6 +636,55 @@ class _Connection:
                     self.current = None
                     self.ended = True
                     return
+
+    def _feed_parts(self, piece: memoryview) -> bool:
+        """Feed a slice in parts that end where we must know the parser's position.
+
+        A request head is fed up to its blank line; a chunked body line by line
+        (a chunk's data, once its size is known, in one part), so that when the
+        parser reports a chunk header, the line just fed is its size line.
+        """
+        size = len(piece)
+        pos = 0
+        while pos < size:
+            request = self.current
+            self.head_fed = False
+            if self.chunked and request is not None and request.headers_done:
+                if self.chunk_left:
+                    end = min(size, pos + self.chunk_left)
+                    self.chunk_left -= end - pos
+                    self.line = b""
+                    self.line_known = True  # the CRLF after the data comes next
+                else:
+                    rest = bytes(piece[pos:])
+                    newline = rest.find(b"\n")
+                    end = size if newline < 0 else pos + newline + 1
+                    if len(self.line) < _CHUNK_LINE_CAP:
+                        self.line += rest[: min(end - pos, _CHUNK_LINE_CAP)]
+                if not self._feed_slice(piece[pos:end]):
+                    return False
+                if end > pos and piece[end - 1] == 0x0A:
+                    self.line = b""
+                    self.line_known = True
+                pos = end
+                continue
+            if request is None or not request.headers_done:
+                rest = bytes(piece[pos:])
+                tail = self.tail
+                found = (tail + rest).find(_HEAD_END)
+                if found < 0:
+                    end = size
+                    self.tail = (tail + rest)[-3:]
+                else:
+                    end = pos + found + len(_HEAD_END) - len(tail)
+                    self.tail = b""
+                    self.head_fed = True  # the part ends with the head's blank line
+            else:
+                end = size  # a Content-Length body
+            if not self._feed_slice(piece[pos:end]):
+                return False
+            pos = end
+        return True
 
     def _feed_slice(self, piece: memoryview) -> bool:
         """Feed the parser; False when nothing more may be parsed on this connection."""
@@ -565,6 +709,11 @@ class _Connection:
         except httptools.HttpParserError as exc:
             if self.ended:  # data after a "Connection: close" request is not read
                 self.surplus = True
+            elif isinstance(exc, httptools.HttpParserInvalidURLError):
+                self.ready.append(
+                    _Refusal(400, "the request target holds a byte a URI may not (RFC 3986)")
+                )
+                self.ended = True
             else:
                 self.ready.append(_Refusal(400, f"malformed request ({exc})"))
                 self.ended = True
@@ -721,11 +870,12 @@ class _Listener:
         actor: str,
         settings: ServerSettings,
         invoke: Callable[[str, bytes], _Reply],
+        sock: socket.socket | None = None,
     ) -> None:
         self.actor = actor
         self.settings = settings
         self._invoke = invoke
-        self.sock = _listen(settings, actor)
+        self.sock = _listen(settings, actor) if sock is None else sock
         host, port = self.sock.getsockname()[:2]
         self.address: tuple[str, int] = (host, port)
         self.label = f"{CAPABILITY_ID} {_format_address(host, port)}"
@@ -750,6 +900,7 @@ class _Listener:
         self._rouse = threading.Event()  # wakes a dozing watchdog
         tick = min(settings.keepalive_timeout, settings.request_timeout) / 4
         self._tick = min(max(tick, 0.01), 0.5)
+        self._high_water = max(1, int(settings.max_connections * _HIGH_WATER))
         self._next_sweep = 0.0
         self._stopped = threading.Event()
         self._watchdog = threading.Thread(
@@ -910,7 +1061,11 @@ class _Listener:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
             with self._lock:
-                refused = self.closing or len(self._connections) >= self.settings.max_connections
+                full = len(self._connections) >= self.settings.max_connections
+            if full and not self.closing:
+                full = not self._evict(now)
+            with self._lock:
+                refused = self.closing or full
                 if not refused:
                     conn = _Connection(self, sock, who)
                     self._connections.add(conn)
@@ -922,13 +1077,43 @@ class _Listener:
             conn.state = _WAITING
             self._selector.register(sock, selectors.EVENT_READ, conn)
 
+    def _evict(self, now: float) -> bool:
+        """At the limit: close the waiting connection that matters least (on the leader).
+
+        True if one was closed.  Connections being served are never evicted; when
+        every connection is busy the newcomer gets 503.
+        """
+        for _ in range(8):  # a candidate may start being served while we look
+            with self._lock:
+                waiting = [c for c in self._connections if c.state == _WAITING]
+            if not waiting:
+                return False
+            victim = min(waiting, key=lambda c: c.eviction_rank(now))
+            with victim.lock:
+                if victim.state != _WAITING:
+                    continue
+                self._selector.unregister(victim.sock)
+                victim.state = _ACTIVE
+            log.debug(
+                "%s: closed a waiting connection from %s to admit another", self.label, victim.peer
+            )
+            victim.expire()
+            return True
+        return False
+
     def _sweep(self, now: float) -> None:
-        """Close connections whose client went quiet past their deadline."""
+        """Close connections whose client went quiet past their deadline.
+
+        Under pressure (``_HIGH_WATER`` of ``MAX_CONNECTIONS`` open) idle
+        connections and unfinished request heads get short deadlines, so an idle
+        flood or a slowloris cannot fill the server for long.
+        """
         with self._lock:
-            late = [c for c in self._connections if c.deadline < now and c.state == _WAITING]
+            pressure = len(self._connections) >= self._high_water
+            late = [c for c in self._connections if c.state == _WAITING and c.due(pressure) < now]
         for conn in late:
             with conn.lock:
-                if conn.state != _WAITING or conn.deadline >= now:
+                if conn.state != _WAITING or conn.due(pressure) >= now:
                     continue
                 self._selector.unregister(conn.sock)
                 conn.state = _ACTIVE
@@ -1095,15 +1280,33 @@ class HttpServerProvider(CapabilityProvider):
         return listener.address
 
     def bind_actor(self, config: CapabilityConfiguration) -> None:
+        """Open the actor's listener; on a re-bind, open the new one before closing the old.
+
+        A re-bind whose values are bad or whose port cannot be listened on
+        raises and leaves the old listener serving.  A re-bind to the same
+        address and port takes the open listening socket over (a dup), so
+        clients waiting in the backlog are not lost.
+        """
         actor = config.module
         settings = ServerSettings.from_values(config.values, f"actor {actor}")
-        listener = _Listener(actor, settings, self._invoke)
+        with self._lock:
+            current = self._listeners.get(actor)
+        sock = None
+        if (
+            current is not None
+            and settings.port != 0
+            and (settings.address, settings.port) == (current.settings.address, current.address[1])
+        ):
+            with contextlib.suppress(OSError):
+                sock = current.sock.dup()
+        listener = _Listener(actor, settings, self._invoke, sock)
         with self._lock:
             old = self._listeners.pop(actor, None)
             self._listeners[actor] = listener
+        listener.start()
         if old is not None:
             old.close()
-        listener.start()
+            log.info("%s replaced %s for actor %s", listener.label, old.label, actor)
         log.info("%s serves actor %s", listener.label, actor)
 
     def remove_actor(self, config: CapabilityConfiguration) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from click.testing import CliRunner
 from wascc import KeyPair, KeyType
 from wascc.cli import main
 from wascc.codec import CapabilityConfiguration
-from wascc.control import b64, request, unb64
+from wascc.control import ControlError, b64, request, unb64
 from wascc.daemon import Daemon, Options
 from wascc.manifest import BindingSpec, Manifest
 
@@ -615,3 +616,124 @@ def test_reconcile_from_many_threads_binds_each_binding_exactly_once(
         assert {a.public_key for a in host.actors()} == {keys[n] for n in keys if n[0] in "ab"}
     finally:
         daemon.stop()
+# ---- the control socket under load and abuse ---------------------------------------------
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+def test_twenty_concurrent_ctl_clients_all_answered(up: Starter) -> None:
+    host = up()
+    answers: list[bool] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(25):
+            try:
+                ok = bool(request(host.control, "inventory", timeout=60)["ok"])
+            except ControlError:  # before: the backlog of 5 refused most connections
+                ok = False
+            with lock:
+                answers.append(ok)
+
+    threads = [threading.Thread(target=client) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(f"ctl 20x25: {answers.count(True)} of {len(answers)} answered")
+    assert answers == [True] * 500
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
+def test_a_200_mib_control_line_is_refused_with_memory_bounded(up: Starter) -> None:
+    host = up()
+    pid = host.process.pid
+    before = rss_kib(pid)
+    peak = before
+    chunk = b"x" * (1 << 20)
+    sent = 0
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(60)
+        s.connect(str(host.control))
+        try:
+            while sent < 200 << 20:
+                s.sendall(chunk)
+                sent += len(chunk)
+                peak = max(peak, rss_kib(pid))
+        except OSError:
+            pass  # the host refused the line and closed the connection
+        answer = b""
+        with contextlib.suppress(OSError):
+            while not answer.endswith(b"\n"):
+                data = s.recv(65536)
+                if not data:
+                    break
+                answer += data
+    peak = max(peak, rss_kib(pid))
+    assert sent < 200 << 20, "the whole line was read"
+    assert json.loads(answer)["ok"] is False
+    assert b"request too large" in answer
+    # a line is cut at MAX_LINE (64 MiB); before, the whole 200 MiB was buffered
+    assert peak - before < 128 * 1024, f"RSS {before // 1024} -> {peak // 1024} MiB"
+    print(f"200 MiB line: daemon RSS {before // 1024} -> peak {peak // 1024} MiB")
+    assert host.inventory()["ok"]  # still serving
+
+
+# ---- a re-bind that fails keeps the working binding ------------------------------------
+
+
+def test_a_failed_ctl_rebind_keeps_the_working_listener(up: Starter, tmp_path: Path) -> None:
+    import http.client
+
+    port = free_port_pair()
+    host = up(
+        env={"WASCC_DEMO_DIR": str(tmp_path / "keys"), "WASCC_DEMO_PORT": str(port)},
+        trust=False,
+    )
+    echo = next(
+        b["actor"]
+        for b in host.inventory()["bindings"]
+        if b["capability"] == "wascc:http_server" and b["values"].get("PORT") == str(port)
+    )
+    runner = CliRunner()
+
+    def bind(value: str) -> Any:
+        return runner.invoke(
+            main,
+            ["ctl", "--control", str(host.control), "bind", echo, "wascc:http_server", "-v", value],
+        )
+
+    def status(p: int) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", p, timeout=10)
+        try:
+            conn.request("GET", "/still")
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    assert status(port) == 200
+    bad = bind("PORT=notaport")
+    assert bad.exit_code != 0 and "notaport" in bad.stderr and "not an integer" in bad.stderr
+    assert status(port) == 200
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = int(taken.getsockname()[1])
+        in_use = bind(f"PORT={busy}")
+        assert in_use.exit_code != 0 and "address already in use" in in_use.stderr
+        assert status(port) == 200
+    wait_for(lambda: "refused to re-bind" in host.output(), "the warning in the log")
+    assert "WARNING" in host.output()
+    bound = [b for b in host.inventory()["bindings"] if b["actor"] == echo]
+    assert bound[0]["values"]["PORT"] == str(port)  # the old configuration stays in force
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        moved = int(probe.getsockname()[1])
+    good = bind(f"PORT={moved}")
+    assert good.exit_code == 0, good.stderr
+    assert status(moved) == 200
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("127.0.0.1", port))

@@ -131,14 +131,16 @@ def test_binding_twice_is_idempotent(
     assert len(host.bindings()) == 1
 
 
-def test_rebinding_with_new_values_resends_the_binding(
+def test_rebinding_with_new_values_reconfigures_without_remove_actor(
     host: Host, start_actor: StartActor, provider: RecordingProvider
 ) -> None:
+    """A re-bind is a reconfiguration (provider.h section 2): no RemoveActor first."""
     key = start_actor(caps=[TESTING])
     host.set_binding(key, TESTING, values={"A": "1"})
     host.set_binding(key, TESTING, values={"A": "2"})
+    host.set_binding(key, TESTING, values={"A": "2"})  # the same values: absorbed
     assert [c.values["A"] for c in provider.binds] == ["1", "2"]
-    assert len(provider.removes) == 1
+    assert provider.removes == []
     (binding,) = [b for b in host.bindings() if b.capability_id == TESTING]
     assert binding.values == {"A": "2"}
 

@@ -15,6 +15,7 @@ import contextlib
 import http.client
 import json
 import logging
+import resource
 import socket
 import threading
 import time
@@ -416,6 +417,69 @@ def test_oversized_body_gets_413(echo: str, serve: Serve, wire: Callable[..., Wi
     assert status == 413 and headers["connection"] == "close"
 
 
+CHUNKED_HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def test_a_chunk_declared_over_the_body_limit_gets_413_at_once(
+    echo: str, serve: Serve, wire: Callable[..., Wire]
+) -> None:
+    """The server does not wait for data it would refuse (REQUEST_TIMEOUT is 30 s here)."""
+    address = serve(echo, MAX_BODY_BYTES="10")
+    for sends in (
+        [CHUNKED_HEAD + b"FFFFFFFF\r\n"],  # one packet: head and size line
+        [CHUNKED_HEAD, b"b\r\n"],  # 11 > 10, in its own packet
+        [CHUNKED_HEAD + b"5\r\nhello\r\n", b"6;ext=x\r\n"],  # 5 + 6 > 10
+        [CHUNKED_HEAD, *(bytes([c]) for c in b"1000000\r\n")],  # a byte at a time
+        [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + CHUNKED_HEAD + b"ffffff\r\n"],  # pipelined
+    ):
+        client = wire(address, timeout=5)
+        for data in sends:
+            client.send(data)
+            time.sleep(0.01)
+        status, headers, body = client.response()
+        if status == 200:  # the pipelined GET first
+            status, headers, body = client.response()
+        assert status == 413 and headers["connection"] == "close", sends
+        assert b"chunk" in body
+
+
+def test_chunks_within_the_body_limit_still_pass(
+    echo: str, serve: Serve, wire: Callable[..., Wire]
+) -> None:
+    address = serve(echo, MAX_BODY_BYTES="10")
+    client = wire(address)
+    client.send(CHUNKED_HEAD + b"5\r\nhe\nlo\r\n" + b"0005\r\n\r\n\r\n\n\r\n0\r\n\r\n")
+    status, _, body = client.response()
+    assert status == 200 and echoed(body)["body"] == "he\nlo\r\n\r\n\n"
+
+
+def test_0xff_in_a_header_value_reaches_the_actor_as_latin_1(
+    echo_at: Address, wire: Callable[..., Wire]
+) -> None:
+    client = wire(echo_at)
+    client.send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Bytes: a\xffb\xe9\r\n\r\n")
+    status, _, body = client.response()
+    assert status == 200 and echoed(body)["headers"]["x-bytes"] == "a\u00ffb\u00e9"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "reason"),
+    [
+        (b"GET /a\xffb HTTP/1.1\r\nHost: x\r\n\r\n", b"request target"),
+        (b"GET /?q=\xff HTTP/1.1\r\nHost: x\r\n\r\n", b"request target"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX\xff: y\r\n\r\n", b"malformed request"),
+    ],
+)
+def test_0xff_in_the_target_or_a_header_name_is_a_400_naming_it(
+    echo_at: Address, wire: Callable[..., Wire], request_bytes: bytes, reason: bytes
+) -> None:
+    client = wire(echo_at)
+    client.send(request_bytes)
+    status, headers, body = client.response()
+    assert status == 400 and headers["connection"] == "close"
+    assert reason in body
+
+
 def test_request_that_never_completes_gets_408(
     echo: str, serve: Serve, wire: Callable[..., Wire]
 ) -> None:
@@ -437,7 +501,7 @@ def test_idle_keep_alive_connection_is_closed_after_the_timeout(
     assert 0.15 < time.monotonic() - started < 2
 
 
-def test_connections_over_the_limit_get_503(
+def test_a_connection_at_the_limit_evicts_the_longest_idle_one(
     echo: str, serve: Serve, wire: Callable[..., Wire]
 ) -> None:
     address = serve(echo, MAX_CONNECTIONS="2")
@@ -445,15 +509,131 @@ def test_connections_over_the_limit_get_503(
     for client in (first, second):
         client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert client.response()[0] == 200
-    extra = wire(address)
-    status, headers, body = extra.response()
-    assert status == 503 and headers["retry-after"] and headers["connection"] == "close"
-    assert body == b"503 Service Unavailable: too many connections\n" and extra.at_eof()
-    first.close()
-    deadline = time.monotonic() + 2
-    while get(address)[0] != 200:  # a slot frees up once the server saw the close
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    time.sleep(0.2)  # both idle past the grace period
+    second.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert second.response()[0] == 200  # second is now the more recently idle
+    time.sleep(0.2)
+    assert get(address)[0] == 200  # admitted: the longest idle (first) was closed
+    assert first.at_eof()
+
+
+def test_connections_over_the_limit_get_503_when_all_are_busy(
+    wire: Callable[..., Wire],
+) -> None:
+    release = threading.Event()
+    entered = threading.Semaphore(0)
+
+    def slow(actor: str, payload: bytes) -> bytes:
+        entered.release()
+        release.wait(10)
+        return HttpResponse(status_code=200, status="OK").encode()
+
+    provider = HttpServerProvider(handler=slow)
+    try:
+        address = bind_bare(provider, "Mbusy", MAX_CONNECTIONS="2")
+        busy = [wire(address), wire(address)]
+        for client in busy:
+            client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert entered.acquire(timeout=5)
+        extra = wire(address)
+        status, headers, body = extra.response()
+        assert status == 503 and headers["retry-after"] and headers["connection"] == "close"
+        assert body == b"503 Service Unavailable: too many connections\n" and extra.at_eof()
+        release.set()
+        for client in busy:
+            assert client.response()[0] == 200
+    finally:
+        release.set()
+        provider.stop()
+
+
+def raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            pytest.skip(f"needs {wanted} file descriptors (hard limit {hard})")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def test_an_idle_flood_does_not_lock_out_a_normal_client(
+    echo: str, serve: Serve, server: HttpServerProvider
+) -> None:
+    """1,100 sockets that send nothing (over MAX_CONNECTIONS 1024): real clients get 200."""
+    raise_fd_limit(8192)
+    address = serve(echo)
+    listener = server._listeners[echo]
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(1100):
+            s = socket.socket()
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                s.connect(address)
+            flood.append(s)
+        deadline = time.monotonic() + 30
+        while len(listener._connections) < 1024:  # the server took them all in
+            assert time.monotonic() < deadline, len(listener._connections)
+            time.sleep(0.01)
+        statuses = [get(address, f"/fresh{i}")[0] for i in range(10)]
+        conn = http.client.HTTPConnection(*address, timeout=5)
+        for i in range(10):
+            conn.request("GET", f"/kept{i}")
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+        conn.close()
+    finally:
+        for s in flood:
+            s.close()
+    print(f"idle flood: {statuses.count(200)} of {len(statuses)} requests got 200")
+    assert statuses == [200] * 20
+
+
+def test_a_slowloris_does_not_lock_out_a_normal_client(echo: str, serve: Serve) -> None:
+    """50 connections sending a request head a byte a second (over MAX_CONNECTIONS 32)."""
+    address = serve(echo, MAX_CONNECTIONS="32")
+    head = b"GET /slow HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 64
+    stop = threading.Event()
+
+    def slowloris() -> None:
+        conns: list[tuple[socket.socket, int]] = []
+        try:
+            while not stop.is_set():
+                kept = []
+                for s, sent in conns:
+                    try:
+                        s.send(head[sent : sent + 1])
+                        kept.append((s, sent + 1))
+                    except OSError:
+                        s.close()
+                for _ in range(50 - len(kept)):  # reconnect what the server closed
+                    s = socket.socket()
+                    s.settimeout(1)
+                    try:
+                        s.connect(address)
+                        s.send(head[:1])
+                        kept.append((s, 1))
+                    except OSError:
+                        s.close()
+                conns = kept
+                stop.wait(1.0)
+        finally:
+            for s, _ in conns:
+                s.close()
+
+    attacker = threading.Thread(target=slowloris)
+    attacker.start()
+    statuses = []
+    try:
+        time.sleep(1.5)  # the slow heads fill the server
+        for i in range(20):
+            statuses.append(get(address, f"/normal{i}")[0])
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        attacker.join()
+    print(f"slowloris: {statuses.count(200)} of {len(statuses)} requests got 200")
+    assert statuses == [200] * 20
 
 
 # ---- actor failures and the host's state ----------------------------------------------
@@ -634,6 +814,63 @@ def test_bind_twice_is_idempotent_and_a_failed_bind_can_be_retried() -> None:
     finally:
         provider.stop()
     assert refused(address)
+
+
+def test_a_refused_rebind_keeps_the_old_listener_serving(
+    host: Host, echo: str, server: HttpServerProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = bind_and_wait(host, server, echo, {"PORT": "0"})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        for values in ({"PORT": "notaport"}, {"PORT": busy}):
+            with (
+                caplog.at_level(logging.WARNING, logger="wascc.host"),
+                pytest.raises(BindingError),
+            ):
+                host.set_binding(echo, HTTP, values=values)
+            assert get(address)[0] == 200
+            assert server.address(echo) == address
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len([r for r in warnings if "previous binding stays" in r.getMessage()]) == 2
+    (binding,) = [b for b in host.bindings() if b.capability_id == HTTP]
+    assert binding.values == {"PORT": "0"}
+    assert server.bound_actors()[echo].values["PORT"] == "0"
+
+
+def test_a_good_rebind_moves_the_actor_and_closes_the_old_port(
+    host: Host, echo: str, server: HttpServerProvider
+) -> None:
+    old = bind_and_wait(host, server, echo, {"PORT": "0"})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host.set_binding(echo, HTTP, values={"PORT": str(port)})
+    assert server.address(echo) == ("127.0.0.1", port)
+    assert get(("127.0.0.1", port))[0] == 200
+    assert refused(old)
+
+
+def test_a_rebind_on_the_same_port_takes_the_listening_socket_over(
+    host: Host, echo: str, server: HttpServerProvider, wire: Callable[..., Wire]
+) -> None:
+    first = bind_and_wait(host, server, echo, {"PORT": "0"})
+    port = str(first[1])
+    host.set_binding(echo, HTTP, values={"PORT": port})  # PORT=0 -> the same port
+    host.set_binding(echo, HTTP, values={"PORT": port, "MAX_BODY_BYTES": "4"})
+    assert server.address(echo) == first
+    conn = wire(first)
+    conn.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+    assert conn.response()[0] == 413  # the new settings are in force
+    assert get(first)[0] == 200
+
+
+def bind_and_wait(
+    host: Host, server: HttpServerProvider, actor: str, values: dict[str, str]
+) -> Address:
+    host.set_binding(actor, HTTP, values=values)
+    return server.address(actor)
 
 
 def test_listens_on_loopback_unless_told_otherwise() -> None:

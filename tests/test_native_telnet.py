@@ -417,10 +417,14 @@ def test_remove_binding_closes_the_listener_and_its_sessions(
 
 
 def test_binding_twice_is_idempotent(
-    host: Host, echo_actor: EchoActor, provider: NativeProvider, clients: Callable[..., Client]
+    host: Host,
+    echo_actor: EchoActor,
+    provider: NativeProvider,
+    clients: Callable[..., Client],
+    motd: Path,
 ) -> None:
     key, port = echo_actor()
-    config = CapabilityConfiguration(key, {"PORT": str(port)}).encode()
+    config = CapabilityConfiguration(key, {"PORT": str(port), "MOTD": str(motd)}).encode()
     assert provider.handle_call("system", "BindActor", config) == b""
     assert provider.handle_call("system", "BindActor", config) == b""
     c = clients(port)
@@ -430,6 +434,42 @@ def test_binding_twice_is_idempotent(
     assert provider.handle_call("system", "RemoveActor", remove) == b""
     assert provider.handle_call("system", "RemoveActor", remove) == b""
     assert refused(port)
+
+
+def test_a_failed_rebind_keeps_the_listener_and_its_sessions(
+    host: Host, echo_actor: EchoActor, clients: Callable[..., Client], motd: Path
+) -> None:
+    key, port = echo_actor()
+    c = clients(port)
+    c.read(len(MOTD_WIRE))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        for values in (
+            {"PORT": "notaport"},
+            {"PORT": str(busy)},
+            {"PORT": str(port), "MOTD": "/nonexistent"},
+        ):
+            with pytest.raises(BindingError):
+                host.set_binding(key, TELNET, values=values)
+    assert c.echo(b"still here") == b"still here"  # the old session goes on
+    again = clients(port)
+    assert again.read(len(MOTD_WIRE)) == MOTD_WIRE  # the old listener, old MOTD
+
+
+def test_a_good_rebind_moves_the_listener(
+    host: Host, echo_actor: EchoActor, clients: Callable[..., Client], motd: Path
+) -> None:
+    key, port = echo_actor()
+    moved = free_port()
+    host.set_binding(key, TELNET, values={"PORT": str(moved), "MOTD": str(motd)})
+    c = clients(moved)
+    assert c.read(len(MOTD_WIRE)) == MOTD_WIRE
+    assert c.echo(b"moved") == b"moved"
+    assert refused(port)
+    host.set_binding(key, TELNET, values={"PORT": str(moved)})  # same port, no MOTD
+    assert clients(moved).echo(b"same port") == b"same port"
 
 
 def test_a_port_in_use_fails_the_binding_naming_the_port(

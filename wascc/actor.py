@@ -72,8 +72,10 @@ def read_module(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
     path = Path(source)
     try:
         return path.read_bytes(), path.name
-    except OSError as exc:
-        raise ActorLoadError(f"cannot read actor {path}: {exc.strerror or exc}") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise ActorLoadError(
+            f"cannot read actor {path}: {getattr(exc, 'strerror', None) or exc}"
+        ) from exc
 
 
 def unsigned_claims(wasm: bytes, label: str) -> Claims:

@@ -25,12 +25,15 @@ call               actor, operation, payload_b64?               reply_b64
 from __future__ import annotations
 
 import base64
+import binascii
+import contextlib
 import json
 import logging
 import os
+import select
 import socket
-import socketserver
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +43,7 @@ from wascc.errors import WasccError
 if TYPE_CHECKING:
     from wascc.host import Host
 
-__all__ = ["ControlError", "ControlServer", "inventory", "request"]
+__all__ = ["COMMANDS", "ControlError", "ControlServer", "handle_line", "inventory", "request"]
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +102,56 @@ def inventory(host: Host, labels: Mapping[str, str]) -> dict[str, Any]:
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
+#: The arguments of each command: name -> (JSON type, required).  A request whose
+#: arguments do not fit is answered with an error before its handler runs.
+COMMANDS: dict[str, dict[str, tuple[type, bool]]] = {
+    "inventory": {},
+    "start-actor": {"path": (str, True)},
+    "stop-actor": {"actor": (str, True)},
+    "replace-actor": {"actor": (str, True), "path": (str, True)},
+    "add-provider": {"path": (str, True), "binding": (str, False)},
+    "remove-provider": {"capability": (str, True), "binding": (str, False)},
+    "bind": {
+        "actor": (str, True),
+        "capability": (str, True),
+        "binding": (str, False),
+        "values": (dict, False),
+    },
+    "unbind": {"actor": (str, True), "capability": (str, True), "binding": (str, False)},
+    "call": {"actor": (str, True), "operation": (str, True), "payload_b64": (str, False)},
+}
+
+DEFAULT_WORKERS = 8  # connections served at once; the others wait in the listen backlog
+DEFAULT_IDLE_TIMEOUT = 60.0  # seconds a connection may stay silent before it is closed
+_RECV_SIZE = 1 << 16
+_JSON_NAMES: dict[type, str] = {str: "a string", dict: "an object"}
+
 
 class ControlServer:
-    """Serves control requests for one host on a Unix socket (0600)."""
+    """Serves control requests for one host on a Unix socket (0600).
 
-    def __init__(self, path: str | os.PathLike[str], handlers: Mapping[str, Handler]) -> None:
+    A fixed pool of ``workers`` threads each accepts and serves one connection
+    at a time; further clients wait in the kernel's listen backlog
+    (``SOMAXCONN``) instead of being refused, and no client can make the
+    server start threads.  Reads are bounded: a line longer than ``max_line``
+    is answered with an error as soon as the limit is passed, then the
+    connection is closed.  A connection silent for ``idle_timeout`` seconds
+    is closed, so idle clients cannot hold every worker.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        handlers: Mapping[str, Handler],
+        *,
+        workers: int = DEFAULT_WORKERS,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        max_line: int = MAX_LINE,
+    ) -> None:
         self.path = Path(path)
         self._handlers = dict(handlers)
+        self._max_line = max_line
+        self._idle_timeout = idle_timeout
         if self.path.exists() or self.path.is_symlink():
             if not self.path.is_socket():
                 raise ControlError(
@@ -117,45 +163,44 @@ class ControlServer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._active = 0
         self._idle = threading.Condition()
-        server = self
-
-        class _Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                for line in self.rfile:
-                    with server._idle:
-                        server._active += 1
-                    try:
-                        if len(line) > MAX_LINE:
-                            answer = {"ok": False, "error": "request too large"}
-                        else:
-                            answer = _serve(server._handlers, line)
-                        self.wfile.write(json.dumps(answer).encode() + b"\n")
-                        self.wfile.flush()
-                    finally:
-                        with server._idle:
-                            server._active -= 1
-                            server._idle.notify_all()
-
+        self._closing = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)  # the socket is born 0600
         try:
-            self._server = socketserver.ThreadingUnixStreamServer(str(self.path), _Handler)
+            sock.bind(str(self.path))
+        except OSError as exc:
+            sock.close()
+            raise ControlError(f"cannot listen on {self.path}: {exc.strerror or exc}") from exc
         finally:
             os.umask(old)
-        self._server.daemon_threads = True
         os.chmod(self.path, 0o600)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="wascc-control", daemon=True
-        )
+        sock.listen(socket.SOMAXCONN)
+        sock.setblocking(False)
+        self._sock = sock
+        self._threads = [
+            threading.Thread(target=self._work, name=f"wascc-control-{i}", daemon=True)
+            for i in range(max(1, workers))
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         log.info("control socket listening on %s", self.path)
 
     def close(self) -> None:
         """Stop accepting connections; requests already read are still answered."""
-        self._server.shutdown()
-        self._server.server_close()
+        if self._closing:
+            return
+        self._closing = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")  # never read: every worker sees it
         self.path.unlink(missing_ok=True)
+        me = threading.current_thread()
+        for thread in self._threads:
+            if thread is not me and thread.ident is not None:
+                thread.join(1.0)
+        self._sock.close()
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for requests in progress to be answered."""
@@ -166,21 +211,172 @@ class ControlServer:
         self.close()
         self.wait(5.0)
 
+    # -- the workers --
+
+    def _work(self) -> None:
+        """Accept one connection at a time and serve it to the end."""
+        while not self._closing:
+            if self._closing or _wait_readable(self._sock, self._wake_r, None) != 0:
+                return
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                continue  # another worker took it
+            except OSError as exc:
+                if self._closing:
+                    return
+                log.error("control socket %s cannot accept: %s", self.path, exc)
+                time.sleep(0.1)  # out of descriptors: let some close
+                continue
+            try:
+                self._serve_connection(conn)
+            except OSError as exc:
+                log.debug("control connection ended: %s", exc)
+            except Exception:
+                log.exception("control connection failed")
+            finally:
+                conn.close()
+
+    def _serve_connection(self, conn: socket.socket) -> None:
+        """Answer each line in order until the client leaves, idles or oversteps."""
+        conn.setblocking(False)
+        buffer = bytearray()
+        scanned = 0  # bytes of ``buffer`` known to hold no newline
+        deadline = time.monotonic() + self._idle_timeout
+        while not self._closing:
+            newline = buffer.find(b"\n", scanned)
+            if newline >= 0:
+                line = bytes(buffer[:newline])
+                del buffer[: newline + 1]
+                scanned = 0
+                self._answer(conn, line)
+                deadline = time.monotonic() + self._idle_timeout
+                continue
+            scanned = len(buffer)
+            if scanned > self._max_line:
+                log.warning(
+                    "control socket %s: refused a request line over %d bytes",
+                    self.path,
+                    self._max_line,
+                )
+                self._reply(
+                    conn, _refusal(f"request too large: a line is at most {self._max_line} bytes")
+                )
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.debug(
+                    "control socket %s: closed a connection idle for %gs",
+                    self.path,
+                    self._idle_timeout,
+                )
+                return
+            ready = _wait_readable(conn, self._wake_r, remaining)
+            if ready == 1:
+                return
+            if ready < 0:
+                continue
+            try:
+                chunk = conn.recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                continue
+            if not chunk:
+                return
+            buffer += chunk
+
+    def _answer(self, conn: socket.socket, line: bytes) -> None:
+        with self._idle:
+            self._active += 1
+        try:
+            self._reply(conn, handle_line(self._handlers, line))
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def _reply(self, conn: socket.socket, answer: bytes) -> None:
+        conn.settimeout(self._idle_timeout)  # a client that does not read is cut off
+        try:
+            conn.sendall(answer)
+        finally:
+            conn.setblocking(False)
+
+
+def _wait_readable(sock: socket.socket, wake: socket.socket, timeout: float | None) -> int:
+    """0 when ``sock`` is readable, 1 when ``wake`` is (we are closing), -1 on timeout.
+
+    poll(), not select(): a busy host has descriptors past select's limit of 1024.
+    """
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    poller.register(wake, select.POLLIN)
+    events = poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1))
+    if any(fd == wake.fileno() for fd, _ in events):
+        return 1
+    return 0 if events else -1
+
+
+def _refusal(error: str) -> bytes:
+    return json.dumps({"ok": False, "error": error}).encode() + b"\n"
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check(command: str, message: dict[str, Any]) -> str | None:
+    """What is wrong with a request's arguments, or None."""
+    spec = COMMANDS.get(command)
+    if spec is None:
+        return None
+    for name, (kind, required) in spec.items():
+        value = message.get(name)
+        if value is None:
+            if required:
+                return f"{command}: missing argument {name!r}"
+            continue
+        if not isinstance(value, kind):
+            return f"{command}: {name!r} must be {_JSON_NAMES[kind]}, not {_short(value)}"
+    values = message.get("values")
+    if isinstance(values, dict):
+        for key, value in values.items():
+            if not isinstance(value, str | int | float | bool):
+                return (
+                    f"{command}: binding value {_short(key)} must be a string, not {_short(value)}"
+                )
+    return None
+
+
+def handle_line(handlers: Mapping[str, Handler], line: bytes) -> bytes:
+    """Parse and dispatch one request line; the answer line (always one, never raises)."""
+    answer = _serve(handlers, line)
+    try:
+        return json.dumps(answer).encode() + b"\n"
+    except (TypeError, ValueError) as exc:
+        log.error("control answer could not be encoded: %s", exc)
+        return _refusal(f"the answer could not be encoded: {exc}")
+
 
 def _serve(handlers: Mapping[str, Handler], line: bytes) -> dict[str, Any]:
     try:
         message = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return {"ok": False, "error": f"not a JSON request: {exc}"}
+    except RecursionError:
+        return {"ok": False, "error": "not a JSON request: nested too deeply"}
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError; an int over 4300 digits
+        return {"ok": False, "error": f"not a JSON request: {_short(str(exc), 200)}"}
     if not isinstance(message, dict) or not isinstance(message.get("command"), str):
-        return {"ok": False, "error": 'a request is a JSON object with a "command"'}
+        return {"ok": False, "error": 'a request is a JSON object with a "command" string'}
     command = message["command"]
     handler = handlers.get(command)
     if handler is None:
         return {
             "ok": False,
-            "error": f"unknown command {command!r} (known: {', '.join(sorted(handlers))})",
+            "error": f"unknown command {_short(command)} (known: {', '.join(sorted(handlers))})",
         }
+    problem = _check(command, message)
+    if problem is not None:
+        return {"ok": False, "error": problem}
     try:
         return {"ok": True, **handler(message)}
     except KeyError as exc:
@@ -211,14 +407,28 @@ def request(
             s.connect(str(path))
         except OSError as exc:
             raise ControlError(f"cannot reach a host at {path}: {exc.strerror or exc}") from exc
-        s.sendall(json.dumps({"command": command, **args}).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(1 << 16)
-            if not chunk:
-                raise ControlError(f"the host at {path} closed the connection")
-            data += chunk
-    answer = json.loads(data)
+        sent_error: OSError | None = None
+        try:
+            s.sendall(json.dumps({"command": command, **args}).encode() + b"\n")
+        except OSError as exc:  # the host may have refused the request and said why
+            sent_error = exc
+        parts: list[bytes] = []
+        try:
+            while not parts or not parts[-1].endswith(b"\n"):
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    reason = f": {sent_error.strerror or sent_error}" if sent_error else ""
+                    raise ControlError(f"the host at {path} closed the connection{reason}")
+                parts.append(chunk)
+        except OSError as exc:
+            raise ControlError(f"no answer from the host at {path}: {exc.strerror or exc}") from exc
+        data = b"".join(parts)
+    try:
+        answer = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise ControlError(
+            f"the host at {path} answered something that is not JSON: {exc}"
+        ) from None
     if not isinstance(answer, dict):
         raise ControlError(f"the host at {path} answered {answer!r}")
     return answer
@@ -229,4 +439,8 @@ def b64(data: bytes) -> str:
 
 
 def unb64(text: str) -> bytes:
-    return base64.b64decode(text.encode())
+    """Decode a base64 payload; anything that is not base64 is a ``ControlError``."""
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise ControlError(f"the payload is not base64: {exc}") from None

@@ -685,19 +685,33 @@ class Host:
             if entry is None:
                 raise BindingError(f"cannot bind {what}: no provider is registered there")
             previous = self._routes.bindings.get((actor, capability_id, binding))
-            if previous is not None and previous.values != values:
-                self._send_remove(entry.provider, previous)
             config = self._bind_config(entry, values, found.claims, actor)
-            # Bound from the moment BindActor is sent: a provider may dispatch to
-            # the actor from its own threads before BindActor returns.
-            self._routes.bind(Binding(actor, capability_id, binding, values))
+            new = Binding(actor, capability_id, binding, values)
+            if previous is None:
+                # Bound from the moment BindActor is sent: a provider may dispatch to
+                # the actor from its own threads before BindActor returns.
+                self._routes.bind(new)
+            # A re-bind is a reconfiguration (provider.h, section 2): the provider
+            # applies the new values and releases the old ones only once the new
+            # ones work, so a refused re-bind leaves the working binding as it was.
             try:
                 entry.provider.handle_call(SYSTEM_ACTOR, OP_BIND_ACTOR, config.encode())
             except Exception as exc:
-                self._routes.unbind(actor, capability_id, binding)
+                if previous is None:
+                    self._routes.unbind(actor, capability_id, binding)
+                    log.warning("%s refused to bind %s: %s", capability_id, found.who, exc)
+                else:
+                    log.warning(
+                        "%s refused to re-bind %s; the previous binding stays: %s",
+                        capability_id,
+                        found.who,
+                        exc,
+                    )
                 raise BindingError(
                     f"{capability_id} ({binding}) refused to bind {found.who}: {exc}"
                 ) from exc
+            if previous is not None:
+                self._routes.bind(new)
         log.info("bound %s", what)
 
     @staticmethod

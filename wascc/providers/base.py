@@ -10,8 +10,18 @@ capability's own operations.  Providers reach actors through the
 
 Subclasses implement :meth:`descriptor` and :meth:`handle`; the base class
 answers the core operations (binding is idempotent, health is "healthy"
-unless :meth:`health` says otherwise).  Native and portable providers
-override :meth:`handle_call` itself and forward everything.
+unless :meth:`health` says otherwise).
+
+Re-binding is reconfiguration (the rule of ``native/include/wascc/provider.h``,
+section 2): a ``BindActor`` for an actor that is already bound, with different
+values, reaches :meth:`bind_actor` again.  The provider sets up the new
+configuration first (a new listener, a new file) and releases the old one
+only when the new one works; when it cannot, it raises and the old
+configuration stays in force, so a bad re-bind never costs a working binding.
+The host relies on this: it never sends ``RemoveActor`` before a re-bind.
+
+Native and portable providers override :meth:`handle_call` itself and
+forward everything.
 """
 
 from __future__ import annotations
@@ -83,20 +93,24 @@ class CapabilityProvider(ABC):
             return self.health().encode()
         config = CapabilityConfiguration.decode(msg)
         with self._bound_lock:
-            known = config.module in self._bound
+            old = self._bound.get(config.module)
             if operation == OP_BIND_ACTOR:
                 self._bound[config.module] = config
             else:
                 self._bound.pop(config.module, None)
-        if operation == OP_BIND_ACTOR and not known:
+        if operation == OP_BIND_ACTOR and (old is None or old.values != config.values):
             try:
                 self.bind_actor(config)
             except BaseException:
-                # a failed bind is not a binding: the next BindActor must try again
+                # A failed bind is not a binding (the next BindActor must try again);
+                # a failed re-bind leaves the previous configuration in force.
                 with self._bound_lock:
-                    self._bound.pop(config.module, None)
+                    if old is None:
+                        self._bound.pop(config.module, None)
+                    else:
+                        self._bound[config.module] = old
                 raise
-        elif operation == OP_REMOVE_ACTOR and known:
+        elif operation == OP_REMOVE_ACTOR and old is not None:
             self.remove_actor(config)
         return b""
 
@@ -105,7 +119,12 @@ class CapabilityProvider(ABC):
         """Serve one of this capability's own operations for ``actor``."""
 
     def bind_actor(self, config: CapabilityConfiguration) -> None:  # noqa: B027
-        """An actor was bound (once per actor; a repeated BindActor is absorbed)."""
+        """An actor was bound, or re-bound with different values (a reconfiguration).
+
+        A BindActor repeating the current values is absorbed.  On a
+        reconfiguration apply the new values and release the old ones only once
+        the new ones work; if they do not, raise and keep the old ones in force.
+        """
 
     def remove_actor(self, config: CapabilityConfiguration) -> None:  # noqa: B027
         """An actor was unbound (only if it was bound)."""

@@ -64,7 +64,7 @@ def _import_factory(spec: str) -> Factory:
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except Exception as exc:  # ImportError; ValueError/TypeError for "" or "..x"; its own
         raise ProviderError(f"{spec}: cannot import {module_name}: {exc}") from exc
     if attr:
         target: Any = module

@@ -38,6 +38,17 @@
  *   destroy                once, right after stop; free `state` and, if you
  *                          allocated it, the struct itself
  *
+ * Re-binding is reconfiguration.  "BindActor" for an actor that is already
+ * bound, with the same values, succeeds and changes nothing.  With different
+ * values it is a reconfiguration: set up the new configuration first (open
+ * the new port, the new file), and release the old one only once the new one
+ * works; if the new one fails, keep the old one exactly as it was (listener,
+ * sessions, state) and answer WASCC_ERROR naming the value and the reason.
+ * The host never sends "RemoveActor" before a re-bind, so a bad re-bind must
+ * not cost the actor its working binding.  When the new configuration uses
+ * the same port as the old one, hand the open listening socket over (dup it)
+ * rather than opening the port a second time.
+ *
  * If the host refuses a provider (a bad descriptor, say) it calls stop and
  * destroy without configure_dispatch.  After destroy the host never touches
  * the struct again.
@@ -64,7 +75,9 @@
  * Core operations (send only by the host, with actor == "system"):
  *   "GetCapabilityDescriptor"  empty msg; reply CapabilityDescriptor
  *   "BindActor"                msg CapabilityConfiguration; empty reply.
- *                              Idempotent: binding a bound actor succeeds.
+ *                              Idempotent: binding a bound actor with the
+ *                              same values succeeds; other values are a
+ *                              reconfiguration (section 2).
  *   "RemoveActor"              msg CapabilityConfiguration; empty reply.
  *                              Idempotent: removing an unbound actor succeeds.
  *   "HealthRequest"            msg HealthRequest; reply HealthResponse.  The

@@ -16,8 +16,10 @@
  *          Default INFO, so DEBUG and TRACE lines are dropped unless asked
  *          for.  LEVEL=OFF writes nothing.
  *   An unknown LEVEL or a FILE that cannot be opened fails BindActor with a
- *   message naming the value.  Binding a bound actor again applies the new
- *   configuration (the host sends RemoveActor first when values change).
+ *   message naming the value.  Binding a bound actor again is a
+ *   reconfiguration (provider.h, section 2): the new LEVEL and FILE are
+ *   checked and the new file opened first; only then is the old binding
+ *   replaced, so a re-bind that fails leaves the old one writing.
  *
  * Each WriteLog that passes the filter writes exactly one line:
  *

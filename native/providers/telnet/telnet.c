@@ -21,8 +21,12 @@
  *   A PORT that is missing or invalid, an ADDR that is not an address, an
  *   unreadable MOTD, or a port that cannot be listened on (e.g. in use)
  *   fails BindActor with a message that names the value.  SO_REUSEADDR is
- *   set.  Binding a bound actor again succeeds and changes nothing (the host
- *   sends RemoveActor first when the values change).  RemoveActor closes the
+ *   set.  Binding a bound actor again with the same values succeeds and
+ *   changes nothing; with other values it is a reconfiguration (provider.h,
+ *   section 2): the new listener is opened (or, on the same ADDR and PORT,
+ *   the listening socket is taken over) and started first, then the old
+ *   listener and its sessions are closed; if the new values fail, the old
+ *   listener keeps serving and BindActor fails.  RemoveActor closes the
  *   actor's listener and sessions and joins their threads; connecting then
  *   is refused.
  *
@@ -257,6 +261,7 @@ static void listener_free(tn_listener *l) {
     pthread_mutex_destroy(&l->lock);
     free(l->motd);
     free(l->where);
+    free(l->config);
     free(l->actor);
     free(l);
 }
@@ -345,14 +350,6 @@ static int open_listener(tn_listener *l, const char *addr, long port, char *err,
     hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
     char service[16];
     snprintf(service, sizeof service, "%ld", port);
-    int is_v6 = strchr(addr, ':') != NULL;
-    size_t wl = strlen(addr) + 24;
-    l->where = malloc(wl);
-    if (!l->where) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    snprintf(l->where, wl, is_v6 ? "[%s]:%ld" : "%s:%ld", addr, port);
     int rc = getaddrinfo(addr, service, &hints, &ai);
     if (rc != 0 || !ai) {
         snprintf(err, errlen, "ADDR %s is not an IP address (%s)", addr, gai_strerror(rc));
@@ -416,24 +413,36 @@ static int32_t bind_actor(tn_state *st, const uint8_t *msg, size_t len, uint8_t 
     else if (max_text && *max_text && parse_number(max_text, 1, 1000000, &max_sessions) != 0)
         snprintf(err, sizeof err, "MAX_SESSIONS %s is not a positive number", max_text);
 
+    /* What identifies this configuration, and where it listens. */
+    size_t cl = strlen(addr) + (port_text ? strlen(port_text) : 0) + (motd ? strlen(motd) : 0) +
+                (max_text ? strlen(max_text) : 0) + 64;
+    size_t wl = strlen(addr) + 24;
+    char *config = malloc(cl), *where = malloc(wl);
+    if (config)
+        snprintf(config, cl, "PORT=%s ADDR=%s MOTD=%s MAX_SESSIONS=%s",
+                 port_text ? port_text : "", addr, motd ? motd : "", max_text ? max_text : "");
+    if (where) snprintf(where, wl, strchr(addr, ':') ? "[%s]:%ld" : "%s:%ld", addr, port);
+
     tn_listener *l = NULL;
     int32_t rc;
     pthread_mutex_lock(&st->admin);
     pthread_mutex_lock(&st->lock);
     int stopped = st->stopped;
-    int bound = find_listener(st, cfg.module) != NULL;
+    tn_listener *old = find_listener(st, cfg.module);
     pthread_mutex_unlock(&st->lock);
     if (stopped) {
         rc = wpu_error(out, out_len, "BindActor: the telnet provider is stopped");
         goto done;
     }
-    if (bound) { /* idempotent */
+    if (old && config && strcmp(old->config, config) == 0) { /* the same values: idempotent */
         rc = wpu_empty(out, out_len);
         goto done;
     }
+    /* A first bind, or a reconfiguration (provider.h section 2): the new listener is
+     * made first; the old one is closed only once the new one runs. */
     if (*err) goto failed;
     l = calloc(1, sizeof *l);
-    if (!l || !(l->actor = strdup(cfg.module))) {
+    if (!l || !config || !where || !(l->actor = strdup(cfg.module))) {
         snprintf(err, sizeof err, "out of memory");
         goto failed;
     }
@@ -441,9 +450,21 @@ static int32_t bind_actor(tn_state *st, const uint8_t *msg, size_t len, uint8_t 
     l->fd = -1;
     l->wake.rd = l->wake.wr = -1;
     l->max_sessions = (size_t)max_sessions;
+    l->where = where;
+    l->config = config;
+    where = config = NULL;
     pthread_mutex_init(&l->lock, NULL);
     if (motd && *motd && read_motd(motd, l, err, sizeof err) != 0) goto failed;
-    if (open_listener(l, addr, port, err, sizeof err) != 0) goto failed;
+    if (old && strcmp(old->where, l->where) == 0) {
+        /* the same address and port: take the listening socket over */
+        l->fd = fcntl(old->fd, F_DUPFD_CLOEXEC, 0);
+        if (l->fd < 0) {
+            snprintf(err, sizeof err, "cannot take over %s: %s", l->where, strerror(errno));
+            goto failed;
+        }
+    } else if (open_listener(l, addr, port, err, sizeof err) != 0) {
+        goto failed;
+    }
     if (tn_wake_open(&l->wake) != 0) {
         snprintf(err, sizeof err, "cannot create a wakeup descriptor: %s", strerror(errno));
         goto failed;
@@ -455,7 +476,19 @@ static int32_t bind_actor(tn_state *st, const uint8_t *msg, size_t len, uint8_t 
     pthread_mutex_lock(&st->lock);
     l->next = st->listeners;
     st->listeners = l;
+    if (old) {
+        for (tn_listener **pp = &l->next; *pp; pp = &(*pp)->next) {
+            if (*pp == old) {
+                *pp = old->next;
+                break;
+            }
+        }
+    }
     pthread_mutex_unlock(&st->lock);
+    if (old) { /* the new listener runs: now release the old one and its sessions */
+        listener_signal_close(old);
+        listener_join_free(old);
+    }
     rc = wpu_empty(out, out_len);
     goto done;
 failed:
@@ -469,6 +502,8 @@ failed:
     }
 done:
     pthread_mutex_unlock(&st->admin);
+    free(config);
+    free(where);
     wpu_config_free(&cfg);
     return rc;
 }

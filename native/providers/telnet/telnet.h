@@ -74,7 +74,8 @@ struct tn_listener {
     struct tn_listener *next;
     tn_state *state;
     char *actor;
-    char *where; /* "ADDR:PORT", for messages */
+    char *where;  /* "ADDR:PORT", for messages */
+    char *config; /* the binding values that made it: a re-bind compares them */
     int fd;
     tn_wake wake;
     pthread_t thread;
