@@ -616,6 +616,8 @@ def test_reconcile_from_many_threads_binds_each_binding_exactly_once(
         assert {a.public_key for a in host.actors()} == {keys[n] for n in keys if n[0] in "ab"}
     finally:
         daemon.stop()
+
+
 # ---- the control socket under load and abuse ---------------------------------------------
 
 
