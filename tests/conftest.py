@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import wasmtime
+from servers import Server
 
 from wascc import ActorSettings, Host, KeyPair, KeyType, sign_module
 
@@ -186,3 +187,21 @@ def examples() -> BuiltExamples:
     subprocess.run(["make", "-s", "-C", str(EXAMPLES), *tools], check=True)
     seed = (EXAMPLES / ".keys" / "account.nk").read_text().strip()
     return BuiltExamples(account=KeyPair.from_seed(seed).public_key)
+
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real redis-server for the session, on 127.0.0.1 and a free port, no persistence."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (bash .ci/system-deps installs it)")
+    home = tmp_path_factory.mktemp("redis")
+    command = [REDIS_SERVER, "--port", "{port}", "--bind", "127.0.0.1", "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(home)]
+    server = Server("redis-server", command, home / "redis.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
