@@ -19,6 +19,8 @@ from typing import Any
 import msgpack
 import pytest
 import redis
+from servers import Server
+from test_native_keyvalue import KV, Store, native_keyvalue
 
 from wascc import GuestError, Host
 from wascc.codec import (
@@ -40,9 +42,6 @@ from wascc.codec import (
     pack,
     unpack,
 )
-
-from servers import Server
-from test_native_keyvalue import KV, Store, native_keyvalue
 
 BACKENDS = ["memory", "redis"]
 

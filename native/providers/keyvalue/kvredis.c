@@ -259,6 +259,14 @@ static char *mask_url(const char *url) {
 
 /* ---- connections -------------------------------------------------------- */
 
+/* hiredis's reason for a failed context, a timeout said as one. */
+static const char *reason(const redisContext *c) {
+    const char *why = c->errstr[0] ? c->errstr : "connection lost";
+    if (strstr(why, "temporarily unavailable") || strstr(why, "timed out"))
+        return "no answer within TIMEOUT_MS";
+    return why;
+}
+
 /* A connected, authenticated context on the right database, or NULL and
  * *why (malloc'd). */
 static redisContext *connect_one(kv_redis *r, char **why) {
@@ -269,12 +277,12 @@ static redisContext *connect_one(kv_redis *r, char **why) {
         return NULL;
     }
     if (c->err) {
-        *why = strdup(c->errstr);
+        *why = strdup(reason(c));
         redisFree(c);
         return NULL;
     }
     if (redisSetTimeout(c, r->tv) != REDIS_OK) {
-        *why = format("cannot set the timeout: %s", c->errstr);
+        *why = format("cannot set the timeout: %s", reason(c));
         redisFree(c);
         return NULL;
     }
@@ -283,7 +291,7 @@ static redisContext *connect_one(kv_redis *r, char **why) {
         rep = r->user ? redisCommand(c, "AUTH %s %s", r->user, r->password)
                       : redisCommand(c, "AUTH %s", r->password);
         if (!rep || rep->type == REDIS_REPLY_ERROR) {
-            *why = format("authentication failed: %s", rep ? rep->str : c->errstr);
+            *why = format("authentication failed: %s", rep ? rep->str : reason(c));
             goto fail;
         }
         freeReplyObject(rep);
@@ -291,14 +299,14 @@ static redisContext *connect_one(kv_redis *r, char **why) {
     if (r->db) {
         rep = redisCommand(c, "SELECT %ld", r->db);
         if (!rep || rep->type == REDIS_REPLY_ERROR) {
-            *why = format("SELECT %ld failed: %s", r->db, rep ? rep->str : c->errstr);
+            *why = format("SELECT %ld failed: %s", r->db, rep ? rep->str : reason(c));
             goto fail;
         }
         freeReplyObject(rep);
     }
     rep = redisCommand(c, "PING");
     if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        *why = format("PING failed: %s", rep ? rep->str : c->errstr);
+        *why = format("PING failed: %s", rep ? rep->str : reason(c));
         goto fail;
     }
     freeReplyObject(rep);
@@ -485,9 +493,7 @@ static redisReply *command(kv_redis_conn *c, const kv_op *op, int argc, const ch
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (!rep) {
-        const char *why = c->ctx->errstr[0] ? c->ctx->errstr : "connection lost";
-        if (strstr(why, "temporarily unavailable") || strstr(why, "timed out"))
-            why = "no answer within TIMEOUT_MS";
+        const char *why = reason(c->ctx);
         if (!c->ctx->err) c->ctx->err = REDIS_ERR_OTHER; /* never reuse it */
         wpu_error(out, out_len, KV_CAPABILITY " %s: Redis at '%s' failed: %s (%d ms timeout)",
                   op->name, c->pool->shown, why, c->pool->timeout_ms);
