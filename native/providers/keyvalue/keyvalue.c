@@ -1,36 +1,58 @@
 /*
- * keyvalue.c - wascc's first-party in-memory wascc:keyvalue provider.
+ * keyvalue.c - wascc's first-party wascc:keyvalue provider: in memory, or on
+ * Redis, chosen per bound actor by its binding's values.
  *
- * The whole contract of CONTRACTS section 3 (keyvalue), Redis-flavoured:
- * a key holds a string, a list or a set, and an operation meeting the wrong
- * type fails with WRONGTYPE.  Every __capability_provider_create makes an
- * independent store (one per binding registration); all actors bound to that
- * binding share its key space, as with the original waSCC providers.
+ * Backends.  An actor bound without `URL` uses the in-process store: every
+ * __capability_provider_create makes an independent one (one per binding
+ * registration), shared by all actors bound to that binding without a URL, as
+ * with the original waSCC providers.  An actor bound with `URL` uses Redis
+ * (kvredis.c, through hiredis), with its own connection pool:
+ *   URL         redis://[user[:password]@]host[:port][/db]  (port 6379, db 0;
+ *               %-escapes in user and password; [::1] for IPv6), or
+ *               unix:///path/to/redis.sock[?db=N] (also redis+unix://).
+ *   POOL_SIZE   connections in the pool, 1..256 (default 4).
+ *   TIMEOUT_MS  bound on connecting, on each command and on waiting for a free
+ *               connection, 1..600000 (default 5000).
+ * BindActor connects and PINGs: an unparseable URL or an unreachable server
+ * refuses the bind, naming the URL (its password masked) and the reason.  A
+ * re-bind with the same values changes nothing; with other values the new
+ * backend is set up first and the old pool released only once it works
+ * (provider.h, section 2).  A Redis that goes away gives the actors errors
+ * (the provider stays healthy) and is reconnected at the next call.
  *
- * Semantics chosen where the contract is silent:
- *   Get        a missing or expired key answers {value: "", exists: false}.
- *   Set        overwrites a key of any type (as Redis SET); `expires` > 0 is a
- *              time to live in seconds on CLOCK_MONOTONIC, 0 (or absent)
- *              removes any previous one; a negative value is refused.
- *   Add        reads a missing key as 0 and a string as a decimal integer
- *              (Redis rules: optional '-', no spaces, no leading zeros); a
- *              non-integer string is an error; the result must fit i32 (the
- *              reply type), else an error and the key is unchanged; a time to
- *              live is kept.
- *   Push       appends at the tail (as the original in-memory provider);
- *              newCount is the list's new length.
- *   ListItemDelete  removes every occurrence; newCount is the list's length
- *              afterwards (as the original in-memory provider).
- *   Range      Redis LRANGE: stop inclusive, negative indexes count from the
- *              end, out-of-range indexes are clamped, an empty range is [].
- *   SetAdd / SetRemove  newCount is the set's size afterwards.
+ * The rules, the same on both backends (tests/test_keyvalue_conformance.py
+ * runs one suite against both); where CONTRACTS section 3 is loose, the
+ * original Redis provider's:
+ *   Get        {value, exists}; a missing or expired key, or one holding a
+ *              list or set, answers {value: "", exists: false}.
+ *   Set        SET: overwrites a key of any type; answers {value}.  `expires`
+ *              > 0 is a time to live in seconds (SET EX; in memory on
+ *              CLOCK_MONOTONIC), 0 or absent removes any previous one, a
+ *              negative value is refused.  The original Redis provider ignored
+ *              `expires`: honouring it is a deliberate difference.
+ *   Del, Clear DEL: delete a key of any type; both answer {key}.
+ *   Add        INCRBY: a missing key counts as 0, a string must be a decimal
+ *              integer (Redis rules: optional '-', no spaces, no leading
+ *              zeros); the result must fit i32 (the reply type), else an error
+ *              and the key is unchanged; a time to live is kept.
+ *   Push       LPUSH: onto the head, so Range 0 -1 lists newest first;
+ *              {newCount: the list's new length}.
+ *   ListItemDelete  LREM key 0 value: removes every occurrence;
+ *              {newCount: how many were removed}.
+ *   Range      LRANGE: stop inclusive, negative indexes count from the end,
+ *              out-of-range indexes are clamped, an empty range is [].
+ *   SetAdd / SetRemove  SADD / SREM: {newCount: 1 if added/removed, else 0}.
  *   SetUnion / SetIntersection  a missing key is an empty set; no keys -> [].
- *   Clear, Del delete a key of any type.
+ *   KeyExists  {value: "", exists} for a key of any type.
  *   A list or set that becomes empty is deleted (KeyExists then says false).
  *   Set members come back in no particular order.
+ *   An operation meeting a key of the wrong type fails with
+ *   "WRONGTYPE wascc:keyvalue <Op>: key '<key>' holds a <type>, not a <type>"
+ *   and changes nothing (Get excepted, above).
  * Request fields that are optional: Set `expires` (0), Range `start` (0) and
  * `stop` (-1).  Unknown fields are ignored, str or bin is accepted for a
- * string, and bytes after the first msgpack value are ignored.
+ * string, and bytes after the first msgpack value are ignored.  Strings are
+ * binary-safe on both backends.
  */
 #include <pthread.h>
 #include <stdio.h>
