@@ -217,6 +217,9 @@ def test_a_small_pool_serves_many_threads_atomically(bind: Bind, redis_server: S
         t.join()
     assert errors == []
     assert sorted(seen) == list(range(1, 1601))
+    # eight threads, two connections: the pool never opens more than POOL_SIZE
+    clients = redis.Redis(port=redis_server.port).client_list()
+    assert len([c for c in clients if c["db"] == "8"]) == 2
 
 
 def test_a_slow_redis_times_out_and_the_next_call_works(bind: Bind, own_redis: Server) -> None:
