@@ -225,14 +225,15 @@ def test_a_small_pool_serves_many_threads_atomically(bind: Bind, redis_server: S
 def test_a_slow_redis_times_out_and_the_next_call_works(bind: Bind, own_redis: Server) -> None:
     kv = bind({"URL": redis_url(own_redis), "TIMEOUT_MS": "100", "POOL_SIZE": "1"})
     kv.set("k", "v")
-    sleeper = threading.Thread(
-        target=lambda: redis.Redis(port=own_redis.port).execute_command("DEBUG", "SLEEP", "0.5")
-    )
-    sleeper.start()
-    time.sleep(0.1)
-    with pytest.raises(GuestError, match=r"Get: Redis at '.*' failed: no answer within TIMEOUT_MS"):
-        kv.get("k")
-    sleeper.join()
+    with socket.create_connection(("127.0.0.1", own_redis.port)) as sleeper:
+        # Redis runs one command at a time: DEBUG SLEEP holds every other client
+        sleeper.sendall(b"*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n$1\r\n1\r\n")
+        time.sleep(0.2)  # let Redis take it up before the Get arrives
+        with pytest.raises(
+            GuestError, match=r"Get: Redis at '.*' failed: no answer within TIMEOUT_MS"
+        ):
+            kv.get("k")
+        assert sleeper.recv(16) == b"+OK\r\n"  # Redis is awake again
     assert kv.get("k").value == "v"
 
 
@@ -353,3 +354,30 @@ bindings:
         except subprocess.TimeoutExpired:
             process.kill()
     assert process.returncode == 0, log.read_text()
+
+
+def test_rebind_and_unbind_close_the_old_pools_connections(
+    host: Host, bind: Bind, redis_server: Server
+) -> None:
+    admin = redis.Redis(port=redis_server.port)
+
+    def connections(db: int, settled: int | None = None) -> int:
+        """Clients on that db; with `settled`, once Redis has seen the closes (or 5 s)."""
+        for _ in range(500):
+            count = len([c for c in admin.client_list() if c["db"] == str(db)])
+            if settled is None or count == settled:
+                break
+            time.sleep(0.01)
+        return count
+
+    kv = bind({"URL": redis_url(redis_server, 10), "POOL_SIZE": "3"})
+    threads = [threading.Thread(target=kv.add, args=("n", 1)) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 1 <= connections(10) <= 3
+    host.set_binding(kv.actor, KV, values={"URL": redis_url(redis_server, 11)})
+    assert connections(10, settled=0) == 0 and connections(11) == 1
+    assert host.remove_binding(kv.actor, KV) is True
+    assert connections(11, settled=0) == 0
