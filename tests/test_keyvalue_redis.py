@@ -101,12 +101,21 @@ def test_an_unreachable_server_is_refused_at_bind(bind: Bind) -> None:
         bind({"URL": f"redis://127.0.0.1:{port}"})
 
 
-def test_the_password_never_appears_in_a_message(bind: Bind) -> None:
+@pytest.mark.parametrize(
+    ("auth", "shown"),
+    [("alice:s3cret@", "alice:***@"), (":s3cret@", ":***@"), ("alice@", "alice@")],
+)
+def test_the_password_never_appears_in_a_message(bind: Bind, auth: str, shown: str) -> None:
     port = free_port()
     with pytest.raises(BindingError) as refused:
-        bind({"URL": f"redis://alice:s3cret@127.0.0.1:{port}/0"})
-    assert f"redis://alice:***@127.0.0.1:{port}/0" in str(refused.value)
+        bind({"URL": f"redis://{auth}127.0.0.1:{port}/0"})
+    assert f"URL 'redis://{shown}127.0.0.1:{port}/0'" in str(refused.value)
     assert "s3cret" not in str(refused.value)
+
+
+def test_a_user_without_a_password_sends_no_auth(bind: Bind, redis_server: Server) -> None:
+    kv = bind({"URL": f"redis://nobody@127.0.0.1:{redis_server.port}/0"})
+    assert kv.set("who", "default user").value == "default user"
 
 
 @pytest.mark.parametrize(

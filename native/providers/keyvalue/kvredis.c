@@ -202,9 +202,9 @@ static const char *parse_url(kv_redis *r, const char *url) {
                 free(r->password);
                 r->password = NULL;
             }
-        } else if (auth_end > rest) { /* redis://secret@host: a bare password, as redis-py */
-            r->password = pct_decode(rest, (size_t)(auth_end - rest));
-            if (!r->password) return "the password has a bad %-escape or a NUL byte";
+        } else if (auth_end > rest) { /* redis://user@host: a user and no password, no AUTH */
+            r->user = pct_decode(rest, (size_t)(auth_end - rest));
+            if (!r->user) return "the user has a bad %-escape or a NUL byte";
         }
         hp = auth_end + 1;
     }
@@ -252,9 +252,8 @@ static char *mask_url(const char *url) {
         if (*s == '@') at = s;
     if (!at) return strdup(url);
     const char *colon = memchr(rest, ':', (size_t)(at - rest));
-    const char *secret = colon ? colon + 1 : rest;
-    if (secret == at) return strdup(url);
-    return format("%.*s***%s", (int)(secret - url), url, at);
+    if (!colon || colon + 1 == at) return strdup(url); /* no password */
+    return format("%.*s***%s", (int)(colon + 1 - url), url, at);
 }
 
 /* ---- connections -------------------------------------------------------- */
