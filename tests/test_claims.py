@@ -1072,7 +1072,7 @@ def test_hostile_section_layout_is_a_module_error(unsigned: bytes, tail: bytes) 
         (b'{"exp": NaN}', "NaN is not a JSON number"),
         (b'{"exp": 1e999}', "too large for a float"),
         (b'{"iss": 1, "iss": 2}', "the key 'iss' appears twice"),
-        (b"{", "not JSON: "),
+        (b"{", "line 1, column 2: not valid JSON: "),
     ],
     ids=["deep", "deep-17", "digits", "nan", "float", "duplicate", "truncated"],
 )

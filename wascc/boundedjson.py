@@ -110,4 +110,6 @@ def loads(
     except _Refused as exc:
         raise error(f"{what}: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise error(f"{what}: not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
+        raise error(
+            f"{what}: line {exc.lineno}, column {exc.colno}: not valid JSON: {exc.msg}"
+        ) from exc

@@ -64,7 +64,7 @@ def _import_factory(spec: str) -> Factory:
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except (ImportError, ValueError, TypeError) as exc:  # also "", ".x", names with NUL
         raise ProviderError(f"{spec}: cannot import {module_name}: {exc}") from exc
     if attr:
         target: Any = module
@@ -97,9 +97,13 @@ def check_spec(spec: str, factories: Mapping[str, Factory]) -> str:
             raise ProviderError(f"{spec}: no such provider file")
         if path.suffix == ".wasm":
             return f"portable provider {path.name}"
-        with path.open("rb") as f:
-            if f.read(4) not in _MAGIC:
-                raise ProviderError(f"{spec}: is not a shared object (.so / .dylib)")
+        try:
+            with path.open("rb") as f:
+                head = f.read(4)
+        except OSError as exc:
+            raise ProviderError(f"{spec}: cannot read it: {exc.strerror or exc}") from exc
+        if head not in _MAGIC:
+            raise ProviderError(f"{spec}: is not a shared object (.so / .dylib)")
         return f"native provider {path.name}"
     if _factory_for(spec, factories) is not None:
         return f"installed provider {spec}"
