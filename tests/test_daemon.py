@@ -340,6 +340,8 @@ def test_wascc_ctl_manages_a_running_host(
         ),
         ("capabilities:\n  - path: ./notalib.so", "notalib.so: is not a shared object"),
         ("capabilities:\n  - path: no.such.module:Provider", "cannot import no.such.module"),
+        ("capabilities:\n  - path: .relative.module", "cannot import .relative.module"),
+        ("capabilities:\n  - path: ./" + "x" * 5000 + ".so", "cannot use this path"),
         ("bindings:\n  - actor: MZZZ\n    capability: wascc:x", "not an actor's public key"),
     ],
 )

@@ -307,3 +307,12 @@ def test_nesting_and_numbers_at_the_limits_are_read(site: Path) -> None:
 def test_a_utf8_byte_order_mark_is_allowed(site: Path) -> None:
     (site / "m.json").write_bytes(b'\xef\xbb\xbf{"labels": {"a": "b"}}')
     assert load_manifest(site / "m.json").labels == {"a": "b"}
+
+
+@pytest.mark.parametrize("name", ["x" * 5000 + ".wasm", "a/" * 3000 + "b.wasm"])
+def test_actor_path_the_system_cannot_use_is_a_manifest_error(site: Path, name: str) -> None:
+    """Found by the manifest fuzz target: ENAMETOOLONG escaped from Path.is_file()."""
+    (site / "m.yaml").write_text(f"actors: [{name}]\n")
+    with pytest.raises(ManifestError, match=r"actors\[0\]: (cannot use|no such file)") as info:
+        load_manifest(site / "m.yaml")
+    assert len(str(info.value)) < 400

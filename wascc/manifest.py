@@ -475,6 +475,13 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
+def _reason(exc: OSError | ValueError) -> str:
+    """Why a path cannot be used, without repeating the (maybe huge) path."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)[:80]
+
+
 def _check(data: Any, source: str, base_dir: Path) -> Manifest:
     c = _Checker(source)
     top = c.mapping(data, "top level", _TOP_LEVEL)
@@ -484,9 +491,14 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
         where = f"actors[{i}]"
         path = Path(c.text(item, where))
         full = path if path.is_absolute() else (base_dir / path)
-        if not full.is_file():
+        try:
+            found = full.is_file()
+            resolved = full.resolve()
+        except (OSError, ValueError) as exc:  # a name too long, a loop, ...
+            raise c.fail(where, f"cannot use {_show(str(full))}: {_reason(exc)}") from exc
+        if not found:
             raise c.fail(where, f"no such file: {full}")
-        actors.append(full.resolve())
+        actors.append(resolved)
     capabilities: list[CapabilitySpec] = []
     seen: set[tuple[str, str]] = set()
     for i, item in enumerate(c.items(top.get("capabilities"), "capabilities")):
@@ -502,7 +514,7 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
         try:
             anchored = _anchor(spec_path, base_dir)
         except (OSError, ValueError) as exc:
-            raise c.fail(f"{where}.path", f"not a usable path: {exc}") from exc
+            raise c.fail(f"{where}.path", f"cannot use {_show(spec_path)}: {_reason(exc)}") from exc
         capabilities.append(CapabilitySpec(anchored, binding))
     bindings: list[BindingSpec] = []
     keys: set[tuple[str, str, str]] = set()

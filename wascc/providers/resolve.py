@@ -93,7 +93,11 @@ def check_spec(spec: str, factories: Mapping[str, Factory]) -> str:
     """
     if _is_file_spec(spec):
         path = Path(spec)
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except (OSError, ValueError) as exc:  # a name too long, a loop, a NUL
+            raise ProviderError(f"{spec[:80]}: cannot use this path: {exc}") from exc
+        if not found:
             raise ProviderError(f"{spec}: no such provider file")
         if path.suffix == ".wasm":
             return f"portable provider {path.name}"
