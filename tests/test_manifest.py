@@ -245,6 +245,19 @@ BROKEN: dict[tuple[str, str], tuple[bytes, str]] = {
         b"labels: !!python/object/apply:os.system ['true']\n",
         r"line 1, column 9: not valid YAML: .*python/object/apply:os.system",
     ),
+    # Found by the manifest fuzz target: explicit tags hand any text to PyYAML's
+    # constructors, which raised IndexError, ValueError, KeyError, TypeError...
+    ("yaml", "tagged-empty-int"): (
+        b"labels:\n  a: !!int #12'\n",
+        r"line 2, column 6: not valid YAML: '' is not a valid int",
+    ),
+    ("yaml", "tagged-int"): (b"labels:\n  a: !!int 'x'\n", r"'x' is not a valid int"),
+    ("yaml", "tagged-float"): (b"labels:\n  a: !!float 'x'\n", r"'x' is not a valid float"),
+    ("yaml", "tagged-bool"): (b"labels:\n  a: !!bool 'maybe'\n", r"'maybe' is not a valid bool"),
+    ("yaml", "tagged-timestamp"): (
+        b"labels:\n  a: !!timestamp 2001-99-99\n",
+        r"'2001-99-99' is not a valid timestamp",
+    ),
     ("yaml", "infinity"): (b"labels:\n  a: .inf\n", r"'.inf' is not a finite number"),
     ("json", "nan"): (b'{"labels": {"a": NaN}}', r"NaN is not a JSON number"),
     ("toml", "infinity"): (b"[labels]\na = 1e999\n", r"1e999 is not a finite number"),

@@ -44,7 +44,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,12 +268,34 @@ class _BoundedYamlLoader(yaml.SafeLoader):
         return value
 
 
-_BoundedYamlLoader.add_constructor(
-    "tag:yaml.org,2002:int", _BoundedYamlLoader.construct_bounded_int
-)
-_BoundedYamlLoader.add_constructor(
-    "tag:yaml.org,2002:float", _BoundedYamlLoader.construct_finite_float
-)
+def _marked(construct: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A scalar constructor whose failures are YAML errors with their place.
+
+    With an explicit tag (``!!int '12'``, ``!!timestamp x``) PyYAML hands any
+    text to these constructors, which then raise ValueError, IndexError,
+    KeyError, TypeError or AttributeError.
+    """
+
+    def construct_or_refuse(loader: Any, node: Any) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            text = str(node.value)[:40]
+            kind = str(node.tag).rpartition(":")[2]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{text!r} is not a valid {kind}", node.start_mark
+            ) from exc
+
+    return construct_or_refuse
+
+
+for _tag, _construct in (
+    ("int", _BoundedYamlLoader.construct_bounded_int),
+    ("float", _BoundedYamlLoader.construct_finite_float),
+    ("bool", yaml.SafeLoader.construct_yaml_bool),
+    ("timestamp", yaml.SafeLoader.construct_yaml_timestamp),
+):
+    _BoundedYamlLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _marked(_construct))
 
 
 def _load_yaml(text: str, source: str) -> Any:
