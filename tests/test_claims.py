@@ -1100,3 +1100,9 @@ def test_two_jwt_sections_are_malformed(signed: bytes) -> None:
     twice = wasm.append_custom_section(signed, "jwt", _token_of(signed).encode())
     with pytest.raises(MalformedToken, match="more than one"):
         verify_module(twice, label=LABEL)
+
+
+@pytest.mark.parametrize("token", [b"e30.e30.e30", None, 5])
+def test_decode_token_of_something_that_is_not_text_is_malformed(token: Any) -> None:
+    with pytest.raises(MalformedToken, match="a token is text"):
+        decode_token(token)

@@ -292,6 +292,8 @@ class _Token:
 
 def _parse(token: str) -> _Token:
     """Steps 2-4: segments, bounded JSON, the header, and `iss` (an account key)."""
+    if not isinstance(token, str):
+        raise MalformedToken(f"a token is text, not {type(token).__name__}")
     if len(token) > MAX_TOKEN_BYTES:
         raise MalformedToken(f"the token is longer than {MAX_TOKEN_BYTES} bytes ({len(token)})")
     parts = token.strip().split(".")
