@@ -16,7 +16,8 @@ import pytest
 import wasmtime
 from click.testing import CliRunner, Result
 
-from wascc import Host, KeyPair, KeyType
+from wascc import Host, KeyPair, KeyType, wasm
+from wascc.claims import module_hash
 from wascc.cli import main
 from wascc.cli.tools import _jsonable, describe_type
 from wascc.codec import pack
@@ -282,6 +283,67 @@ def test_claims_inspect_expired(tmp_path: Path, sign: Signer) -> None:
     path = tmp_path / "old.wasm"
     path.write_bytes(signed)
     assert "expired" in inspect_json(path)["status"]
+
+
+# ---- hostile claims: one line, never a traceback ----------------------------------
+
+
+def _seg(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _hostile_module(kind: str, account: KeyPair) -> bytes:
+    """The test actor carrying a hostile `jwt` section of the given kind."""
+    bare = build_test_actor()
+    header = _seg(b'{"typ":"jwt","alg":"Ed25519"}')
+    if kind == "deep":  # no key needed
+        body = b"[" * 100_000
+    elif kind == "digits":  # no key needed
+        body = b'{"iat": ' + b"9" * 5000 + b"}"
+    else:  # signed by a real account, one time field out of range
+        field, value = kind.split("=")
+        claims = {
+            "jti": "x",
+            "iat": 1_600_000_000,
+            "iss": account.public_key,
+            "sub": KeyPair.generate(KeyType.MODULE).public_key,
+            "wascap": {"name": "hostile", "hash": module_hash(bare), "prov": False},
+            field: int(value),
+        }
+        body = json.dumps(claims).encode()
+    first = f"{header}.{_seg(body)}"
+    token = f"{first}.{_seg(account.sign(first.encode()))}"
+    return wasm.append_custom_section(bare, "jwt", token.encode())
+
+
+HOSTILE = ["deep", "digits", f"nbf={10**20}", f"exp={-(2**63)}", f"iat={10**20}", f"exp={2**63}"]
+
+
+@pytest.fixture(params=HOSTILE)
+def hostile(request: pytest.FixtureRequest, tmp_path: Path, account: KeyPair) -> Path:
+    path = tmp_path / "hostile.wasm"
+    path.write_bytes(_hostile_module(request.param, account))
+    return path
+
+
+def test_claims_inspect_of_hostile_claims_is_one_line(hostile: Path) -> None:
+    result = run("claims", "inspect", str(hostile))
+    error(result, str(hostile), "claim")
+    assert "Traceback" not in result.output
+
+
+def test_call_of_hostile_claims_is_one_line(hostile: Path) -> None:
+    result = run("call", str(hostile), "Echo", "--raw", "-d", "x")
+    error(result, "hostile.wasm", "claim")
+    assert "Traceback" not in result.output
+
+
+def test_inspect_of_hostile_claims_describes_the_module_as_invalid(hostile: Path) -> None:
+    result = ok(run("inspect", str(hostile)))
+    assert "INVALID: " in result.stdout
+    assert result.stdout.rstrip().endswith("waPC actor: valid")
+    info = json.loads(ok(run("inspect", "--json", str(hostile))).stdout)
+    assert info["claims_status"].startswith("INVALID: ")
 
 
 # ---- inspect ------------------------------------------------------------------

@@ -345,6 +345,8 @@ def test_wascc_ctl_manages_a_running_host(
         ),
         ("capabilities:\n  - path: ./notalib.so", "notalib.so: is not a shared object"),
         ("capabilities:\n  - path: no.such.module:Provider", "cannot import no.such.module"),
+        ("capabilities:\n  - path: .relative.module", "cannot import .relative.module"),
+        ("capabilities:\n  - path: ./" + "x" * 5000 + ".so", "cannot use this path"),
         ("bindings:\n  - actor: MZZZ\n    capability: wascc:x", "not an actor's public key"),
     ],
 )
@@ -739,3 +741,117 @@ def test_a_failed_ctl_rebind_keeps_the_working_listener(up: Starter, tmp_path: P
     assert status(moved) == 200
     with socket.socket() as s, pytest.raises(ConnectionRefusedError):
         s.connect(("127.0.0.1", port))
+
+
+# One daemon per format; each broken kind is written in turn, then SIGHUP.
+BROKEN_ON_SIGHUP: dict[str, list[bytes]] = {
+    "yaml": [
+        b"labels:\n  a: \xff\xfe\n",  # not UTF-8
+        b"1: a\n",  # a key that is not a string
+        b"labels:\n  a: " + b"9" * 5000 + b"\n",  # past Python's int-string limit
+        b"labels: " + b"[" * 100_000 + b"]" * 100_000 + b"\n",  # deep nesting
+        b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+        b"e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+        b"labels: *f\n",  # an alias bomb
+    ],
+    "json": [
+        b'{"labels": {"a": "\xff"}}',
+        b'{"labels": {"a": ' + b"9" * 5000 + b"}}",
+        b'{"labels": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"labels": {"a": NaN}}',
+    ],
+    "toml": [
+        b'[labels]\na = "\xff"\n',
+        b"[labels]\na = " + b"9" * 5000 + b"\n",
+        b"labels = " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        b"a" + b".a" * 100_000 + b" = 1\n",  # tomllib's memory grows with parts squared
+    ],
+}
+
+
+def _http_manifest(fmt: str, actor: Path, key: str, port: int) -> str:
+    values = {"PORT": str(port), "ADDRESS": "127.0.0.1"}
+    if fmt == "json":
+        return json.dumps(
+            {
+                "actors": [str(actor)],
+                "capabilities": [{"path": "wascc:http_server"}],
+                "bindings": [{"actor": key, "capability": "wascc:http_server", "values": values}],
+            }
+        )
+    if fmt == "toml":
+        return (
+            f'actors = ["{actor}"]\n[[capabilities]]\npath = "wascc:http_server"\n'
+            f'[[bindings]]\nactor = "{key}"\ncapability = "wascc:http_server"\n'
+            f'[bindings.values]\nPORT = "{port}"\nADDRESS = "127.0.0.1"\n'
+        )
+    return (
+        f"actors: [{actor}]\ncapabilities:\n  - path: wascc:http_server\n"
+        f"bindings:\n  - actor: {key}\n    capability: wascc:http_server\n"
+        f"    values: {{PORT: '{port}', ADDRESS: 127.0.0.1}}\n"
+    )
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("fmt", sorted(BROKEN_ON_SIGHUP))
+def test_each_broken_manifest_on_sighup_keeps_the_daemon_serving_http(
+    up: Starter, tmp_path: Path, sign: Signer, fmt: str
+) -> None:
+    from wascc.demo import BUNDLE
+
+    signed, module = sign((BUNDLE / "echo.wasm").read_bytes(), caps=["wascc:http_server"])
+    actor = tmp_path / "echo_s.wasm"
+    actor.write_bytes(signed)
+    port = free_port_pair()
+    manifest = tmp_path / f"host.{fmt}"
+    good = _http_manifest(fmt, actor, module.public_key, port)
+    manifest.write_text(good)
+    host = up("--manifest", str(manifest))
+    wait_for(lambda: "PORT" in str(host.inventory()["bindings"]), "the HTTP binding")
+    assert _get(port, "/before")[0] == 200
+    for i, broken in enumerate(BROKEN_ON_SIGHUP[fmt], start=1):
+        manifest.write_bytes(broken)
+        host.signal(signal.SIGHUP)
+        wait_for(
+            lambda i=i: (
+                host.output().count("reload refused") == i or host.process.poll() is not None
+            ),
+            f"refusal {i}",
+        )
+        assert host.process.poll() is None, host.output()
+        status, body = _get(port, f"/after-{i}")
+        assert status == 200 and f"/after-{i}".encode() in body
+        assert "Traceback" not in host.output()
+    assert "reloaded" not in host.output()
+    refusals = [line for line in host.output().splitlines() if "reload refused" in line]
+    assert all("keeping the running configuration" in line for line in refusals)
+    assert all(str(manifest) in line for line in refusals)
+    manifest.write_text(good)
+    host.signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in host.output(), "the good manifest")
+    assert _get(port, "/good-again")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("fmt", "index"),
+    [(fmt, i) for fmt, kinds in sorted(BROKEN_ON_SIGHUP.items()) for i in range(len(kinds))],
+)
+def test_each_broken_manifest_at_start_is_one_line(tmp_path: Path, fmt: str, index: int) -> None:
+    manifest = tmp_path / f"host.{fmt}"
+    manifest.write_bytes(BROKEN_ON_SIGHUP[fmt][index])
+    result = CliRunner().invoke(main, ["up", "--manifest", str(manifest)], catch_exceptions=False)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {manifest}: "), lines

@@ -7,6 +7,35 @@ the module (subject, a module key), its hash and what it may do.
 
 The JWT is written by hand: its algorithm name ``Ed25519`` is waSCC's own
 (JOSE says ``EdDSA``), so general JWT libraries refuse it.
+
+The token is untrusted input until its issuer is known to be trusted and its
+signature verifies, so :func:`verify_module` works in this order, and each
+step only reads what the steps before it have vouched for:
+
+1. the module's sections are read (bounded: :mod:`wascc.wasm`) and exactly
+   one claims section (`jwt` or `wasmcloud_jwt`) is taken, as UTF-8, of at
+   most ``MAX_TOKEN_BYTES``;
+2. the token splits into three base64url segments;
+3. the header and the claims are parsed by one bounded JSON loader
+   (:func:`wascc.boundedjson.loads`: size, depth at most ``MAX_JSON_DEPTH``,
+   integers of at most 64 digits, no NaN/Infinity, no repeated keys): this is
+   the only work done on an unverified body; the header must be exactly
+   Ed25519/jwt;
+4. of the claims only ``iss`` is read: it must be an account public key;
+5. when a trusted list is given, ``iss`` must be on it (UntrustedIssuer);
+6. the signature must verify against ``iss`` (InvalidSignature);
+7. only now are the claims interpreted: every field's type and range (each
+   refusal a MalformedToken naming the field; times are whole seconds from 0
+   to ``MAX_TIME``, year 9999, so every later time conversion is safe), the
+   subject is a module key;
+8. the hash matches the module (HashMismatch);
+9. the time window: ``nbf`` <= now < ``exp`` (TokenNotYetValid, TokenExpired).
+
+So an untrusted or unverifiable token is refused before its hash, time
+window, capabilities or any other claim is looked at.  :func:`extract_claims`
+(for tools that show a module's claims) runs steps 1-4 and 7 without
+trusting anything.  Every failure is a :class:`~wascc.errors.ClaimsError`
+(or a :class:`~wascc.errors.ModuleError` for bytes that are not wasm).
 """
 
 from __future__ import annotations
@@ -15,13 +44,14 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wascc import keys, wasm
+from wascc import boundedjson, keys, wasm
 from wascc.errors import (
     HashMismatch,
     InvalidSignature,
@@ -36,10 +66,13 @@ from wascc.errors import (
 from wascc.keys import KeyPair, KeyType
 
 __all__ = [
+    "MAX_TIME",
+    "MAX_TOKEN_BYTES",
     "Claims",
     "decode_token",
     "encode_token",
     "extract_claims",
+    "format_time",
     "module_hash",
     "sign_module",
     "verify_module",
@@ -48,6 +81,17 @@ __all__ = [
 SECTION = "jwt"
 LEGACY_SECTIONS = frozenset({"jwt", "wasmcloud_jwt"})
 HEADER = {"typ": "jwt", "alg": "Ed25519"}
+
+MAX_TOKEN_BYTES = 256 * 1024
+"""A claims token longer than this is refused unread (real ones are a few KiB)."""
+MAX_JSON_DEPTH = 16
+"""Deepest nesting of a header or claims object (wascap's own is 3)."""
+MAX_TIME = 253_402_300_799
+"""`iat`, `nbf` and `exp` are whole seconds from 0 to 9999-12-31T23:59:59Z."""
+MAX_REV = 2**64 - 1
+"""`wascap.rev` is an unsigned 64-bit integer, as in wascap."""
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -99,62 +143,114 @@ class Claims:
 
     @classmethod
     def from_json(cls, body: Any) -> Claims:
-        """Read the token's claims object, refusing wrong shapes."""
+        """Read the token's claims object, refusing wrong types and out-of-range values.
+
+        Each refusal is a MalformedToken naming the field (``wascap.rev``...).
+        """
         if not isinstance(body, dict):
-            raise MalformedToken("the token's claims are not a JSON object")
+            raise MalformedToken(f"the token's claims are {_kind(body)}, not a JSON object")
         meta = body.get("wascap")
         if not isinstance(meta, dict):
-            raise MalformedToken("the token has no `wascap` claims (not an actor token)")
-        try:
-            return cls(
-                issuer=_str(body, "iss"),
-                subject=_str(body, "sub"),
-                name=_str(meta, "name", ""),
-                module_hash=_str(meta, "hash", ""),
-                caps=tuple(_strs(meta, "caps")),
-                tags=tuple(_strs(meta, "tags")),
-                rev=_opt_int(meta, "rev"),
-                ver=_opt_str(meta, "ver"),
-                provider=bool(meta.get("prov", False)),
-                issued_at=_opt_int(body, "iat") or 0,
-                expires=_opt_int(body, "exp"),
-                not_before=_opt_int(body, "nbf"),
-                id=_str(body, "jti", ""),
+            raise MalformedToken(
+                "the token has no `wascap` object (not an actor token)"
+                if meta is None
+                else f"the claim `wascap` must be an object, not {_kind(meta)}"
             )
-        except (TypeError, ValueError) as exc:
-            raise MalformedToken(f"the token's claims are malformed: {exc}") from exc
+        return cls(
+            issuer=_str(body, "iss"),
+            subject=_str(body, "sub"),
+            name=_str(meta, "name", "wascap.", default=""),
+            module_hash=_str(meta, "hash", "wascap.", default=""),
+            caps=_strs(meta, "caps", "wascap."),
+            tags=_strs(meta, "tags", "wascap."),
+            rev=_int(meta, "rev", 0, MAX_REV, "wascap."),
+            ver=_opt_str(meta, "ver", "wascap."),
+            provider=_bool(meta, "prov", "wascap."),
+            issued_at=_int(body, "iat", 0, MAX_TIME) or 0,
+            expires=_int(body, "exp", 0, MAX_TIME),
+            not_before=_int(body, "nbf", 0, MAX_TIME),
+            id=_str(body, "jti", default=""),
+        )
 
 
-def _str(obj: dict[str, Any], key: str, default: str | None = None) -> str:
-    value = obj.get(key, default)
-    if not isinstance(value, str):
-        raise ValueError(f"`{key}` must be a string")
-    return value
-
-
-def _opt_str(obj: dict[str, Any], key: str) -> str | None:
-    value = obj.get(key)
+def _kind(value: Any) -> str:
+    """A JSON value's type in words, for messages."""
     if value is None:
-        return None
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _str(obj: dict[str, Any], key: str, prefix: str = "", *, default: str | None = None) -> str:
+    value = obj.get(key, default)
+    if value is None:
+        raise MalformedToken(f"the token has no claim `{prefix}{key}`")
     if not isinstance(value, str):
-        raise ValueError(f"`{key}` must be a string")
+        raise MalformedToken(f"the claim `{prefix}{key}` must be a string, not {_kind(value)}")
     return value
 
 
-def _opt_int(obj: dict[str, Any], key: str) -> int | None:
+def _opt_str(obj: dict[str, Any], key: str, prefix: str = "") -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise MalformedToken(f"the claim `{prefix}{key}` must be a string, not {_kind(value)}")
+    return value
+
+
+def _bool(obj: dict[str, Any], key: str, prefix: str = "") -> bool:
+    value = obj.get(key, False)
+    if not isinstance(value, bool):
+        raise MalformedToken(f"the claim `{prefix}{key}` must be true or false, not {_kind(value)}")
+    return value
+
+
+def _int(obj: dict[str, Any], key: str, low: int, high: int, prefix: str = "") -> int | None:
     value = obj.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"`{key}` must be an integer")
+        raise MalformedToken(
+            f"the claim `{prefix}{key}` must be a whole number, not {_kind(value)}"
+        )
+    if not low <= value <= high:
+        shown = str(value) if len(str(value)) <= 24 else f"{str(value)[:20]}..."
+        raise MalformedToken(f"the claim `{prefix}{key}` must be from {low} to {high}, not {shown}")
     return value
 
 
-def _strs(obj: dict[str, Any], key: str) -> list[str]:
-    value = obj.get(key) or []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"`{key}` must be a list of strings")
-    return value
+def _strs(obj: dict[str, Any], key: str, prefix: str = "") -> tuple[str, ...]:
+    value = obj.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise MalformedToken(
+            f"the claim `{prefix}{key}` must be an array of strings, not {_kind(value)}"
+        )
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise MalformedToken(
+                f"the claim `{prefix}{key}[{i}]` must be a string, not {_kind(item)}"
+            )
+    return tuple(value)
+
+
+def format_time(epoch: int | None) -> str:
+    """Seconds since the epoch as UTC text; never raises (``never`` for None)."""
+    if epoch is None:
+        return "never"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch} (out of range)"
 
 
 def _b64(data: bytes) -> str:
@@ -162,6 +258,8 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str, what: str) -> bytes:
+    if not _SEGMENT.fullmatch(text) or len(text) % 4 == 1:
+        raise MalformedToken(f"the token's {what} is not base64url")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
@@ -170,6 +268,65 @@ def _unb64(text: str, what: str) -> bytes:
 
 def _canonical(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _json(segment: str, what: str) -> Any:
+    return boundedjson.loads(
+        _unb64(segment, what),
+        what=f"the token's {what}",
+        error=MalformedToken,
+        max_bytes=MAX_TOKEN_BYTES,
+        max_depth=MAX_JSON_DEPTH,
+    )
+
+
+@dataclass(frozen=True)
+class _Token:
+    """A token split and parsed, nothing in its claims interpreted yet."""
+
+    body: dict[str, Any]
+    issuer: str
+    signing_input: bytes
+    signature: str
+
+
+def _parse(token: str) -> _Token:
+    """Steps 2-4: segments, bounded JSON, the header, and `iss` (an account key)."""
+    if not isinstance(token, str):
+        raise MalformedToken(f"a token is text, not {type(token).__name__}")
+    if len(token) > MAX_TOKEN_BYTES:
+        raise MalformedToken(f"the token is longer than {MAX_TOKEN_BYTES} bytes ({len(token)})")
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        raise MalformedToken(f"a JWT has 3 segments, this one has {len(parts)}")
+    header = _json(parts[0], "header")
+    if (
+        not isinstance(header, dict)
+        or header.get("alg") != "Ed25519"
+        or not isinstance(header.get("typ"), str)
+        or header["typ"].lower() != "jwt"
+    ):
+        shown = repr(header)
+        shown = shown if len(shown) <= 80 else f"{shown[:80]}..."
+        raise MalformedToken(f"unknown token header {shown} (expected {HEADER})")
+    body = _json(parts[1], "claims")
+    if not isinstance(body, dict):
+        raise MalformedToken(f"the token's claims are {_kind(body)}, not a JSON object")
+    issuer = _str(body, "iss")
+    try:
+        keys.decode_public_key(issuer, KeyType.ACCOUNT)
+    except KeyFormatError as exc:
+        raise MalformedToken(f"the token's issuer is not an account key: {exc}") from exc
+    return _Token(body, issuer, f"{parts[0]}.{parts[1]}".encode(), parts[2])
+
+
+def _check_issuer(parsed: _Token, trusted_issuers: Iterable[str] | None) -> None:
+    """Steps 5-6: the issuer is trusted (when a list is given) and signed the token."""
+    if trusted_issuers is not None and parsed.issuer not in set(trusted_issuers):
+        raise UntrustedIssuer(f"issuer {parsed.issuer} is not trusted by this host")
+    signature = _unb64(parsed.signature, "signature")
+    if not keys.verify(parsed.issuer, parsed.signing_input, signature):
+        raise InvalidSignature(f"the signature does not verify against issuer {parsed.issuer}")
 
 
 def encode_token(claims: Claims, issuer: KeyPair) -> str:
@@ -182,33 +339,21 @@ def encode_token(claims: Claims, issuer: KeyPair) -> str:
     return f"{signing_input}.{_b64(issuer.sign(signing_input.encode()))}"
 
 
-def decode_token(token: str, *, verify_signature: bool = True) -> Claims:
-    """Parse a token and (by default) check its signature by its issuer."""
-    parts = token.strip().split(".")
-    if len(parts) != 3:
-        raise MalformedToken(f"a JWT has 3 segments, this one has {len(parts)}")
-    try:
-        header = json.loads(_unb64(parts[0], "header"))
-        body = json.loads(_unb64(parts[1], "claims"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedToken(f"the token is not JSON: {exc}") from exc
-    if (
-        not isinstance(header, dict)
-        or header.get("alg") != "Ed25519"
-        or str(header.get("typ", "")).lower() != "jwt"
-    ):
-        raise MalformedToken(f"unknown token header {header!r} (expected {HEADER})")
-    claims = Claims.from_json(body)
+def decode_token(
+    token: str,
+    *,
+    verify_signature: bool = True,
+    trusted_issuers: Iterable[str] | None = None,
+) -> Claims:
+    """Parse a token and (by default) check its issuer before reading its claims.
+
+    With ``verify_signature`` the issuer must be on ``trusted_issuers`` (when
+    given) and must have signed the token; only then are the claims read.
+    """
+    parsed = _parse(token)
     if verify_signature:
-        try:
-            keys.decode_public_key(claims.issuer, KeyType.ACCOUNT)
-        except KeyFormatError as exc:
-            raise MalformedToken(f"the token's issuer is not an account key: {exc}") from exc
-        signature = _unb64(parts[2], "signature")
-        signing_input = f"{parts[0]}.{parts[1]}".encode()
-        if not keys.verify(claims.issuer, signing_input, signature):
-            raise InvalidSignature(f"the signature does not verify against issuer {claims.issuer}")
-    return claims
+        _check_issuer(parsed, trusted_issuers)
+    return Claims.from_json(parsed.body)
 
 
 def module_hash(module: bytes) -> str:
@@ -253,12 +398,14 @@ def sign_module(
         expires=expires,
         not_before=not_before,
     )
+    # What verification would refuse is refused here, before anything is signed.
+    Claims.from_json(json.loads(_canonical(claims.to_json())))
     token = encode_token(claims, issuer)
     return wasm.append_custom_section(stripped, SECTION, token.encode())
 
 
-def extract_claims(module: bytes) -> tuple[Claims, str] | None:
-    """The claims and raw token of a module, unverified; None if unsigned."""
+def _token_of(module: bytes) -> str | None:
+    """Step 1: the one claims section of the module as text, or None if unsigned."""
     tokens: list[bytes] = []
     for section in wasm.sections(module):
         if section.custom_name in LEGACY_SECTIONS:
@@ -267,10 +414,21 @@ def extract_claims(module: bytes) -> tuple[Claims, str] | None:
         return None
     if len(tokens) > 1:
         raise MalformedToken("the module carries more than one claims section")
+    if len(tokens[0]) > MAX_TOKEN_BYTES:
+        raise MalformedToken(
+            f"the claims section is longer than {MAX_TOKEN_BYTES} bytes ({len(tokens[0])})"
+        )
     try:
-        token = tokens[0].decode("utf-8")
+        return tokens[0].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedToken("the claims section is not UTF-8") from exc
+
+
+def extract_claims(module: bytes) -> tuple[Claims, str] | None:
+    """The claims and raw token of a module, unverified; None if unsigned."""
+    token = _token_of(module)
+    if token is None:
+        return None
     return decode_token(token, verify_signature=False), token
 
 
@@ -283,27 +441,39 @@ def verify_module(
 ) -> Claims:
     """Check a module's claims and return them; each refusal is its own error.
 
-    Checks, in order: a claims section exists, the token parses, its
-    signature verifies against `iss`, the hash matches the module, the time
-    window (`nbf` <= now < `exp`), and `iss` is trusted (when a list is given).
+    The order (see the module docstring): one claims section, a readable
+    token, an account issuer, trusted (when ``trusted_issuers`` is given),
+    a valid signature; then the claims' fields, the hash, the time window.
     ``label`` names the module in messages (a file name, say).
     """
     try:
-        found = extract_claims(module)
+        token = _token_of(module)
+        if token is None:
+            raise MissingClaims(f"{label} is not signed (it has no `jwt` section)")
+        parsed = _parse(token)
+    except MissingClaims:
+        raise
     except ModuleError as exc:
         raise ModuleError(f"{label}: {exc}") from exc
     except MalformedToken as exc:
         raise MalformedToken(f"{label}: {exc}") from exc
-    if found is None:
-        raise MissingClaims(f"{label} is not signed (it has no `jwt` section)")
-    claims, token = found
-    who = f"{label} ({claims.name or '?'}, {claims.subject})"
     try:
-        decode_token(token)
+        _check_issuer(parsed, trusted_issuers)
+    except UntrustedIssuer as exc:
+        raise UntrustedIssuer(f"{label}: {exc}") from exc
     except InvalidSignature as exc:
-        raise InvalidSignature(f"{who}: {exc}") from exc
+        raise InvalidSignature(f"{label}: {exc}") from exc
     except MalformedToken as exc:
-        raise MalformedToken(f"{who}: {exc}") from exc
+        raise MalformedToken(f"{label}: {exc}") from exc
+    # Trusted and signed: from here on the claims are interpreted.
+    try:
+        claims = Claims.from_json(parsed.body)
+        keys.decode_public_key(claims.subject, KeyType.MODULE)
+    except KeyFormatError as exc:
+        raise MalformedToken(f"{label}: the subject is not a module key: {exc}") from exc
+    except MalformedToken as exc:
+        raise MalformedToken(f"{label}: {exc}") from exc
+    who = f"{label} ({claims.name or '?'}, {claims.subject})"
     actual = module_hash(module)
     if claims.module_hash != actual:
         raise HashMismatch(
@@ -312,19 +482,9 @@ def verify_module(
         )
     moment = time.time() if now is None else now
     if claims.expires is not None and moment >= claims.expires:
-        raise TokenExpired(f"{who}: the claims expired at {_when(claims.expires)}")
+        raise TokenExpired(f"{who}: the claims expired at {format_time(claims.expires)}")
     if claims.not_before is not None and moment < claims.not_before:
-        raise TokenNotYetValid(f"{who}: the claims are not valid before {_when(claims.not_before)}")
-    if trusted_issuers is not None:
-        trusted = set(trusted_issuers)
-        if claims.issuer not in trusted:
-            raise UntrustedIssuer(f"{who}: issuer {claims.issuer} is not trusted by this host")
-    try:
-        keys.decode_public_key(claims.subject, KeyType.MODULE)
-    except KeyFormatError as exc:
-        raise MalformedToken(f"{who}: the subject is not a module key: {exc}") from exc
+        raise TokenNotYetValid(
+            f"{who}: the claims are not valid before {format_time(claims.not_before)}"
+        )
     return claims
-
-
-def _when(epoch: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))

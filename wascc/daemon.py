@@ -44,9 +44,9 @@ from typing import Any
 
 from wascc.actor import ActorSettings
 from wascc.control import ControlServer, b64, inventory, unb64
-from wascc.errors import NotFound, WasccError
+from wascc.errors import ManifestError, NotFound, WasccError
 from wascc.host import Host
-from wascc.manifest import BindingSpec, CapabilitySpec, Manifest, ManifestError, load_manifest
+from wascc.manifest import BindingSpec, CapabilitySpec, Manifest, load_manifest
 from wascc.notify import notify
 from wascc.plugins import Plugins
 from wascc.providers.resolve import check_spec, resolve_provider
@@ -81,7 +81,10 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
 
 
 class Daemon:
@@ -105,9 +108,24 @@ class Daemon:
     # ---- lifecycle -------------------------------------------------------------
 
     def _read_manifest(self) -> Manifest | None:
+        """Read and check the manifest file (None without one); a refusal is a ManifestError."""
         if self.options.manifest is None:
             return None
         return load_manifest(self.options.manifest, expand=self.options.expand_env)
+
+    @staticmethod
+    def _check_capabilities(manifest: Manifest) -> None:
+        """Every capability names a provider that exists, before anything starts."""
+        if not manifest.capabilities:
+            return
+        plugins = Plugins()
+        plugins.load_entry_points()
+        factories = plugins.provider_factories()
+        for spec in manifest.capabilities:
+            try:
+                check_spec(spec.path, factories)
+            except WasccError as exc:
+                raise ManifestError(f"{manifest.source}: capabilities: {exc}") from exc
 
     @property
     def labels(self) -> dict[str, str]:
@@ -117,14 +135,7 @@ class Daemon:
         """Start the host and everything asked for; on any failure nothing is left running."""
         opts = self.options
         if self.manifest is not None:
-            plugins = Plugins()
-            plugins.load_entry_points()
-            factories = plugins.provider_factories()
-            for spec in self.manifest.capabilities:
-                try:
-                    check_spec(spec.path, factories)
-                except WasccError as exc:
-                    raise ManifestError(f"{self.manifest.source}: capabilities: {exc}") from exc
+            self._check_capabilities(self.manifest)
         if not opts.trusted_issuers:
             log.warning("no --trusted-issuer given: actors signed by any account are accepted")
         if opts.allow_unsigned:
@@ -156,11 +167,20 @@ class Daemon:
         return self.host
 
     def reload(self) -> None:
-        """SIGHUP: re-read the manifest, apply what changed, rescan the directories."""
+        """SIGHUP: re-read the manifest, apply what changed, rescan the directories.
+
+        A manifest that cannot be read or checked (any WasccError) is refused
+        as a whole: the running configuration stays, the directories are
+        still rescanned, and no "reloaded" line is logged.
+        """
         notify("RELOADING=1")
+        refused: WasccError | None = None
         try:
             manifest = self._read_manifest()
-        except ManifestError as exc:
+            if manifest is not None:
+                self._check_capabilities(manifest)
+        except WasccError as exc:
+            refused = exc
             log.error("reload refused, keeping the running configuration: %s", exc)
         else:
             if manifest is not None:
@@ -173,8 +193,11 @@ class Daemon:
         if self._actor_watcher is not None:
             self._actor_watcher.scan()
         self.reconcile_bindings()
-        log.info("reloaded")
-        notify("READY=1")
+        if refused is None:
+            log.info("reloaded")
+            notify("READY=1")
+        else:
+            notify("READY=1", f"STATUS=reload refused: {str(refused)[:200]}")
 
     def stop(self) -> None:
         """Graceful stop: refuse new work, let calls finish, unbind, stop providers."""

@@ -17,6 +17,7 @@ exception means the same thing, the wascc error also inherits from it (so
     │   ├── TokenNotYetValid                 before `nbf`
     │   └── UntrustedIssuer                  `iss` not on the trusted list
     ├── CodecError (ValueError)              msgpack garbage or wrong shape
+    ├── ManifestError (ValueError)           a manifest cannot be read or run
     ├── ActorLoadError                       module cannot run as a waPC actor
     ├── NotFound (LookupError)               no such actor / provider / binding
     ├── BindingError                         a binding cannot be set
@@ -52,6 +53,7 @@ __all__ = [
     "InvocationTimeout",
     "KeyFormatError",
     "MalformedToken",
+    "ManifestError",
     "MemoryLimitExceeded",
     "MiddlewareError",
     "MissingClaims",
@@ -115,6 +117,10 @@ class UntrustedIssuer(ClaimsError):
 
 class CodecError(WasccError, ValueError):
     """A payload is not the msgpack structure the contract requires."""
+
+
+class ManifestError(WasccError, ValueError):
+    """A manifest that cannot be read or run: ``file: [line L, column C:] field: reason``."""
 
 
 class ActorLoadError(WasccError):

@@ -30,6 +30,7 @@ from wascc.errors import KeyFormatError
 __all__ = ["KeyPair", "KeyType", "decode_public_key", "is_public_key", "stored_key", "verify"]
 
 _SEED_MARKER = 18 << 3  # 0x90: the 'S' that starts every seed
+_MAX_TEXT = 64  # public keys are 56 characters, seeds 58: anything longer is refused unread
 
 
 class KeyType(enum.Enum):
@@ -77,6 +78,11 @@ def _encode(raw: bytes) -> str:
 def _decode(text: str, what: str) -> bytes:
     if not isinstance(text, str) or not text:
         raise KeyFormatError(f"{what} must be a non-empty string")
+    if len(text) > _MAX_TEXT:
+        raise KeyFormatError(
+            f"{what} {text[:12]}... has the wrong length ({len(text)} characters; "
+            "nkeys have 56 or 58)"
+        )
     padded = text + "=" * (-len(text) % 8)
     try:
         raw = base64.b32decode(padded)
@@ -141,6 +147,8 @@ class KeyPair:
     @classmethod
     def from_seed(cls, seed: str) -> KeyPair:
         """Decode a 58-character seed (``SA...``, ``SM...``, ...)."""
+        if not isinstance(seed, str):
+            raise KeyFormatError(f"a seed must be a string, not {type(seed).__name__}")
         body = _decode(seed.strip(), "seed")
         if len(body) != 34 or body[0] & 0xF8 != _SEED_MARKER:
             raise KeyFormatError("not an nkey seed (seeds start with 'S' and hold 32 bytes)")

@@ -22,7 +22,14 @@ import msgpack
 import wasmtime
 
 from wascc import codec
-from wascc.claims import Claims, extract_claims, module_hash, sign_module, verify_module
+from wascc.claims import (
+    Claims,
+    extract_claims,
+    format_time,
+    module_hash,
+    sign_module,
+    verify_module,
+)
 from wascc.cli.main import fail, main
 from wascc.errors import (
     ActorLoadError,
@@ -272,12 +279,6 @@ def render_manifest(template: str, signed: str, output: str) -> None:
     Path(output).write_text(text)
 
 
-def _when(epoch: int | None) -> str:
-    if epoch is None:
-        return "never"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
-
-
 def _claims_json(found: Claims, status: str) -> dict[str, Any]:
     return {**found.to_json(), "status": status}
 
@@ -301,9 +302,9 @@ def _claims_rows(found: Claims, status: str) -> list[tuple[str, str]]:
         ("Tags", ", ".join(found.tags) or "(none)"),
         ("Version", f"{found.ver or '-'} (rev {rev})"),
         ("Provider", "yes" if found.provider else "no"),
-        ("Issued", _when(found.issued_at)),
-        ("Expires", _when(found.expires)),
-        ("Not before", _when(found.not_before) if found.not_before else "-"),
+        ("Issued", format_time(found.issued_at)),
+        ("Expires", format_time(found.expires)),
+        ("Not before", format_time(found.not_before) if found.not_before else "-"),
         ("Hash", found.module_hash),
         ("Status", status),
     ]
