@@ -90,6 +90,9 @@ def test_demo_prints_its_urls_only_once_they_answer(tmp_path: Path) -> None:
     try:
         assert demo.stdout is not None
         first = demo.stdout.readline()
+        if not first:  # it exited: show why
+            demo.wait(30)
+            raise AssertionError(f"exit {demo.returncode}: {demo.communicate()[1]}")
         assert first.startswith("wascc: starting the built-in demo (its keys are in ")
         urls = demo.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in urls
