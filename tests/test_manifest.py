@@ -124,7 +124,7 @@ def test_expand_env_keeps_defaults_and_values() -> None:
         ("capabilities:\n  - path: a\n    bindng: x", r"capabilities\[0\]: unknown key 'bindng'"),
         ("bindings:\n  - capability: wascc:x", r"m.yaml: bindings\[0\]\.actor: missing"),
         (
-            "bindings:\n  - actor: MNOTAKEY\n    capability: wascc:x",
+            "bindings:\n  - actor: M" + "A" * 55 + "\n    capability: wascc:x",
             r"bindings\[0\]\.actor: not an actor's public key",
         ),
         (f"bindings:\n  - actor: {ACTOR}", r"bindings\[0\]\.capability: missing"),
@@ -329,3 +329,74 @@ def test_actor_path_the_system_cannot_use_is_a_manifest_error(site: Path, name: 
     with pytest.raises(ManifestError, match=r"actors\[0\]: (cannot use|no such file)") as info:
         load_manifest(site / "m.yaml")
     assert len(str(info.value)) < 400
+
+
+# ---- per-actor settings and actors by name -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        (
+            "host.yaml",
+            "actors:\n  - path: ./actors/echo_s.wasm\n    deadline: 2.5\n"
+            "    memory_limit: 1048576\n    min_instances: 0\n    max_instances: 3\n"
+            "bindings:\n  - {actor: echo, capability: wascc:http_server}\n",
+        ),
+        (
+            "host.json",
+            '{"actors": [{"path": "./actors/echo_s.wasm", "deadline": 2.5, '
+            '"memory_limit": 1048576, "min_instances": 0, "max_instances": 3}], '
+            '"bindings": [{"actor": "echo", "capability": "wascc:http_server"}]}',
+        ),
+        (
+            "host.toml",
+            '[[actors]]\npath = "./actors/echo_s.wasm"\ndeadline = 2.5\n'
+            "memory_limit = 1048576\nmin_instances = 0\nmax_instances = 3\n"
+            '[[bindings]]\nactor = "echo"\ncapability = "wascc:http_server"\n',
+        ),
+    ],
+)
+def test_actor_entries_carry_their_own_limits_in_every_format(
+    site: Path, name: str, text: str
+) -> None:
+    (site / name).write_text(text)
+    manifest = load_manifest(site / name)
+    path = (site / "actors" / "echo_s.wasm").resolve()
+    assert manifest.actors == (path,)
+    assert manifest.settings == {
+        path: {"deadline": 2.5, "memory_limit": 1048576, "min_instances": 0, "max_instances": 3}
+    }
+    assert manifest.bindings[0].actor == "echo"  # a name, resolved when the actor runs
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("{path: ./actors/echo_s.wasm, deadline: soon}", "deadline: must be a number of seconds"),
+        ("{path: ./actors/echo_s.wasm, deadline: 0}", "deadline: must be at least 0.001"),
+        ("{path: ./actors/echo_s.wasm, memory_limit: 1.5}", "memory_limit: must be an integer"),
+        ("{path: ./actors/echo_s.wasm, memory_limit: 100}", "must be at least 65536"),
+        ("{path: ./actors/echo_s.wasm, max_instances: true}", "max_instances: must be an integer"),
+        (
+            "{path: ./actors/echo_s.wasm, min_instances: 4, max_instances: 2}",
+            "min_instances (4) is above max_instances (2)",
+        ),
+        ("{path: ./actors/echo_s.wasm, speed: 3}", "speed"),
+        ("{deadline: 3}", "actors[0].path"),
+    ],
+)
+def test_bad_actor_settings_are_refused_naming_the_field(
+    site: Path, entry: str, message: str
+) -> None:
+    (site / "host.yaml").write_text(f"actors:\n  - {entry}\n")
+    with pytest.raises(ManifestError, match="actors\\[0\\]") as info:
+        load_manifest(site / "host.yaml")
+    assert message in str(info.value)
+
+
+def test_a_binding_actor_that_looks_like_a_key_must_be_one(site: Path) -> None:
+    broken = "M" + ACTOR[1:-1] + ("A" if ACTOR[-1] != "A" else "B")
+    (site / "host.yaml").write_text(f"bindings:\n  - {{actor: {broken}, capability: wascc:x}}\n")
+    with pytest.raises(ManifestError, match="not an actor's public key"):
+        load_manifest(site / "host.yaml")

@@ -147,6 +147,8 @@ class Actor:
             except InstantiateError as exc:
                 raise ActorLoadError(f"{who} failed to start: {exc}") from exc
 
+        #: Calls that failed (guest errors, traps, timeouts, memory cap).
+        self.errors = 0
         self._pool = InstancePool(
             create,
             min_size=settings.min_instances,
@@ -174,6 +176,7 @@ class Actor:
     def _failure(
         self, inst: WapcInstance, status: int, operation: str, data: bytes
     ) -> InvocationError:
+        self.errors += 1
         text = data.decode("utf-8", "replace")
         size = inst.memory_size
         at_cap = size > self._cap_floor or (inst.memory_grew and size > self._cap_half)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -43,7 +44,15 @@ from wascc.errors import WasccError
 if TYPE_CHECKING:
     from wascc.host import Host
 
-__all__ = ["COMMANDS", "ControlError", "ControlServer", "handle_line", "inventory", "request"]
+__all__ = [
+    "COMMANDS",
+    "ControlError",
+    "ControlServer",
+    "default_path",
+    "handle_line",
+    "inventory",
+    "request",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,8 @@ def inventory(host: Host, labels: Mapping[str, str]) -> dict[str, Any]:
                 "claims": a.claims.to_json(),
                 "instances": a.instances,
                 "calls": a.calls,
+                "errors": a.errors,
+                "settings": dataclasses.asdict(a.settings),
                 "health": None
                 if a.health is None
                 else {"healthy": a.health.healthy, "message": a.health.message},
@@ -106,7 +117,13 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 #: arguments do not fit is answered with an error before its handler runs.
 COMMANDS: dict[str, dict[str, tuple[type, bool]]] = {
     "inventory": {},
-    "start-actor": {"path": (str, True)},
+    "start-actor": {
+        "path": (str, True),
+        "deadline": (float, False),
+        "memory_limit": (int, False),
+        "min_instances": (int, False),
+        "max_instances": (int, False),
+    },
     "stop-actor": {"actor": (str, True)},
     "replace-actor": {"actor": (str, True), "path": (str, True)},
     "add-provider": {"path": (str, True), "binding": (str, False)},
@@ -124,7 +141,12 @@ COMMANDS: dict[str, dict[str, tuple[type, bool]]] = {
 DEFAULT_WORKERS = 8  # connections served at once; the others wait in the listen backlog
 DEFAULT_IDLE_TIMEOUT = 60.0  # seconds a connection may stay silent before it is closed
 _RECV_SIZE = 1 << 16
-_JSON_NAMES: dict[type, str] = {str: "a string", dict: "an object"}
+_JSON_NAMES: dict[type, str] = {
+    str: "a string",
+    dict: "an object",
+    float: "a number",
+    int: "an integer",
+}
 
 
 class ControlServer:
@@ -325,6 +347,15 @@ def _short(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _fits(value: object, kind: type) -> bool:
+    """JSON's view of a type: any number is a float; true/false are not numbers."""
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, int | float)
+    return isinstance(value, kind)
+
+
 def _check(command: str, message: dict[str, Any]) -> str | None:
     """What is wrong with a request's arguments, or None."""
     spec = COMMANDS.get(command)
@@ -336,7 +367,7 @@ def _check(command: str, message: dict[str, Any]) -> str | None:
             if required:
                 return f"{command}: missing argument {name!r}"
             continue
-        if not isinstance(value, kind):
+        if not _fits(value, kind):
             return f"{command}: {name!r} must be {_JSON_NAMES[kind]}, not {_short(value)}"
     values = message.get("values")
     if isinstance(values, dict):
@@ -432,6 +463,14 @@ def request(
     if not isinstance(answer, dict):
         raise ControlError(f"the host at {path} answered {answer!r}")
     return answer
+
+
+def default_path() -> Path:
+    """Where ``wascc up`` serves its control socket and ``wascc ctl`` looks for it:
+    ``$XDG_RUNTIME_DIR/wascc.sock``, else ``~/.wascc/wascc.sock``."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(runtime) if runtime else Path.home() / ".wascc"
+    return base / "wascc.sock"
 
 
 def b64(data: bytes) -> str:

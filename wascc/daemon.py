@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import signal
 import socket
 import threading
@@ -43,7 +42,7 @@ from types import FrameType
 from typing import Any
 
 from wascc.actor import ActorSettings
-from wascc.control import ControlServer, b64, inventory, unb64
+from wascc.control import ControlError, ControlServer, b64, inventory, unb64
 from wascc.errors import ManifestError, NotFound, WasccError
 from wascc.host import Host
 from wascc.manifest import BindingSpec, CapabilitySpec, Manifest, load_manifest
@@ -56,6 +55,9 @@ from wascc.watch import DirectoryWatcher
 __all__ = ["Daemon", "Options"]
 
 log = logging.getLogger(__name__)
+
+#: Per-actor settings a manifest entry or ``ctl start-actor`` may give.
+ACTOR_SETTINGS = ("deadline", "memory_limit", "min_instances", "max_instances")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class Options:
     allow_unsigned: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
     control: Path | None = None
+    #: ``control`` is the default path (not asked for): if another host holds
+    #: it, this one runs without a control socket instead of refusing to start.
+    control_is_default: bool = False
     grace: float = 10.0
     poll_interval: float = 1.0
     health_interval: float = 30.0
@@ -158,13 +163,23 @@ class Daemon:
             if opts.actors_dir is not None:
                 self._watch_actors(opts.actors_dir)
             if opts.control is not None:
-                self._control = ControlServer(opts.control, self._control_handlers())
+                self._control = self._serve_control(opts.control, opts.control_is_default)
+            if self._control is not None:
                 self._control.start()
         except BaseException:
             self.host.stop()
             raise
         notify("READY=1", f"STATUS=running {len(self.host.actors())} actor(s)")
         return self.host
+
+    def _serve_control(self, path: Path, is_default: bool) -> ControlServer | None:
+        try:
+            return ControlServer(path, self._control_handlers())
+        except ControlError as exc:
+            if not is_default:
+                raise
+            log.warning("no control socket: %s (serve one elsewhere with --control PATH)", exc)
+            return None
 
     def reload(self) -> None:
         """SIGHUP: re-read the manifest, apply what changed, rescan the directories.
@@ -291,7 +306,10 @@ class Daemon:
             key, _ = self._actors.pop(path)
             attempt(f"stopping {path.name}", lambda key=key: host.remove_actor(key))
         for path in manifest.actors:
-            attempt(f"actor {path.name}", lambda path=path: self._run_actor(path))
+            attempt(
+                f"actor {path.name}",
+                lambda path=path: self._run_actor(path, manifest.settings.get(path, {})),
+            )
         self._desired = {b.key: b for b in manifest.bindings}
         self.reconcile_bindings(strict=strict, source=manifest.source)
 
@@ -305,15 +323,15 @@ class Daemon:
             raise
         return canonical_capability(descriptor.id), spec.binding
 
-    def _run_actor(self, path: Path) -> None:
+    def _run_actor(self, path: Path, settings: Mapping[str, Any]) -> None:
         """Start a manifest actor, or hot-swap it if its file changed."""
         assert self.host is not None
         digest = _digest(path)
         known = self._actors.get(path)
         if known is None:
-            self._actors[path] = (self.host.add_actor(path), digest)
+            self._actors[path] = (self.host.add_actor(path, **settings), digest)
         elif known[1] != digest:
-            self.host.replace_actor(known[0], path)
+            self.host.replace_actor(known[0], path, **settings)
             self._actors[path] = (known[0], digest)
 
     def reconcile_bindings(self, *, strict: bool = False, source: str = "bindings") -> None:
@@ -328,20 +346,22 @@ class Daemon:
         host = self.host
         if host is None:
             return
-        running = {a.public_key for a in host.actors()}
         providers = {(p.capability_id, p.binding) for p in host.providers()}
         current = {(b.actor, b.capability_id, b.binding): b for b in host.bindings()}
-        for key, spec in self._desired.items():
-            actor, capability, binding = key
-            if actor not in running or (capability, binding) not in providers:
+        for (ref, capability, binding), spec in self._desired.items():
+            try:
+                actor = host.resolve_actor(ref)  # a public key, or a running actor's name
+            except NotFound:
+                actor = ""
+            if not actor or (capability, binding) not in providers:
                 log.debug(
                     "binding %s to %s (%s) waits for its actor or provider",
-                    actor,
+                    ref,
                     capability,
                     binding,
                 )
                 continue
-            bound = current.get(key)
+            bound = current.get((actor, capability, binding))
             if bound is not None and dict(bound.values) == dict(spec.values):
                 continue
             try:
@@ -405,15 +425,22 @@ class Daemon:
         host = self.host
         assert host is not None
 
+        def named(key: str) -> dict[str, Any]:
+            return {"actor": key, "name": host.actor(key).name}
+
         def start_actor(m: dict[str, Any]) -> dict[str, Any]:
-            return {"actor": host.add_actor(Path(m["path"]))}
+            settings = {k: m[k] for k in ACTOR_SETTINGS if m.get(k) is not None}
+            return named(host.add_actor(Path(m["path"]), **settings))
 
         def stop_actor(m: dict[str, Any]) -> dict[str, Any]:
-            host.remove_actor(m["actor"])
-            return {}
+            key = host.resolve_actor(m["actor"])
+            answer = named(key)
+            host.remove_actor(key)
+            return answer
 
         def replace_actor(m: dict[str, Any]) -> dict[str, Any]:
-            return {"actor": host.replace_actor(m["actor"], Path(m["path"]))}
+            key = host.resolve_actor(m["actor"])
+            return named(host.replace_actor(key, Path(m["path"])))
 
         def add_provider(m: dict[str, Any]) -> dict[str, Any]:
             capability, binding = self._add_provider(
@@ -430,23 +457,24 @@ class Daemon:
             values = m.get("values") or {}
             if not isinstance(values, dict):
                 raise WasccError("bind: values must be an object of strings")
+            key = host.resolve_actor(m["actor"])
             host.set_binding(
-                m["actor"],
+                key,
                 m["capability"],
                 m.get("binding") or "default",
                 {str(k): str(v) for k, v in values.items()},
             )
-            return {}
+            return named(key)
 
         def unbind(m: dict[str, Any]) -> dict[str, Any]:
-            removed = host.remove_binding(
-                m["actor"], m["capability"], m.get("binding") or "default"
-            )
-            return {"removed": removed}
+            key = host.resolve_actor(m["actor"])
+            removed = host.remove_binding(key, m["capability"], m.get("binding") or "default")
+            return {**named(key), "removed": removed}
 
         def call(m: dict[str, Any]) -> dict[str, Any]:
             payload = unb64(m.get("payload_b64") or "")
-            return {"reply_b64": b64(host.call_actor(m["actor"], m["operation"], payload))}
+            key = host.resolve_actor(m["actor"])
+            return {"reply_b64": b64(host.call_actor(key, m["operation"], payload))}
 
         return {
             "inventory": lambda m: inventory(host, self.labels),
@@ -459,9 +487,3 @@ class Daemon:
             "unbind": unbind,
             "call": call,
         }
-
-
-def default_control_path() -> Path:
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    base = Path(runtime) if runtime else Path.home() / ".wascc"
-    return base / "wascc.sock"

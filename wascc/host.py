@@ -121,7 +121,9 @@ class ActorInfo:
     module_hash: str
     instances: int
     calls: int
+    errors: int
     health: HealthReport | None
+    settings: ActorSettings
 
 
 @dataclass(frozen=True)
@@ -362,7 +364,10 @@ class Host:
             if self._closed or actor.public_key in self._actors:
                 actor.retire()
                 self._check_open()
-                raise WasccError(f"{actor.who} is already running; use replace_actor to update it")
+                raise WasccError(
+                    f"{actor.who} is already running; replace it instead "
+                    "(wascc ctl replace-actor, Host.replace_actor)"
+                )
             self._actors[actor.public_key] = actor
         log.info("started %s (%s, %d bytes)", actor.who, actor.label, actor.size)
         self._auto_bind(actor)
@@ -438,6 +443,20 @@ class Host:
         if actor is None:
             raise NotFound(f"no actor {key} is running")
         return actor
+
+    def resolve_actor(self, ref: str) -> str:
+        """The public key of the running actor ``ref`` names: its key, or its unique name."""
+        if ref in self._actors:
+            return ref
+        named = sorted(a.public_key for a in list(self._actors.values()) if a.name == ref)
+        if len(named) == 1:
+            return named[0]
+        if named:
+            raise NotFound(
+                f"{len(named)} running actors are named {ref!r} ({', '.join(named)}): "
+                "use a public key"
+            )
+        raise NotFound(f"no actor named {ref!r} or with that public key is running")
 
     # ---- providers ---------------------------------------------------------
 
@@ -1003,7 +1022,9 @@ class Host:
             module_hash=a.module_hash,
             instances=a.instances,
             calls=a.calls(),
+            errors=a.errors,
             health=self._actor_health.get(a.public_key),
+            settings=a.settings,
         )
 
     def providers(self) -> list[ProviderInfo]:

@@ -6,11 +6,16 @@ YAML or JSON (the original), or the same model in TOML::
       region: factory-7
     actors:
       - ./echo_s.wasm                      # files, relative to the manifest
+      - path: ./kvcounter_s.wasm           # or with the actor's own limits:
+        deadline: 2.5                      #   seconds per call
+        memory_limit: 33554432             #   bytes of linear memory per instance
+        min_instances: 1                   #   instances kept ready
+        max_instances: 4                   #   most under concurrent load
     capabilities:
       - path: wascc:http_server            # a provider: see below
         binding_name: default              # optional
     bindings:
-      - actor: MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2
+      - actor: MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2   # or its name
         capability: wascc:http_server
         binding: default                   # optional
         values:
@@ -94,7 +99,7 @@ class CapabilitySpec:
 
 @dataclass(frozen=True)
 class BindingSpec:
-    """One binding of an actor (by public key) to a provider."""
+    """One binding of an actor (by public key, or by the name of a running actor) to a provider."""
 
     actor: str
     capability: str
@@ -116,6 +121,8 @@ class Manifest:
     actors: tuple[Path, ...] = ()
     capabilities: tuple[CapabilitySpec, ...] = ()
     bindings: tuple[BindingSpec, ...] = ()
+    #: Per-actor settings (deadline, memory_limit, min/max_instances) by actor path.
+    settings: Mapping[Path, Mapping[str, float | int]] = field(default_factory=dict)
 
 
 def expand_env(text: str, env: Mapping[str, str], source: str) -> str:
@@ -509,9 +516,17 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
     top = c.mapping(data, "top level", _TOP_LEVEL)
     labels = c.strings(top.get("labels"), "labels")
     actors: list[Path] = []
+    settings: dict[Path, dict[str, float | int]] = {}
     for i, item in enumerate(c.items(top.get("actors"), "actors")):
         where = f"actors[{i}]"
-        path = Path(c.text(item, where))
+        given: dict[str, float | int] = {}
+        named = item
+        if isinstance(item, dict):
+            entry = c.mapping(item, where, {"path", *_ACTOR_SETTINGS})
+            given = _actor_settings(c, entry, where)
+            named = entry.get("path")
+            where = f"{where}.path"
+        path = Path(c.text(named, where))
         full = path if path.is_absolute() else (base_dir / path)
         try:
             found = full.is_file()
@@ -521,6 +536,8 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
         if not found:
             raise c.fail(where, f"no such file: {full}")
         actors.append(resolved)
+        if given:
+            settings[resolved] = given
     capabilities: list[CapabilitySpec] = []
     seen: set[tuple[str, str]] = set()
     for i, item in enumerate(c.items(top.get("capabilities"), "capabilities")):
@@ -544,10 +561,11 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
         where = f"bindings[{i}]"
         entry = c.mapping(item, where, {"actor", "capability", "binding", "values"})
         actor = c.text(entry.get("actor"), f"{where}.actor")
-        try:
-            decode_public_key(actor, KeyType.MODULE)
-        except KeyFormatError as exc:
-            raise c.fail(f"{where}.actor", f"not an actor's public key: {exc}") from exc
+        if len(actor) == 56 and actor[:1] == "M":  # looks like a key: it must be one
+            try:
+                decode_public_key(actor, KeyType.MODULE)
+            except KeyFormatError as exc:
+                raise c.fail(f"{where}.actor", f"not an actor's public key: {exc}") from exc
         spec = BindingSpec(
             actor=actor,
             capability=canonical_capability(c.text(entry.get("capability"), f"{where}.capability")),
@@ -560,7 +578,38 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
             raise c.fail(where, f"binds {actor} to {spec.capability} ({spec.binding}) twice")
         keys.add(spec.key)
         bindings.append(spec)
-    return Manifest(source, base_dir, labels, tuple(actors), tuple(capabilities), tuple(bindings))
+    return Manifest(
+        source, base_dir, labels, tuple(actors), tuple(capabilities), tuple(bindings), settings
+    )
+
+
+#: An actor entry's own limits: name -> (type, smallest value).
+_ACTOR_SETTINGS: dict[str, tuple[type, float]] = {
+    "deadline": (float, 0.001),
+    "memory_limit": (int, 65536),
+    "min_instances": (int, 0),
+    "max_instances": (int, 1),
+}
+
+
+def _actor_settings(c: _Checker, entry: dict[str, Any], where: str) -> dict[str, float | int]:
+    """The limits an actor entry sets, each a number of the right kind and range."""
+    found: dict[str, float | int] = {}
+    for name, (kind, least) in _ACTOR_SETTINGS.items():
+        value = entry.get(name)
+        if value is None:
+            continue
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if not numeric or (kind is int and not isinstance(value, int)):
+            what = "an integer" if kind is int else "a number of seconds"
+            raise c.fail(f"{where}.{name}", f"must be {what}, not {_show(value)}")
+        if value < least:
+            raise c.fail(f"{where}.{name}", f"must be at least {least:g}, not {value}")
+        found[name] = kind(value)
+    low, high = found.get("min_instances"), found.get("max_instances")
+    if low is not None and high is not None and low > high:
+        raise c.fail(where, f"min_instances ({low}) is above max_instances ({high})")
+    return found
 
 
 def _anchor(spec: str, base_dir: Path) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 __all__ = [
+    "CONTRACTS",
     "DEFAULT_BINDING",
     "Binding",
     "RouteTable",
@@ -22,6 +23,22 @@ __all__ = [
 ]
 
 DEFAULT_BINDING = "default"
+#: The first-party contracts (CONTRACTS section 3), in their canonical spelling.
+CONTRACTS = frozenset(
+    f"wascc:{name}"
+    for name in (
+        "blobstore",
+        "eventstreams",
+        "extras",
+        "graphdb",
+        "http_client",
+        "http_server",
+        "keyvalue",
+        "logging",
+        "messaging",
+        "telnet",
+    )
+)
 _ALIASES = {"wasmcloud:": "wascc:"}
 _canonical_cache: dict[str, str] = {}
 

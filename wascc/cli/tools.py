@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
+import difflib
 import json
 import os
 import sys
@@ -30,7 +30,8 @@ from wascc.claims import (
     sign_module,
     verify_module,
 )
-from wascc.cli.main import fail, main
+from wascc.cli.main import ask, fail, main
+from wascc.control import b64, unb64
 from wascc.errors import (
     ActorLoadError,
     ClaimsError,
@@ -40,7 +41,8 @@ from wascc.errors import (
     ModuleError,
     WasccError,
 )
-from wascc.keys import KeyPair, KeyType, decode_public_key
+from wascc.keys import KeyPair, KeyType, decode_public_key, stored_key, write_seed
+from wascc.routing import CONTRACTS, canonical_capability, is_actor_key
 
 __all__ = ["describe_type", "render_manifest"]
 
@@ -66,36 +68,21 @@ def _read(path: Path, what: str = "file") -> bytes:
         _die(f"{path}: cannot read it ({exc.strerror or exc})")
 
 
-def write_secret(path: Path, text: str) -> None:
-    """Write a seed readable by its owner only (0600), refusing to overwrite."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
-
-
-def _a(word: str) -> str:
-    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
-
-
 def load_key(path: Path, kind: KeyType) -> KeyPair:
     """The key whose seed is in ``path``, which must be a seed of type ``kind``."""
+    _read(path, "seed file")  # one-line errors for a missing or unreadable file
     try:
-        key = KeyPair.from_seed(_read(path, "seed file").decode("utf-8").strip())
-    except (KeyFormatError, UnicodeDecodeError) as exc:
-        _die(f"{path} does not hold an nkey seed ({exc})")
-    if key.kind is not kind:
-        _die(f"{path} holds {_a(key.kind.name.lower())} seed, not {_a(kind.name.lower())} seed")
-    return key
+        return stored_key(path, kind)
+    except KeyFormatError as exc:
+        _die(str(exc))
 
 
 def load_or_create_key(path: Path, kind: KeyType) -> KeyPair:
     """The key whose seed is in ``path``; a new one is generated there if absent."""
     if path.exists():
         return load_key(path, kind)
-    key = KeyPair.generate(kind)
     try:
-        write_secret(path, key.seed)
+        key = stored_key(path, kind)
     except OSError as exc:
         _die(f"cannot write a new {kind.name.lower()} seed to {path} ({exc.strerror or exc})")
     click.echo(f"generated {kind.name.lower()} key {key.public_key} in {path}", err=True)
@@ -143,7 +130,7 @@ def keys_gen(kind: str, output: Path | None) -> None:
         click.echo(f"seed:       {key.seed}")
         return
     try:
-        write_secret(output, key.seed)
+        write_seed(output, key)
     except FileExistsError:
         _die(f"{output} exists; refusing to overwrite a seed")
     except OSError as exc:
@@ -227,6 +214,7 @@ def claims_sign(
           --issuer keys/account.nk --subject keys/echo_module.nk -o echo_s.wasm
     """
     data = _read(module, "module")
+    _warn_unknown_caps(caps)
     try:
         module_hash(data)  # refuse what is not wasm before generating any key
     except WasccError as exc:
@@ -264,6 +252,24 @@ def claims_sign(
     except OSError as exc:
         _die(f"cannot write {target} ({exc.strerror or exc})")
     click.echo(f"signed {target} as {module_key.public_key} (issuer {account.public_key})")
+
+
+def _warn_unknown_caps(caps: tuple[str, ...]) -> None:
+    """Warn on a capability id no installed provider and no known contract offers (a typo?)."""
+    from wascc.plugins import Plugins  # noqa: PLC0415 - loads the installed providers' plugins
+
+    plugins = Plugins()
+    plugins.load_entry_points()
+    known = set(CONTRACTS) | set(plugins.provider_factories())
+    for cap in caps:
+        if is_actor_key(cap) or canonical_capability(cap) in known:
+            continue
+        close = difflib.get_close_matches(canonical_capability(cap), sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        click.echo(
+            f"warning: no installed provider and no known contract offers {cap!r}{hint}",
+            err=True,
+        )
 
 
 def render_manifest(template: str, signed: str, output: str) -> None:
@@ -337,9 +343,11 @@ def claims_inspect(module: Path, as_json: bool) -> None:
     status = _claims_status(data, module.name)
     if as_json:
         click.echo(json.dumps(_claims_json(claims_found, status), indent=2))
-        return
-    click.echo(f"{module}")
-    _echo_rows(_claims_rows(claims_found, status))
+    else:
+        click.echo(f"{module}")
+        _echo_rows(_claims_rows(claims_found, status))
+    if status != "valid":
+        sys.exit(1)  # printed, but not a module anyone should run
 
 
 # ---- inspect -------------------------------------------------------------------
@@ -628,33 +636,9 @@ def _call_file(
 
 
 def _call_control(path: str, actor: str, operation: str, payload: bytes) -> bytes:
+    answer = ask(path, "call", actor=actor, operation=operation, payload_b64=b64(payload))
     try:
-        control = importlib.import_module("wascc.control")
-    except ImportError as exc:
-        if exc.name != "wascc.control":
-            raise
-        _die("--control is not available: this wascc has no control client (wascc.control)")
-    request = getattr(control, "request", None)
-    if not callable(request):
-        _die("--control is not available: wascc.control has no request()")
-    try:
-        answer = request(
-            path,
-            "call",
-            actor=actor,
-            operation=operation,
-            payload_b64=base64.b64encode(payload).decode("ascii"),
-        )
-    except WasccError as exc:  # wascc.control.ControlError names the socket itself
-        _die(str(exc))
-    except (OSError, ValueError) as exc:  # a timeout, an answer that is not JSON
-        _die(f"the host at {path}: {exc}")
-    if not isinstance(answer, dict):
-        _die(f"{path}: the host answered {answer!r}, not a JSON object")
-    if not answer.get("ok"):
-        _die(str(answer.get("error") or "the host refused the call without saying why"))
-    try:
-        return base64.b64decode(str(answer.get("reply_b64") or ""), validate=True)
+        return unb64(str(answer.get("reply_b64") or ""))
     except (binascii.Error, ValueError) as exc:
         _die(f"{path}: the host's reply_b64 is not base64 ({exc})")
 
@@ -684,7 +668,8 @@ def _call_control(path: str, actor: str, operation: str, payload: bytes) -> byte
 @click.option(
     "--control",
     metavar="PATH",
-    help="Call an actor (TARGET = its public key) on a running host through its control socket.",
+    help="Call an actor (TARGET = its public key or name) on a running host through its "
+    "control socket.",
 )
 def call_cmd(
     target: str,
@@ -698,24 +683,21 @@ def call_cmd(
     """Call OPERATION on an actor once and print its reply.
 
     TARGET is an actor file, run in a throwaway host; with --control it is the
-    public key of an actor on a running host. The reply is decoded as msgpack
+    public key or the name of an actor on a running host. The reply is decoded as msgpack
     and printed as JSON (bytes as UTF-8 text, or {"base64": ...} when not
     text); with --raw its bytes are written as they are.
 
     \b
     Example:
       wascc call echo_s.wasm HandleRequest --data '{"method": "GET", "path": "/x"}'
-      wascc call echo_s.wasm Echo --raw --data hello
-      wascc call MABC...XYZ Echo --raw --data @in.bin --control /run/wascc.sock
+      wascc call echo_s.wasm HandleRequest --raw --data @request.msgpack
+      wascc call echo HandleRequest --data '{"method": "GET", "path": "/"}' \\
+          --control /run/wascc.sock
     """
     payload = _payload(data, raw)
     if control is not None:
         if trusted or allow_unsigned:
             _die("--trusted-issuer and --allow-unsigned apply to an actor file, not to --control")
-        try:
-            decode_public_key(target, KeyType.MODULE)
-        except KeyFormatError as exc:
-            _die(f"with --control, TARGET is an actor's public key (M...): {exc}")
         reply = _call_control(control, target, operation, payload)
     else:
         for key in trusted:
