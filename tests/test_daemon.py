@@ -19,11 +19,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from wascc import KeyPair, KeyType
+from wascc import Host, KeyPair, KeyType, hookimpl
 from wascc.cli import main
+from wascc.codec import OP_BIND_ACTOR
 from wascc.control import b64, request, unb64
+from wascc.daemon import Daemon, Options
+from wascc.manifest import BindingSpec
 
 from conftest import NativeBuilder, Signer, build_test_actor, call_payload
+from providers import TESTING, RecordingProvider
 
 WASCC = str(Path(sys.executable).parent / "wascc")
 NATIVETEST = "wascc:nativetest"
@@ -507,3 +511,54 @@ def test_python_providers_by_module_path_and_entry_point_name(
     assert host.call(key, "Call", call_payload("wascc:testing", "Echo", b"py")) == b"py"
     entries = [json.loads(line) for line in host.output().splitlines() if line.startswith("{")]
     assert any(e.get("provider") == "wascc:http_server" for e in entries), host.output()
+
+
+class _PausingAuthorizer:
+    """Holds the first binding it is asked about until ``go`` is set."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.go = threading.Event()
+
+    @hookimpl
+    def wascc_authorize_binding(self) -> None:
+        if not self.entered.is_set():
+            self.entered.set()
+            self.go.wait()
+
+
+class _CountingBinds(RecordingProvider):
+    """Counts every BindActor message (the base class absorbs repeats)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bind_messages = 0
+
+    def handle_call(self, actor: str, operation: str, msg: bytes) -> bytes:
+        if operation == OP_BIND_ACTOR:
+            self.bind_messages += 1
+        return super().handle_call(actor, operation, msg)
+
+
+def test_concurrent_reconciles_bind_once(host: Host, sign: Signer) -> None:
+    """A watcher and a control client reconciling at once send BindActor once."""
+    provider = _CountingBinds()
+    host.add_provider(provider)
+    signed, _ = sign(caps=[TESTING])
+    key = host.add_actor(signed)
+    pause = _PausingAuthorizer()
+    host.add_plugin(pause)
+    daemon = Daemon(Options())
+    daemon.host = host
+    daemon._desired = {(key, TESTING, "default"): BindingSpec(key, TESTING, "default", {"A": "1"})}
+    first = threading.Thread(target=daemon.reconcile_bindings)
+    first.start()
+    pause.entered.wait()  # the first reconcile is inside set_binding, not yet bound
+    second = threading.Thread(target=daemon.reconcile_bindings)
+    second.start()
+    second.join(0.3)  # before the fix it looked at the bindings now, saw none, and bound again
+    pause.go.set()
+    first.join()
+    second.join()
+    assert provider.bind_messages == 1
+    assert [c.module for c in provider.binds] == [key]

@@ -126,3 +126,28 @@ def test_actor_health_is_recorded_for_the_inventory(fast_host: Host, sign: Signe
     fast_host.check_health()
     health = fast_host.actor(key).health
     assert health is not None and health.healthy
+
+
+def test_health_check_never_removes_the_provider_that_replaced_the_unhealthy_one(
+    host: Host, sign: Signer
+) -> None:
+    old, new = RecordingProvider(), RecordingProvider()
+    entered, go = threading.Event(), threading.Event()
+
+    def slow_and_unhealthy() -> HealthResponse:
+        entered.set()
+        go.wait()
+        return HealthResponse(healthy=False, message="old one is sick")
+
+    old.health_answer = slow_and_unhealthy
+    key = _bound(host, sign, old)
+    checker = threading.Thread(target=host.check_health)
+    checker.start()
+    entered.wait()
+    host.replace_provider(new)  # healthy, registered while the old one is being checked
+    go.set()
+    checker.join()
+    assert [p.capability_id for p in host.providers() if p.capability_id == TESTING] == [TESTING]
+    assert host.call_actor(key, "Call", call_payload(TESTING, "Echo", b"new")) == b"new"
+    assert new.calls[-1][1:] == ("Echo", b"new")
+    assert not new.stopped.is_set()

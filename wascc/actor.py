@@ -35,7 +35,7 @@ from wascc.ffi import GuestHost, InstantiateError, WapcInstance
 from wascc.keys import KeyPair, KeyType
 from wascc.pool import InstancePool
 from wascc.routing import canonical_capability
-from wascc.wapc import Runtime
+from wascc.wapc import Runtime, WapcModule
 
 __all__ = ["Actor", "ActorSettings", "load_actor", "read_module"]
 
@@ -141,12 +141,18 @@ class Actor:
             except InstantiateError as exc:
                 raise ActorLoadError(f"{who} failed to start: {exc}") from exc
 
-        self._pool = InstancePool(
-            create,
-            min_size=settings.min_instances,
-            max_size=settings.max_instances,
-            label=who,
-        )
+        self._compiled: WapcModule | None = compiled
+        self._on_freed: list[Callable[[], None]] = []
+        try:
+            self._pool = InstancePool(
+                create,
+                min_size=settings.min_instances,
+                max_size=settings.max_instances,
+                label=who,
+            )
+        except BaseException:
+            self._free_module()
+            raise
 
     def invoke(self, operation: str, payload: bytes) -> bytes:
         """Run one waPC call; the reply, or an :class:`InvocationError`."""
@@ -204,9 +210,35 @@ class Actor:
     def calls(self) -> int:
         return self._pool.calls()
 
-    def retire(self) -> None:
-        """Close idle instances now and busy ones when their call ends."""
-        self._pool.retire()
+    def retire(self, on_freed: Callable[[], None] | None = None) -> None:
+        """Start no new call; close idle instances now and busy ones when their call ends.
+
+        When the last instance has closed, the compiled module is freed and
+        ``on_freed`` runs (in the thread that closed it).
+        """
+        if on_freed is not None:
+            if self._compiled is None:
+                on_freed()
+            else:
+                self._on_freed.append(on_freed)
+        self._pool.retire(self._free_module)
+
+    @property
+    def freed(self) -> bool:
+        """Has the compiled module been freed (retired, no instance left)?"""
+        return self._compiled is None
+
+    def _free_module(self) -> None:
+        compiled, self._compiled = self._compiled, None
+        if compiled is not None:
+            compiled.close()
+            log.debug("freed the module of %s", self.who)
+        callbacks, self._on_freed = self._on_freed, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("callback after freeing %s failed", self.who)
 
 
 def load_actor(

@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,9 @@ class Daemon:
         self._actors: dict[Path, tuple[str, str]] = {}  # manifest file -> (key, digest)
         self._dir_actors: dict[Path, str] = {}  # actors-dir file -> key
         self._desired: dict[tuple[str, str, str], BindingSpec] = {}
+        # Directory watchers, control clients and SIGHUP all reconcile: one at a
+        # time, so none acts on a stale view of the bindings (or sends twice).
+        self._reconcile_lock = threading.RLock()
         self._control: ControlServer | None = None
         self._actor_watcher: DirectoryWatcher | None = None
         self._pending: list[int] = []
@@ -248,8 +252,9 @@ class Daemon:
             attempt(f"stopping {path.name}", lambda key=key: host.remove_actor(key))
         for path in manifest.actors:
             attempt(f"actor {path.name}", lambda path=path: self._run_actor(path))
-        self._desired = {b.key: b for b in manifest.bindings}
-        self.reconcile_bindings(strict=strict, source=manifest.source)
+        with self._reconcile_lock:
+            self._desired = {b.key: b for b in manifest.bindings}
+            self.reconcile_bindings(strict=strict, source=manifest.source)
 
     def _add_provider(self, spec: CapabilitySpec) -> tuple[str, str]:
         assert self.host is not None
@@ -273,7 +278,15 @@ class Daemon:
             self._actors[path] = (known[0], digest)
 
     def reconcile_bindings(self, *, strict: bool = False, source: str = "bindings") -> None:
-        """Set every wanted binding whose actor and provider are both there."""
+        """Set every wanted binding whose actor and provider are both there.
+
+        Runs from several threads (watchers, control clients, SIGHUP); one at
+        a time, each against the bindings as the previous one left them.
+        """
+        with self._reconcile_lock:
+            self._reconcile_bindings(strict=strict, source=source)
+
+    def _reconcile_bindings(self, *, strict: bool, source: str) -> None:
         host = self.host
         if host is None:
             return

@@ -44,6 +44,7 @@ from wascc.codec import (
     HealthResponse,
 )
 from wascc.errors import (
+    ActorRetired,
     BindingError,
     HostStopped,
     InvocationError,
@@ -249,7 +250,7 @@ class Host:
     def busy(self) -> int:
         """Calls running in actors right now (including replaced modules)."""
         with self._lock:
-            self._retired = [a for a in self._retired if a.busy]
+            self._retired = [a for a in self._retired if not a.freed]
             actors = [*self._actors.values(), *self._retired]
         return sum(a.busy for a in actors)
 
@@ -368,7 +369,7 @@ class Host:
                 raise WasccError(f"{old.who} changed while it was being replaced; try again")
             self._actors[actor] = new
             self._retired.append(old)
-        old.retire()
+        self._retire(old)
         log.info("replaced %s: %s -> %s", new.who, old.module_hash[:12], new.module_hash[:12])
         for b in self._routes.bindings_of(actor):
             if b.capability_id not in new.caps:
@@ -393,8 +394,17 @@ class Host:
             raise NotFound(f"no actor {actor} is running")
         for b in self._routes.bindings_of(actor):
             self.remove_binding(actor, b.capability_id, b.binding)
-        found.retire()
+        self._retire(found)
         log.info("stopped %s", found.who)
+
+    def _retire(self, actor: Actor) -> None:
+        """Retire a replaced or removed module; forget it once its last call ends."""
+
+        def forget() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._retired.remove(actor)
+
+        actor.retire(forget)
 
     def _auto_bind(self, actor: Actor) -> None:
         if (
@@ -555,15 +565,29 @@ class Host:
         return descriptor
 
     def remove_provider(
-        self, capability_id: str, binding: str = DEFAULT_BINDING, *, reason: str | None = None
+        self,
+        capability_id: str,
+        binding: str = DEFAULT_BINDING,
+        *,
+        reason: str | None = None,
+        only: CapabilityProvider | None = None,
     ) -> None:
-        """Unbind every actor from the provider (RemoveActor), then stop it."""
+        """Unbind every actor from the provider (RemoveActor), then stop it.
+
+        With ``only``, remove it only if that very provider is still the one
+        registered there (a health check must not remove its replacement).
+        """
         capability_id = canonical_capability(capability_id)
         binding = normalize_binding(binding)
+        key = (capability_id, binding)
         with self._lock:
-            entry = self._providers.pop((capability_id, binding), None)
-            if entry is None:
-                raise NotFound(f"no provider of {capability_id} on binding {binding!r}")
+            entry = self._providers.get(key)
+            if entry is None or (only is not None and entry.provider is not only):
+                raise NotFound(
+                    f"no provider of {capability_id} on binding {binding!r}"
+                    + ("" if entry is None else " (it was replaced meanwhile)")
+                )
+            del self._providers[key]
             dropped = self._routes.remove_provider(capability_id, binding)
         entry.dispatcher.active = False
         for b in dropped:
@@ -709,8 +733,21 @@ class Host:
             if plugins.authorizing:
                 plugins.authorize(invocation, origin_claims, actor.claims)
             if plugins.intercepting:
-                return plugins.run(invocation, lambda inv: actor.invoke(inv.operation, inv.msg))
-        return actor.invoke(operation, payload)
+                return plugins.run(
+                    invocation, lambda inv: self._invoke(actor, inv.operation, inv.msg)
+                )
+        return self._invoke(actor, operation, payload)
+
+    def _invoke(self, actor: Actor, operation: str, payload: bytes) -> bytes:
+        """Run the call on ``actor``, or on the module that replaced it meanwhile."""
+        while True:
+            try:
+                return actor.invoke(operation, payload)
+            except ActorRetired:
+                current = self._actors.get(actor.public_key)
+                if current is None or current is actor:
+                    raise
+                actor = current
 
     def _from_actor(
         self, port: _ActorPort, binding: str, namespace: str, operation: str, payload: bytes
@@ -817,7 +854,9 @@ class Host:
             reports[key] = report
             if not report.healthy:
                 with contextlib.suppress(NotFound):
-                    self.remove_provider(*key, reason=f"unhealthy: {report.message}")
+                    self.remove_provider(
+                        *key, reason=f"unhealthy: {report.message}", only=entry.provider
+                    )
         for actor in list(self._actors):
             self._actor_health[actor] = self.actor_health(actor)
         return reports

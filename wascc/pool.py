@@ -2,9 +2,15 @@
 
 A wasmtime store must be used by one thread at a time, so each concurrent
 call takes an instance of its own.  The pool keeps idle instances in a deque
-(``pop``/``append`` are atomic in CPython, so the common case takes no lock),
+(``pop`` is atomic in CPython, so taking an idle instance takes no lock),
 creates a new one when all are busy and the pool is below its maximum, and
-otherwise waits for one to come back, up to the caller's deadline.
+otherwise waits for one to come back, up to the caller's deadline.  Giving
+an instance back takes the lock, so a waiter can never miss it.
+
+Once retired (its actor replaced or removed) a pool starts no new instance:
+idle ones close at once, busy ones when their call ends, and when the last
+one has closed the pool calls ``on_empty`` once, so the module they were
+made from is freed right then, not at some later sweep.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from wascc.errors import InstancesBusy
+from wascc.errors import ActorRetired, InstancesBusy
 from wascc.ffi import WapcInstance
 
 __all__ = ["InstancePool"]
@@ -33,21 +39,26 @@ class InstancePool:
     ) -> None:
         if max_size < 1 or min_size < 0 or min_size > max_size:
             raise ValueError(f"bad pool size for {label}: min {min_size}, max {max_size}")
-        self._factory = factory
+        self._factory: Callable[[], WapcInstance] | None = factory
         self._free: deque[WapcInstance] = deque()
         self._cond = threading.Condition(threading.Lock())
-        self._size = 0  # live instances: idle + in use
+        self._size = 0  # live instances and slots being filled: idle + in use + starting
         self._waiting = 0
         self._retired = False
+        self._on_empty: Callable[[], None] | None = None
         self._closed_calls = 0
         self._live: set[WapcInstance] = set()
         self.max_size = max_size
         self.label = label
-        for _ in range(min_size):
-            inst = factory()
-            self._live.add(inst)
-            self._free.append(inst)
-            self._size += 1
+        try:
+            for _ in range(min_size):
+                inst = factory()
+                self._live.add(inst)
+                self._free.append(inst)
+                self._size += 1
+        except BaseException:
+            self.retire()
+            raise
 
     def acquire(self, timeout: float) -> WapcInstance:
         """An idle instance, a new one, or the first one released within ``timeout``."""
@@ -64,6 +75,11 @@ class InstancePool:
                     return self._free.pop()
                 except IndexError:
                     pass
+                factory = self._factory
+                if self._retired or factory is None:
+                    raise ActorRetired(
+                        f"{self.label} was replaced or removed before this call could start"
+                    )
                 if self._size < self.max_size:
                     self._size += 1
                     break
@@ -79,27 +95,23 @@ class InstancePool:
                 finally:
                     self._waiting -= 1
         try:
-            inst = self._factory()
+            inst = factory()
         except BaseException:
-            with self._cond:
-                self._size -= 1
-                self._cond.notify()
+            self._shrink(0)
             raise
         with self._cond:
             self._live.add(inst)
         return inst
 
     def release(self, inst: WapcInstance) -> None:
-        """Give back a healthy instance."""
-        if self._retired:
-            self._close(inst)
-            return
-        self._free.append(inst)
-        if self._waiting:
-            with self._cond:
-                self._cond.notify()
-        if self._retired:  # retired while we appended: do not strand it
-            self._drain()
+        """Give back a healthy instance (closed instead once the pool is retired)."""
+        with self._cond:
+            if not self._retired:
+                self._free.append(inst)
+                if self._waiting:
+                    self._cond.notify()
+                return
+        self._close(inst)
 
     def discard(self, inst: WapcInstance) -> None:
         """Drop an instance that trapped, timed out or reached its memory cap."""
@@ -107,24 +119,54 @@ class InstancePool:
 
     def _close(self, inst: WapcInstance) -> None:
         with self._cond:
-            self._closed_calls += inst.calls
             self._live.discard(inst)
+        inst.close()
+        self._shrink(inst.calls)
+
+    def _shrink(self, calls: int) -> None:
+        """One instance (or reserved slot) fewer; the last one of a retired pool frees it."""
+        with self._cond:
+            self._closed_calls += calls
             self._size -= 1
             self._cond.notify()
-        inst.close()
+            on_empty = self._take_on_empty()
+        if on_empty is not None:
+            on_empty()
 
-    def _drain(self) -> None:
-        while True:
-            try:
-                inst = self._free.pop()
-            except IndexError:
-                return
-            self._close(inst)
+    def _take_on_empty(self) -> Callable[[], None] | None:
+        """The callback to run now that the pool may be empty (call with the lock held)."""
+        if not (self._retired and self._size == 0):
+            return None
+        on_empty, self._on_empty = self._on_empty, None
+        self._factory = None  # drop the module the factory holds
+        return on_empty
 
-    def retire(self) -> None:
-        """Stop reusing instances: idle ones close now, busy ones when released."""
-        self._retired = True
-        self._drain()
+    def retire(self, on_empty: Callable[[], None] | None = None) -> None:
+        """Start nothing more: idle instances close now, busy ones when released.
+
+        ``on_empty`` runs once, in whichever thread closes the last instance
+        (here, if none is busy).  Retiring twice keeps the first callback.
+        """
+        with self._cond:
+            if not self._retired:
+                self._retired = True
+                self._on_empty = on_empty
+            idle = list(self._free)
+            self._free.clear()
+            for inst in idle:
+                self._live.discard(inst)
+            self._cond.notify_all()  # waiters give up: no instance will come back
+            now = self._take_on_empty() if not idle else None
+        for inst in idle:
+            inst.close()
+            self._shrink(inst.calls)
+        if now is not None:
+            now()
+
+    @property
+    def retired(self) -> bool:
+        """Has :meth:`retire` been called?"""
+        return self._retired
 
     @property
     def size(self) -> int:

@@ -20,7 +20,7 @@ import wasmtime
 from wascc import ffi
 from wascc.errors import ActorLoadError, ModuleError
 
-__all__ = ["WAPC_IMPORTS", "Runtime", "WapcModule"]
+__all__ = ["CALLED_EXPORTS", "WAPC_IMPORTS", "Runtime", "WapcModule"]
 
 #: Every import a waPC actor may use: name -> (parameter count, result count).
 WAPC_IMPORTS: dict[str, tuple[int, int]] = {
@@ -36,6 +36,14 @@ WAPC_IMPORTS: dict[str, tuple[int, int]] = {
 }
 WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")
 
+#: Every export the host calls: name -> (parameter types, result types).
+#: ``__guest_call`` must exist; the others run at instantiation when present.
+CALLED_EXPORTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "__guest_call": (("i32", "i32"), ("i32",)),
+    "_start": ((), ()),
+    "wapc_init": ((), ()),
+}
+
 #: How often the epoch advances; deadlines are rounded up to whole ticks.
 DEFAULT_TICK = 0.005
 
@@ -48,6 +56,11 @@ class WapcModule:
     pre: ffi.WapcPre
     uses_wasi: bool
     exports: frozenset[str]
+
+    def close(self) -> None:
+        """Free the compiled code (and its memfd) now; no instance may be left."""
+        self.pre.close()
+        self.module.close()
 
 
 class Runtime:
@@ -121,16 +134,11 @@ class Runtime:
                 continue
             _check_wapc_import(imp, label)
         exports = {e.name: e.type for e in module.exports}
-        call = exports.get("__guest_call")
-        if not isinstance(call, wasmtime.FuncType):
+        if not isinstance(exports.get("__guest_call"), wasmtime.FuncType):
             raise ActorLoadError(f"{label} does not export the function __guest_call")
-        if [str(p) for p in call.params] != ["i32", "i32"] or [str(r) for r in call.results] != [
-            "i32"
-        ]:
-            raise ActorLoadError(
-                f"{label} exports __guest_call with the wrong signature "
-                "(expected (i32, i32) -> i32)"
-            )
+        for name, expected in CALLED_EXPORTS.items():
+            if name in exports:
+                _check_called_export(name, exports[name], expected, label)
         if not isinstance(exports.get("memory"), wasmtime.MemoryType):
             raise ActorLoadError(f"{label} does not export its linear memory as `memory`")
         pre = self._linker(uses_wasi).prepare(module, label)
@@ -139,6 +147,35 @@ class Runtime:
     def close(self) -> None:
         """Stop the epoch thread.  Instances of this runtime must be gone."""
         self._ticker.stop()
+
+
+def _signature(params: tuple[str, ...], results: tuple[str, ...]) -> str:
+    return f"({', '.join(params)}) -> ({', '.join(results)})"
+
+
+def _check_called_export(
+    name: str,
+    ty: object,
+    expected: tuple[tuple[str, ...], tuple[str, ...]],
+    label: str,
+) -> None:
+    """Refuse an export the host calls unless its type is exactly ``expected``.
+
+    The host calls these through wasmtime's unchecked API, which has no
+    room for a different arity: a wrong type must stop the load, not the call.
+    """
+    want = _signature(*expected)
+    if not isinstance(ty, wasmtime.FuncType):
+        kind = type(ty).__name__.removesuffix("Type").lower() or "non-function"
+        raise ActorLoadError(
+            f"{label} exports {name} as a {kind}, not a function; the host calls it as {want}"
+        )
+    found = (tuple(str(p) for p in ty.params), tuple(str(r) for r in ty.results))
+    if found != expected:
+        raise ActorLoadError(
+            f"{label} exports {name} with the signature {_signature(*found)}; "
+            f"the host calls it as {want}"
+        )
 
 
 def _check_wapc_import(imp: wasmtime.ImportType, label: str) -> None:
