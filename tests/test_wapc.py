@@ -186,3 +186,49 @@ def test_tables_within_the_limits_still_load() -> None:
         assert host.actor(key).instances == 1
     finally:
         host.stop()
+
+
+@pytest.mark.parametrize(
+    "start",
+    ["(start $spin)", '(export "_start" (func $spin))', '(export "wapc_init" (func $spin))'],
+)
+def test_start_code_that_loops_is_stopped_at_the_deadline_and_refused(start: str) -> None:
+    host = Host(allow_unsigned=True, health_interval=0, load_entry_points=False)
+    try:
+        wasm = _module(MEMORY, GUEST_CALL, "(func $spin (loop $l (br $l)))", start)
+        with pytest.raises(ActorLoadError, match=r"did not finish within the deadline of 0\.1s"):
+            host.add_actor(wasm, deadline=0.1)
+        assert host.actors() == []
+    finally:
+        host.stop()
+
+
+REFERENCE_TYPES_THE_C_API_CANNOT_DESCRIBE = [
+    '(func (export "wapc_init") (param exnref))',
+    '(func (export "_start") (param anyref))',
+    '(type $t (func)) (func (export "odd") (param (ref $t)))',
+    '(import "wapc" "__console_log" (func (param anyref i32)))',
+    '(func (export "__guest_call") (param i32 i32) (result i32) (local i31ref) i32.const 1)',
+]
+
+
+@pytest.mark.parametrize("decl", REFERENCE_TYPES_THE_C_API_CANNOT_DESCRIBE)
+def test_gc_and_exception_reference_types_are_refused_without_aborting(decl: str) -> None:
+    """wasmtime's C API aborts the process when asked about these types: never ask."""
+    parts = [decl, MEMORY] if decl.startswith("(import") else [MEMORY, decl]
+    if "__guest_call" not in decl:
+        parts.append(GUEST_CALL)
+    wasm = _module(*parts)
+    result = _in_subprocess(
+        f"""
+        from wascc import Host, ModuleError
+        host = Host(allow_unsigned=True, health_interval=0, load_entry_points=False)
+        try:
+            host.add_actor({wasm!r})
+        except ModuleError as exc:
+            print("refused:", exc)
+        """
+    )
+    assert result.returncode == 0, f"the host died ({result.returncode}): {result.stderr[-500:]}"
+    assert "refused:" in result.stdout and "not a valid WebAssembly module" in result.stdout
+    assert "not supported" in result.stdout or "required" in result.stdout

@@ -46,9 +46,10 @@ WASM_PAGE = 65536
 
 @dataclass(frozen=True)
 class ActorSettings:
-    """Per-actor limits.  ``deadline`` is seconds per call; ``memory_limit`` bytes
-    of linear memory per instance; the pool grows from ``min_instances`` to
-    ``max_instances`` under concurrent load."""
+    """Per-actor limits.  ``deadline`` is seconds per call (and for the start
+    code of each instance); ``memory_limit`` bytes of linear memory per
+    instance, which also bounds its tables (see ``wascc_host.h``); the pool
+    grows from ``min_instances`` to ``max_instances`` under concurrent load."""
 
     deadline: float = 10.0
     memory_limit: int = 128 * 1024 * 1024
@@ -139,6 +140,11 @@ class Actor:
                     wasi=make_wasi() if compiled.uses_wasi else None,
                 )
             except InstantiateError as exc:
+                if exc.status == ffi.TIMEOUT:
+                    raise ActorLoadError(
+                        f"{who} failed to start: its start code (start section, _start or "
+                        f"wapc_init) did not finish within the deadline of {settings.deadline:g}s"
+                    ) from exc
                 raise ActorLoadError(f"{who} failed to start: {exc}") from exc
 
         self._compiled: WapcModule | None = compiled

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,16 @@ class Runtime:
     ):
         config = wasmtime.Config()
         config.epoch_interruption = True
+        # The host must read the type of every import and export before it
+        # calls anything, and wasmtime's C API aborts the whole process when
+        # asked about a reference type other than funcref/externref (GC,
+        # typed function references, exnref, continuations).  A waPC actor
+        # needs none of these proposals, so a module using them is refused
+        # as invalid when it compiles.
+        config.wasm_gc = False
+        config.wasm_function_references = False
+        config.wasm_exceptions = False
+        config.wasm_stack_switching = False
         if cache_dir is not None:
             config.cache = _cache_config(Path(cache_dir))
         self.engine = wasmtime.Engine(config)
@@ -120,8 +131,9 @@ class Runtime:
         try:
             module = wasmtime.Module(self.engine, wasm)
         except wasmtime.WasmtimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
-            raise ModuleError(f"{label} is not a valid WebAssembly module: {first}") from exc
+            raise ModuleError(
+                f"{label} is not a valid WebAssembly module: {_compile_error(exc)}"
+            ) from exc
         uses_wasi = False
         for imp in module.imports:
             if imp.module in WASI_MODULES:
@@ -147,6 +159,15 @@ class Runtime:
     def close(self) -> None:
         """Stop the epoch thread.  Instances of this runtime must be gone."""
         self._ticker.stop()
+
+
+def _compile_error(exc: wasmtime.WasmtimeError) -> str:
+    """wasmtime's message in one line: the summary and its innermost cause."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return "invalid module"
+    causes = [re.sub(r"^\d+: ", "", line) for line in lines[1:] if line != "Caused by:"]
+    return f"{lines[0]} ({causes[-1]})" if causes else lines[0]
 
 
 def _signature(params: tuple[str, ...], results: tuple[str, ...]) -> str:
