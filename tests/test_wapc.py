@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import wasmtime
 
-from wascc import ActorLoadError, Host, Runtime
+from wascc import ActorLoadError, ActorTrap, Host, Runtime
 from wascc.ffi import InstantiateError
 
 from conftest import ROOT
@@ -232,3 +232,51 @@ def test_gc_and_exception_reference_types_are_refused_without_aborting(decl: str
     assert result.returncode == 0, f"the host died ({result.returncode}): {result.stderr[-500:]}"
     assert "refused:" in result.stdout and "not a valid WebAssembly module" in result.stdout
     assert "not supported" in result.stdout or "required" in result.stdout
+
+
+POINTER_ARGS = {
+    "__guest_request": 2,
+    "__guest_response": 2,
+    "__guest_error": 2,
+    "__host_call": 8,
+    "__host_response": 1,
+    "__host_error": 1,
+    "__console_log": 2,
+}
+
+
+@pytest.mark.parametrize("name", sorted(POINTER_ARGS))
+@pytest.mark.parametrize(
+    "pointer, length", [(0xFFFFFFF0, 0x20), (0, 0xFFFFFFFF), (65536, 1), (0xFFFFFFFF, 0)]
+)
+def test_out_of_range_pointers_in_every_import_trap_and_the_host_goes_on(
+    name: str, pointer: int, length: int
+) -> None:
+    nargs = POINTER_ARGS[name]
+    args = " ".join(f"(i32.const {pointer if i % 2 == 0 else length})" for i in range(nargs))
+    params = " ".join(["i32"] * nargs)
+    result = " (result i32)" if name == "__host_call" else ""
+    call = f"(call $imp {args})"
+    wat = f"""
+    (module
+      (import "wapc" "{name}" (func $imp (param {params}){result}))
+      (import "wapc" "__guest_response" (func $respond (param i32 i32)))
+      (memory (export "memory") 1)
+      (func (export "__guest_call") (param $op i32) (param $msg i32) (result i32)
+        (if (i32.eq (local.get $op) (i32.const 3))  ;; "Bad": the hostile call
+          (then {f"(drop {call})" if result else call}))
+        (call $respond (i32.const 0) (i32.const 2))
+        i32.const 1))
+    """
+    host = Host(allow_unsigned=True, health_interval=0, load_entry_points=False)
+    try:
+        key = host.add_actor(wasmtime.wat2wasm(wat))
+        if nargs == 1 and pointer <= 65536:
+            # nothing to copy (no host call yet): an empty range inside memory is fine
+            assert host.call_actor(key, "Bad", b"") == b"\0\0"
+        else:
+            with pytest.raises(ActorTrap, match=f"{name}: pointer out of bounds of linear memory"):
+                host.call_actor(key, "Bad", b"")
+        assert host.call_actor(key, "Ok", b"") == b"\0\0"
+    finally:
+        host.stop()
