@@ -19,7 +19,7 @@ from pathlib import Path
 
 import wasmtime
 
-from wascc import ActorSettings, Host, InvocationError
+from wascc import ActorSettings, Host, InvocationError, ModuleError, wasm
 
 from fuzz.engine import INTERESTING, Target
 
@@ -70,6 +70,8 @@ def run(data: bytes) -> None:
     if _host is None:
         setup()
     assert _host is not None
+    with contextlib.suppress(ModuleError):
+        wasm.interface(data)  # the type reader on unvalidated bytes, on its own
     key = _host.add_actor(data)  # a refusal here is a WasccError: "refused"
     try:
         # a loaded module's calls may fail in any of the ways a call fails

@@ -280,3 +280,32 @@ def test_out_of_range_pointers_in_every_import_trap_and_the_host_goes_on(
         assert host.call_actor(key, "Ok", b"") == b"\0\0"
     finally:
         host.stop()
+
+
+@pytest.mark.parametrize(
+    "decl, outcome",
+    [
+        ('(import "wapc" "__console_log" (func (param v128 i32)))', "wrong type"),
+        ('(func (export "wapc_init") (param v128))', "signature (v128) -> ()"),
+        ('(func (export "_start") (result v128) (v128.const i64x2 0 0))', "() -> (v128)"),
+        ('(func (export "simd") (param v128) (result v128) local.get 0)', "loaded"),
+        ('(global (export "g") v128 (v128.const i64x2 1 2))', "loaded"),
+    ],
+)
+def test_v128_in_a_signature_is_checked_without_aborting(decl: str, outcome: str) -> None:
+    """wasmtime's C API aborts when asked the kind of a v128: types come from the binary."""
+    parts = [decl, MEMORY, GUEST_CALL] if decl.startswith("(import") else [MEMORY, GUEST_CALL, decl]
+    wasm = _module(*parts)
+    result = _in_subprocess(
+        f"""
+        from wascc import ActorLoadError, Host
+        host = Host(allow_unsigned=True, health_interval=0, load_entry_points=False)
+        try:
+            host.add_actor({wasm!r})
+            print("loaded")
+        except ActorLoadError as exc:
+            print("refused:", exc)
+        """
+    )
+    assert result.returncode == 0, f"the host died ({result.returncode}): {result.stderr[-500:]}"
+    assert outcome in result.stdout

@@ -19,6 +19,7 @@ from pathlib import Path
 import wasmtime
 
 from wascc import ffi
+from wascc import wasm as wasm_format
 from wascc.errors import ActorLoadError, ModuleError
 
 __all__ = ["CALLED_EXPORTS", "WAPC_IMPORTS", "Runtime", "WapcModule"]
@@ -134,8 +135,13 @@ class Runtime:
             raise ModuleError(
                 f"{label} is not a valid WebAssembly module: {_compile_error(exc)}"
             ) from exc
+        # Types come from the binary, never from wasmtime's C API (see wasm.interface).
+        try:
+            iface = wasm_format.interface(bytes(wasm))
+        except ModuleError as exc:
+            raise ModuleError(f"{label} is not a valid WebAssembly module: {exc}") from exc
         uses_wasi = False
-        for imp in module.imports:
+        for imp in iface.imports:
             if imp.module in WASI_MODULES:
                 if not allow_wasi:
                     raise ActorLoadError(
@@ -145,13 +151,15 @@ class Runtime:
                 uses_wasi = True
                 continue
             _check_wapc_import(imp, label)
-        exports = {e.name: e.type for e in module.exports}
-        if not isinstance(exports.get("__guest_call"), wasmtime.FuncType):
+        exports = iface.exports
+        guest_call = exports.get("__guest_call")
+        if guest_call is None or guest_call.type.kind != "func":
             raise ActorLoadError(f"{label} does not export the function __guest_call")
         for name, expected in CALLED_EXPORTS.items():
             if name in exports:
-                _check_called_export(name, exports[name], expected, label)
-        if not isinstance(exports.get("memory"), wasmtime.MemoryType):
+                _check_called_export(exports[name], expected, label)
+        memory = exports.get("memory")
+        if memory is None or memory.type.kind != "memory":
             raise ActorLoadError(f"{label} does not export its linear memory as `memory`")
         pre = self._linker(uses_wasi).prepare(module, label)
         return WapcModule(module, pre, uses_wasi, frozenset(exports))
@@ -175,8 +183,7 @@ def _signature(params: tuple[str, ...], results: tuple[str, ...]) -> str:
 
 
 def _check_called_export(
-    name: str,
-    ty: object,
+    export: wasm_format.Export,
     expected: tuple[tuple[str, ...], tuple[str, ...]],
     label: str,
 ) -> None:
@@ -185,13 +192,13 @@ def _check_called_export(
     The host calls these through wasmtime's unchecked API, which has no
     room for a different arity: a wrong type must stop the load, not the call.
     """
+    name, ty = export.name, export.type
     want = _signature(*expected)
-    if not isinstance(ty, wasmtime.FuncType):
-        kind = type(ty).__name__.removesuffix("Type").lower() or "non-function"
+    if ty.func is None or ty.kind != "func":
         raise ActorLoadError(
-            f"{label} exports {name} as a {kind}, not a function; the host calls it as {want}"
+            f"{label} exports {name} as a {ty.kind}, not a function; the host calls it as {want}"
         )
-    found = (tuple(str(p) for p in ty.params), tuple(str(r) for r in ty.results))
+    found = (ty.func.params, ty.func.results)
     if found != expected:
         raise ActorLoadError(
             f"{label} exports {name} with the signature {_signature(*found)}; "
@@ -199,19 +206,20 @@ def _check_called_export(
         )
 
 
-def _check_wapc_import(imp: wasmtime.ImportType, label: str) -> None:
+def _check_wapc_import(imp: wasm_format.Import, label: str) -> None:
     where = f"{imp.module}::{imp.name}"
     if imp.module != "wapc" or imp.name not in WAPC_IMPORTS:
         raise ActorLoadError(
             f"{label} imports {where}, which this host does not provide "
             f"(a waPC actor imports only from `wapc`: {', '.join(WAPC_IMPORTS)})"
         )
-    ty = imp.type
+    ty = imp.type.func
     nparams, nresults = WAPC_IMPORTS[imp.name]
     ok = (
-        isinstance(ty, wasmtime.FuncType)
-        and [str(p) for p in ty.params] == ["i32"] * nparams
-        and [str(r) for r in ty.results] == ["i32"] * nresults
+        imp.type.kind == "func"
+        and ty is not None
+        and ty.params == ("i32",) * nparams
+        and ty.results == ("i32",) * nresults
     )
     if not ok:
         raise ActorLoadError(

@@ -88,8 +88,10 @@ void wh_pre_delete(void *pre);
 int64_t wh_table_elements(int64_t memory_limit);
 
 /* A fresh store and instance: runs _start and wapc_init when exported, each
- * only after checking it is a function of type () -> () (and __guest_call
- * of type (i32, i32) -> i32): a wrong type fails with WH_HOST_FAILURE.
+ * only after checking it is a function taking and returning nothing (and
+ * __guest_call one of two parameters and one result): a wrong arity fails
+ * with WH_HOST_FAILURE.  Exact value types are the loader's to check (from
+ * the binary: wasm_valtype_kind aborts on v128 and GC types).
  * memory_limit < 0 means no cap; wasi_config (wasi_config_t*, ownership
  * taken) may be NULL.  py_handle is passed back to the Python callbacks.
  * Returns NULL on failure with the message in *err and the status (WH_TRAP,
