@@ -736,7 +736,10 @@ class Host:
                 return plugins.run(
                     invocation, lambda inv: self._invoke(actor, inv.operation, inv.msg)
                 )
-        return self._invoke(actor, operation, payload)
+        try:
+            return actor.invoke(operation, payload)
+        except ActorRetired:
+            return self._invoke(actor, operation, payload)
 
     def _invoke(self, actor: Actor, operation: str, payload: bytes) -> bytes:
         """Run the call on ``actor``, or on the module that replaced it meanwhile."""

@@ -2,10 +2,11 @@
 
 A wasmtime store must be used by one thread at a time, so each concurrent
 call takes an instance of its own.  The pool keeps idle instances in a deque
-(``pop`` is atomic in CPython, so taking an idle instance takes no lock),
-creates a new one when all are busy and the pool is below its maximum, and
-otherwise waits for one to come back, up to the caller's deadline.  Giving
-an instance back takes the lock, so a waiter can never miss it.
+(``pop``/``append`` are atomic in CPython, so the common case takes no
+lock), creates a new one when all are busy and the pool is below its
+maximum, and otherwise waits for one to come back, up to the caller's
+deadline.  A waiter counts itself before it looks, so a release never
+goes unseen.
 
 Once retired (its actor replaced or removed) a pool starts no new instance:
 idle ones close at once, busy ones when their call ends, and when the last
@@ -41,7 +42,8 @@ class InstancePool:
             raise ValueError(f"bad pool size for {label}: min {min_size}, max {max_size}")
         self._factory: Callable[[], WapcInstance] | None = factory
         self._free: deque[WapcInstance] = deque()
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # taken directly on the hot path (cheaper)
+        self._cond = threading.Condition(self._lock)
         self._size = 0  # live instances and slots being filled: idle + in use + starting
         self._waiting = 0
         self._retired = False
@@ -70,30 +72,34 @@ class InstancePool:
     def _acquire_slow(self, timeout: float) -> WapcInstance:
         deadline = time.monotonic() + timeout
         with self._cond:
-            while True:
-                try:
-                    return self._free.pop()
-                except IndexError:
-                    pass
-                factory = self._factory
-                if self._retired or factory is None:
-                    raise ActorRetired(
-                        f"{self.label} was replaced or removed before this call could start"
-                    )
-                if self._size < self.max_size:
-                    self._size += 1
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise InstancesBusy(
-                        f"{self.label}: all {self.max_size} instances stayed busy for "
-                        f"{timeout:g}s (raise max_instances or the deadline)"
-                    )
-                self._waiting += 1
-                try:
+            # Counted as waiting *before* looking at the free list: a release
+            # that appends after that look then sees the count and notifies
+            # (under the lock, so only once this thread sleeps); one that
+            # read the count earlier appended earlier, and the look finds it.
+            self._waiting += 1
+            try:
+                while True:
+                    try:
+                        return self._free.pop()
+                    except IndexError:
+                        pass
+                    factory = self._factory
+                    if self._retired or factory is None:
+                        raise ActorRetired(
+                            f"{self.label} was replaced or removed before this call could start"
+                        )
+                    if self._size < self.max_size:
+                        self._size += 1
+                        break
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise InstancesBusy(
+                            f"{self.label}: all {self.max_size} instances stayed busy for "
+                            f"{timeout:g}s (raise max_instances or the deadline)"
+                        )
                     self._cond.wait(remaining)
-                finally:
-                    self._waiting -= 1
+            finally:
+                self._waiting -= 1
         try:
             inst = factory()
         except BaseException:
@@ -104,18 +110,32 @@ class InstancePool:
         return inst
 
     def release(self, inst: WapcInstance) -> None:
-        """Give back a healthy instance (closed instead once the pool is retired)."""
-        with self._cond:
-            if not self._retired:
-                self._free.append(inst)
-                if self._waiting:
-                    self._cond.notify()
-                return
-        self._close(inst)
+        """Give back a healthy instance (closed instead once the pool is retired).
+
+        Lock-free unless someone waits: see :meth:`_acquire_slow` for why no
+        waiter can miss it, and :meth:`retire` for why none is stranded.
+        """
+        if self._retired:
+            self._close(inst)
+            return
+        self._free.append(inst)
+        if self._waiting:
+            with self._lock:
+                self._cond.notify()
+        if self._retired:  # retired between the check and the append: do not strand it
+            self._drain()
 
     def discard(self, inst: WapcInstance) -> None:
         """Drop an instance that trapped, timed out or reached its memory cap."""
         self._close(inst)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                inst = self._free.pop()
+            except IndexError:
+                return
+            self._close(inst)
 
     def _close(self, inst: WapcInstance) -> None:
         with self._cond:
@@ -149,19 +169,13 @@ class InstancePool:
         """
         with self._cond:
             if not self._retired:
-                self._retired = True
                 self._on_empty = on_empty
-            idle = list(self._free)
-            self._free.clear()
-            for inst in idle:
-                self._live.discard(inst)
+                self._retired = True  # set before the drain: a later release drains itself
             self._cond.notify_all()  # waiters give up: no instance will come back
-            now = self._take_on_empty() if not idle else None
-        for inst in idle:
-            inst.close()
-            self._shrink(inst.calls)
+            now = self._take_on_empty()
         if now is not None:
             now()
+        self._drain()
 
     @property
     def retired(self) -> bool:
