@@ -80,12 +80,12 @@ class Runtime:
     ):
         config = wasmtime.Config()
         config.epoch_interruption = True
-        # The host must read the type of every import and export before it
-        # calls anything, and wasmtime's C API aborts the whole process when
-        # asked about a reference type other than funcref/externref (GC,
-        # typed function references, exnref, continuations).  A waPC actor
-        # needs none of these proposals, so a module using them is refused
-        # as invalid when it compiles.
+        # A waPC actor needs none of these proposals, and each brings value
+        # types wasmtime's C API cannot describe without aborting the process
+        # (GC and typed references, exnref, continuations) and state that the
+        # memory and table limits do not count: a module using them is
+        # refused as invalid when it compiles.  (The loader reads types from
+        # the binary anyway; see wasm.interface.)
         config.wasm_gc = False
         config.wasm_function_references = False
         config.wasm_exceptions = False
