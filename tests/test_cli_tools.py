@@ -467,23 +467,26 @@ def test_inspect_broken_wasm(tmp_path: Path) -> None:
 
 
 def test_describe_type_formats() -> None:
-    module = wasmtime.Module(
-        wasmtime.Engine(),
+    module = wasmtime.wat2wasm(
         """(module
              (memory (export "m") 1 3)
              (global (export "g") (mut i64) (i64.const 0))
              (global (export "c") f32 (f32.const 0))
+             (global (export "v") v128 (v128.const i64x2 0 0))
              (table (export "t") 2 funcref)
              (func (export "f") (param i32 i32 i64) (result i32 f64)
-               i32.const 0 f64.const 0))""",
+               i32.const 0 f64.const 0)
+             (func (export "s") (param v128) (result v128) local.get 0))"""
     )
-    shown = {e.name: describe_type(e.type) for e in module.exports}
+    shown = {name: describe_type(e.type) for name, e in wasm.interface(module).exports.items()}
     assert shown == {
         "m": ("memory", "memory min=1 max=3 (pages)"),
         "g": ("global", "global mut i64"),
         "c": ("global", "global f32"),
+        "v": ("global", "global v128"),
         "t": ("table", "table funcref min=2"),
         "f": ("func", "(i32 x2, i64) -> (i32, f64)"),
+        "s": ("func", "(v128) -> v128"),
     }
 
 

@@ -16,6 +16,7 @@ from wascc.actor import ActorSettings
 from wascc.claims import Claims, sign_module, verify_module
 from wascc.errors import (
     ActorLoadError,
+    ActorRetired,
     ActorTrap,
     BindingError,
     ClaimsError,
@@ -59,6 +60,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActorInfo",
     "ActorLoadError",
+    "ActorRetired",
     "ActorSettings",
     "ActorTrap",
     "Binding",

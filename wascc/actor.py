@@ -35,7 +35,7 @@ from wascc.ffi import GuestHost, InstantiateError, WapcInstance
 from wascc.keys import KeyPair, KeyType
 from wascc.pool import InstancePool
 from wascc.routing import canonical_capability
-from wascc.wapc import Runtime
+from wascc.wapc import Runtime, WapcModule
 
 __all__ = ["Actor", "ActorSettings", "load_actor", "read_module"]
 
@@ -46,9 +46,10 @@ WASM_PAGE = 65536
 
 @dataclass(frozen=True)
 class ActorSettings:
-    """Per-actor limits.  ``deadline`` is seconds per call; ``memory_limit`` bytes
-    of linear memory per instance; the pool grows from ``min_instances`` to
-    ``max_instances`` under concurrent load."""
+    """Per-actor limits.  ``deadline`` is seconds per call (and for the start
+    code of each instance); ``memory_limit`` bytes of linear memory per
+    instance, which also bounds its tables (see ``wascc_host.h``); the pool
+    grows from ``min_instances`` to ``max_instances`` under concurrent load."""
 
     deadline: float = 10.0
     memory_limit: int = 128 * 1024 * 1024
@@ -145,16 +146,27 @@ class Actor:
                     wasi=make_wasi() if compiled.uses_wasi else None,
                 )
             except InstantiateError as exc:
+                if exc.status == ffi.TIMEOUT:
+                    raise ActorLoadError(
+                        f"{who} failed to start: its start code (start section, _start or "
+                        f"wapc_init) did not finish within the deadline of {settings.deadline:g}s"
+                    ) from exc
                 raise ActorLoadError(f"{who} failed to start: {exc}") from exc
 
         #: Calls that failed (guest errors, traps, timeouts, memory cap).
         self.errors = 0
-        self._pool = InstancePool(
-            create,
-            min_size=settings.min_instances,
-            max_size=settings.max_instances,
-            label=who,
-        )
+        self._compiled: WapcModule | None = compiled
+        self._on_freed: list[Callable[[], None]] = []
+        try:
+            self._pool = InstancePool(
+                create,
+                min_size=settings.min_instances,
+                max_size=settings.max_instances,
+                label=who,
+            )
+        except BaseException:
+            self._free_module()
+            raise
 
     def invoke(self, operation: str, payload: bytes) -> bytes:
         """Run one waPC call; the reply, or an :class:`InvocationError`."""
@@ -213,9 +225,35 @@ class Actor:
     def calls(self) -> int:
         return self._pool.calls()
 
-    def retire(self) -> None:
-        """Close idle instances now and busy ones when their call ends."""
-        self._pool.retire()
+    def retire(self, on_freed: Callable[[], None] | None = None) -> None:
+        """Start no new call; close idle instances now and busy ones when their call ends.
+
+        When the last instance has closed, the compiled module is freed and
+        ``on_freed`` runs (in the thread that closed it).
+        """
+        if on_freed is not None:
+            if self._compiled is None:
+                on_freed()
+            else:
+                self._on_freed.append(on_freed)
+        self._pool.retire(self._free_module)
+
+    @property
+    def freed(self) -> bool:
+        """Has the compiled module been freed (retired, no instance left)?"""
+        return self._compiled is None
+
+    def _free_module(self) -> None:
+        compiled, self._compiled = self._compiled, None
+        if compiled is not None:
+            compiled.close()
+            log.debug("freed the module of %s", self.who)
+        callbacks, self._on_freed = self._on_freed, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("callback after freeing %s failed", self.who)
 
 
 def load_actor(

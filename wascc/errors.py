@@ -20,6 +20,7 @@ exception means the same thing, the wascc error also inherits from it (so
     ├── ManifestError (ValueError)           a manifest cannot be read or run
     ├── ActorLoadError                       module cannot run as a waPC actor
     ├── NotFound (LookupError)               no such actor / provider / binding
+    │   └── ActorRetired (InvocationError)   the module was replaced or removed
     ├── BindingError                         a binding cannot be set
     ├── ProviderError                        a provider failed (load, call, health)
     ├── PluginError                          a pluggy plugin is malformed
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 __all__ = [
     "ActorLoadError",
+    "ActorRetired",
     "ActorTrap",
     "BindingError",
     "ClaimsError",
@@ -185,3 +187,7 @@ class ProviderCallError(InvocationError):
 
 class MiddlewareError(InvocationError):
     """A middleware hook raised; the invocation fails closed."""
+
+
+class ActorRetired(NotFound, InvocationError):
+    """A call reached a module after it was replaced or removed (no new call starts there)."""

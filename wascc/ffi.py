@@ -361,7 +361,8 @@ def wh_py_dispatch(handle: Any, reply: Any, actor: Any, op: Any, msg: Any, msg_l
         data, ok = _error_text(exc), 0
     if not isinstance(data, bytes):
         data = bytes(data)
-    _lib.wh_reply_set(reply, data, len(data))
+    if _lib.wh_reply_set(reply, data, len(data)) != 0:
+        return 0  # the reply holds "host out of memory", not an empty success
     return ok
 
 

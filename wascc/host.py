@@ -62,6 +62,7 @@ from wascc.codec import (
     unpack,
 )
 from wascc.errors import (
+    ActorRetired,
     BindingError,
     GuestError,
     HostStopped,
@@ -277,7 +278,7 @@ class Host:
     def busy(self) -> int:
         """Calls running in actors right now (including replaced modules)."""
         with self._lock:
-            self._retired = [a for a in self._retired if a.busy]
+            self._retired = [a for a in self._retired if not a.freed]
             actors = [*self._actors.values(), *self._retired]
         return sum(a.busy for a in actors)
 
@@ -399,7 +400,7 @@ class Host:
                 raise WasccError(f"{old.who} changed while it was being replaced; try again")
             self._actors[actor] = new
             self._retired.append(old)
-        old.retire()
+        self._retire(old)
         log.info("replaced %s: %s -> %s", new.who, old.module_hash[:12], new.module_hash[:12])
         for b in self._routes.bindings_of(actor):
             if b.capability_id not in new.caps:
@@ -424,8 +425,17 @@ class Host:
             raise NotFound(f"no actor {actor} is running")
         for b in self._routes.bindings_of(actor):
             self.remove_binding(actor, b.capability_id, b.binding)
-        found.retire()
+        self._retire(found)
         log.info("stopped %s", found.who)
+
+    def _retire(self, actor: Actor) -> None:
+        """Retire a replaced or removed module; forget it once its last call ends."""
+
+        def forget() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._retired.remove(actor)
+
+        actor.retire(forget)
 
     def _auto_bind(self, actor: Actor) -> None:
         if (
@@ -617,8 +627,9 @@ class Host:
         """
         capability_id = canonical_capability(capability_id)
         binding = normalize_binding(binding)
+        key = (capability_id, binding)
         with self._lock:
-            entry = self._providers.get((capability_id, binding))
+            entry = self._providers.get(key)
             if entry is None:
                 raise NotFound(f"no provider of {capability_id} on binding {binding!r}")
             if expected is not None and entry.provider is not expected:
@@ -629,7 +640,7 @@ class Host:
                     f" ({reason})" if reason else "",
                 )
                 return False
-            del self._providers[(capability_id, binding)]
+            del self._providers[key]
             dropped = self._routes.remove_provider(capability_id, binding)
         entry.dispatcher.active = False
         for b in dropped:
@@ -795,8 +806,24 @@ class Host:
             if plugins.authorizing:
                 plugins.authorize(invocation, origin_claims, actor.claims)
             if plugins.intercepting:
-                return plugins.run(invocation, lambda inv: actor.invoke(inv.operation, inv.msg))
-        return actor.invoke(operation, payload)
+                return plugins.run(
+                    invocation, lambda inv: self._invoke(actor, inv.operation, inv.msg)
+                )
+        try:
+            return actor.invoke(operation, payload)
+        except ActorRetired:
+            return self._invoke(actor, operation, payload)
+
+    def _invoke(self, actor: Actor, operation: str, payload: bytes) -> bytes:
+        """Run the call on ``actor``, or on the module that replaced it meanwhile."""
+        while True:
+            try:
+                return actor.invoke(operation, payload)
+            except ActorRetired:
+                current = self._actors.get(actor.public_key)
+                if current is None or current is actor:
+                    raise
+                actor = current
 
     def _from_actor(
         self, port: _ActorPort, binding: str, namespace: str, operation: str, payload: bytes

@@ -19,9 +19,8 @@ from typing import Any, NoReturn
 
 import click
 import msgpack
-import wasmtime
 
-from wascc import codec
+from wascc import codec, wasm
 from wascc.claims import (
     Claims,
     extract_claims,
@@ -383,30 +382,34 @@ def _types(types: list[str]) -> str:
     return ", ".join(ty if n == 1 else f"{ty} x{n}" for ty, n in runs)
 
 
-def _limits(limits: Any) -> str:
+def _limits(limits: wasm.Limits) -> str:
     text = f"min={limits.min}"
     return text if limits.max is None else f"{text} max={limits.max}"
 
 
-def describe_type(ty: Any) -> tuple[str, str]:
-    """(kind, text) of a wasmtime extern type: ``("func", "(i32 x8) -> i32")``."""
-    if isinstance(ty, wasmtime.FuncType):
-        params = f"({_types([str(p) for p in ty.params])})"
-        results = [str(r) for r in ty.results]
+def describe_type(ty: wasm.ExternType) -> tuple[str, str]:
+    """(kind, text) of an import's or export's type: ``("func", "(i32 x8) -> i32")``.
+
+    Types are read from the binary (:func:`wascc.wasm.interface`): asking
+    wasmtime's C API about a v128 would abort the process.
+    """
+    if ty.func is not None:
+        params = f"({_types(list(ty.func.params))})"
+        results = list(ty.func.results)
+        if ty.kind == "tag":
+            return "tag", f"tag {params}"
         if not results:
             return "func", params
         shown = results[0] if len(results) == 1 else f"({_types(results)})"
         return "func", f"{params} -> {shown}"
-    if isinstance(ty, wasmtime.MemoryType):
-        flags = "".join(
-            [" i64" if ty.is_64 else "", " shared" if getattr(ty, "is_shared", False) else ""]
-        )
+    if ty.kind == "memory" and ty.limits is not None:
+        flags = "".join([" i64" if ty.limits.is_64 else "", " shared" if ty.limits.shared else ""])
         return "memory", f"memory{flags} {_limits(ty.limits)} (pages)"
-    if isinstance(ty, wasmtime.TableType):
-        return "table", f"table {ty.element} {_limits(ty.limits)}"
-    if isinstance(ty, wasmtime.GlobalType):
-        return "global", f"global {'mut ' if ty.mutable else ''}{ty.content}"
-    return "unknown", str(ty)
+    if ty.kind == "table" and ty.limits is not None:
+        return "table", f"table {ty.value} {_limits(ty.limits)}"
+    if ty.kind == "global":
+        return "global", f"global {'mut ' if ty.mutable else ''}{ty.value}"
+    return "unknown", ty.kind
 
 
 def _inspect_wasm(path: Path, data: bytes) -> dict[str, Any]:
@@ -432,18 +435,21 @@ def _inspect_wasm(path: Path, data: bytes) -> dict[str, Any]:
     role = "portable provider" if provider else "actor"
     error: str | None = None
     try:
-        module = runtime.load(data, label, allow_wasi=provider).module
+        runtime.load(data, label, allow_wasi=provider)
     except ActorLoadError as exc:
         error = str(exc)
-        module = wasmtime.Module(runtime.engine, data)
     except ModuleError as exc:
         _die(str(exc))
+    try:
+        iface = wasm.interface(data)
+    except ModuleError as exc:
+        _die(f"{path} is not a valid WebAssembly module: {exc}")
     imports = []
-    for imp in module.imports:
+    for imp in iface.imports:
         kind, text = describe_type(imp.type)
         imports.append({"module": imp.module, "name": imp.name, "kind": kind, "type": text})
     exports = []
-    for exp in module.exports:
+    for exp in iface.exports.values():
         kind, text = describe_type(exp.type)
         exports.append({"name": exp.name, "kind": kind, "type": text})
     return {
