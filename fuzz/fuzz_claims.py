@@ -22,10 +22,10 @@ from typing import Any
 
 import wasmtime
 
-from wascc import claims, wasm
-from wascc.claims import MAX_TIME, MAX_TOKEN_BYTES, Claims
 from wascc.errors import ClaimsError
-from wascc.keys import KeyPair, KeyType
+from wascc.wire import claims, wasm
+from wascc.wire.claims import MAX_TIME, MAX_TOKEN_BYTES, Claims
+from wascc.wire.keys import KeyPair, KeyType
 
 from fuzz.engine import Target
 

@@ -17,8 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from wascc.keys import KeyPair, KeyType
-from wascc.manifest import load_manifest, parse_manifest
+from wascc.standalone.manifest import load_manifest, parse_manifest
+from wascc.wire.keys import KeyPair, KeyType
 
 from fuzz.engine import Target
 

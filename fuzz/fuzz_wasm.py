@@ -19,7 +19,8 @@ from pathlib import Path
 
 import wasmtime
 
-from wascc import ActorSettings, Host, InvocationError, ModuleError, wasm
+from wascc import ActorSettings, Host, InvocationError, ModuleError
+from wascc.wire import wasm
 
 from fuzz.engine import INTERESTING, Target
 

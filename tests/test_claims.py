@@ -13,16 +13,6 @@ import pytest
 import wasmtime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from wascc import claims, wasm
-from wascc.claims import (
-    Claims,
-    decode_token,
-    encode_token,
-    extract_claims,
-    module_hash,
-    sign_module,
-    verify_module,
-)
 from wascc.errors import (
     ClaimsError,
     HashMismatch,
@@ -35,7 +25,17 @@ from wascc.errors import (
     TokenNotYetValid,
     UntrustedIssuer,
 )
-from wascc.keys import KeyPair, KeyType
+from wascc.wire import claims, wasm
+from wascc.wire.claims import (
+    Claims,
+    decode_token,
+    encode_token,
+    extract_claims,
+    module_hash,
+    sign_module,
+    verify_module,
+)
+from wascc.wire.keys import KeyPair, KeyType
 
 LABEL = "actors/echo-test.wasm"
 HEADER = b"\x00asm\x01\x00\x00\x00"

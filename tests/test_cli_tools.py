@@ -14,11 +14,12 @@ import pytest
 import wasmtime
 from click.testing import CliRunner, Result
 
-from wascc import Host, KeyPair, KeyType, wasm
-from wascc.claims import module_hash
+from wascc import Host, KeyPair, KeyType
 from wascc.cli import main
 from wascc.cli.tools import _jsonable, describe_type
-from wascc.codec import pack
+from wascc.wire import wasm
+from wascc.wire.claims import module_hash
+from wascc.wire.codec import pack
 
 from conftest import NativeBuilder, Signer, build_test_actor
 
@@ -613,8 +614,8 @@ def test_click_runner_separates_stderr() -> None:
 def test_call_control_through_a_real_socket(
     tmp_path: Path, signed_actor: tuple[Path, KeyPair], host: Host
 ) -> None:
-    """The real client (wascc.control.request) against a ControlServer on a socket."""
-    from wascc import control
+    """The real client (wascc.standalone.control.request) against a ControlServer on a socket."""
+    from wascc.standalone import control
 
     path, module = signed_actor
     key = host.add_actor(path)

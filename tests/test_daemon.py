@@ -22,10 +22,11 @@ from click.testing import CliRunner
 
 from wascc import KeyPair, KeyType
 from wascc.cli import main
-from wascc.codec import CapabilityConfiguration
-from wascc.control import ControlError, b64, request, unb64
-from wascc.daemon import Daemon, Options
-from wascc.manifest import BindingSpec, Manifest
+from wascc.errors import ControlError
+from wascc.standalone.control import b64, request, unb64
+from wascc.standalone.daemon import Daemon, Options
+from wascc.standalone.manifest import BindingSpec, Manifest
+from wascc.wire.codec import CapabilityConfiguration
 
 from conftest import NativeBuilder, Signer, build_test_actor, call_payload
 from providers import TESTING, RecordingProvider
@@ -877,7 +878,7 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 def test_each_broken_manifest_on_sighup_keeps_the_daemon_serving_http(
     up: Starter, tmp_path: Path, sign: Signer, fmt: str
 ) -> None:
-    from wascc.demo import BUNDLE
+    from wascc.standalone.demo import BUNDLE
 
     signed, module = sign((BUNDLE / "echo.wasm").read_bytes(), caps=["wascc:http_server"])
     actor = tmp_path / "echo_s.wasm"

@@ -24,12 +24,7 @@ from wascc import (
     WasccError,
     hookimpl,
 )
-from wascc.codec import (
-    CapabilityDescriptor,
-    GeneratorRequest,
-    GeneratorResult,
-    pack,
-)
+from wascc.wire.codec import CapabilityDescriptor, GeneratorRequest, GeneratorResult, pack
 
 from conftest import Signer, build_test_actor, call_payload
 from providers import TESTING, RecordingProvider

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from wascc.errors import KeyFormatError
-from wascc.keys import KeyPair, KeyType, decode_public_key, is_public_key, verify
+from wascc.wire.keys import KeyPair, KeyType, decode_public_key, is_public_key, verify
 
 # The contract's table, written out here rather than read back from KeyType.
 PREFIXES = {

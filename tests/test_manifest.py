@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from wascc import KeyPair, KeyType
-from wascc.manifest import BindingSpec, CapabilitySpec, ManifestError, expand_env, load_manifest
+from wascc.standalone.manifest import (
+    BindingSpec,
+    CapabilitySpec,
+    ManifestError,
+    expand_env,
+    load_manifest,
+)
 
 ACTOR = KeyPair.generate(KeyType.MODULE).public_key
 
@@ -289,7 +295,8 @@ def test_hostile_manifest_is_one_manifest_error_naming_file_place_and_reason(
 
 
 def test_manifest_error_lives_in_wascc_errors() -> None:
-    from wascc import errors, manifest
+    from wascc import errors
+    from wascc.standalone import manifest
 
     assert manifest.ManifestError is errors.ManifestError
     assert issubclass(errors.ManifestError, errors.WasccError)

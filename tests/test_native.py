@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from wascc import GuestError, Host, InvocationTimeout, KeyPair, ProviderError
+from wascc.engine.ffi import provider_abi_layout
 from wascc.errors import ProviderCallError
-from wascc.ffi import provider_abi_layout
 from wascc.providers.native import NativeProvider, load_native_provider
 
 from conftest import ROOT, NativeBuilder, Signer, call_payload
@@ -264,7 +264,7 @@ def test_calls_after_stop_are_refused_and_destroy_waits_for_calls_in_flight(
 
 
 def test_a_reply_the_host_cannot_copy_is_a_failure_not_an_empty_success() -> None:
-    from wascc.ffi import _ffi, _lib
+    from wascc.engine.ffi import _ffi, _lib
 
     reply = _ffi.new("wh_reply *")
     # a length no malloc can satisfy (the data is never read when the copy fails)

@@ -11,7 +11,7 @@ import pytest
 import wasmtime
 
 from wascc import ActorLoadError, ActorTrap, Host, Runtime
-from wascc.ffi import InstantiateError
+from wascc.errors import InstantiateError
 
 from conftest import ROOT
 
@@ -90,8 +90,8 @@ def test_c_layer_checks_export_types_even_when_python_did_not(export: str, signa
     result = _in_subprocess(
         f"""
         import wasmtime
-        from wascc.ffi import InstantiateError
-        from wascc.wapc import Runtime
+        from wascc.engine.ffi import InstantiateError
+        from wascc.engine.runtime import Runtime
 
         class Port:
             def host_call(self, *args): return b""

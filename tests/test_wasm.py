@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import wasmtime
 
-from wascc import wasm
 from wascc.errors import ModuleError
-from wascc.wasm import (
+from wascc.wire import wasm
+from wascc.wire.wasm import (
     Section,
     append_custom_section,
     custom_sections,

@@ -19,23 +19,24 @@ from pathlib import Path
 import wasmtime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from wascc import claims as claims_mod
-from wascc import ffi
-from wascc.claims import Claims
+from wascc.engine import ffi
+from wascc.engine.ffi import GuestHost, WapcInstance
+from wascc.engine.pool import InstancePool
+from wascc.engine.runtime import Runtime, WapcModule
 from wascc.errors import (
     ActorLoadError,
     ActorTrap,
     GuestError,
+    InstantiateError,
     InvocationError,
     InvocationTimeout,
     MemoryLimitExceeded,
     MissingClaims,
 )
-from wascc.ffi import GuestHost, InstantiateError, WapcInstance
-from wascc.keys import KeyPair, KeyType
-from wascc.pool import InstancePool
-from wascc.routing import canonical_capability
-from wascc.wapc import Runtime, WapcModule
+from wascc.wire import claims as claims_mod
+from wascc.wire.capability import canonical_capability
+from wascc.wire.claims import Claims
+from wascc.wire.keys import KeyPair, KeyType
 
 __all__ = ["Actor", "ActorSettings", "load_actor", "read_module"]
 
@@ -121,7 +122,7 @@ class Actor:
         self.settings = settings
         self.module_hash = claims.module_hash
         self.caps = frozenset(canonical_capability(c) for c in claims.caps)
-        #: The codec form (wascc.codec.FORMS) this module reads each request
+        #: The codec form (wascc.wire.codec.FORMS) this module reads each request
         #: struct in, by operation, as the host learned it; a replacement
         #: module starts over.
         self.request_forms: dict[str, str] = {}

@@ -18,11 +18,14 @@ exception means the same thing, the wascc error also inherits from it (so
     │   └── UntrustedIssuer                  `iss` not on the trusted list
     ├── CodecError (ValueError)              msgpack garbage or wrong shape
     ├── ManifestError (ValueError)           a manifest cannot be read or run
+    ├── ControlError                         the control socket is unreachable or refused
     ├── ActorLoadError                       module cannot run as a waPC actor
+    │   └── InstantiateError                 an instance could not be made (status)
     ├── NotFound (LookupError)               no such actor / provider / binding
     │   └── ActorRetired (InvocationError)   the module was replaced or removed
     ├── BindingError                         a binding cannot be set
     ├── ProviderError                        a provider failed (load, call, health)
+    │   └── NativeLoadError                  a native library was refused (reason)
     ├── PluginError                          a pluggy plugin is malformed
     ├── HostStopped                          the host is shutting down
     └── InvocationError                      one call failed
@@ -46,10 +49,12 @@ __all__ = [
     "BindingError",
     "ClaimsError",
     "CodecError",
+    "ControlError",
     "GuestError",
     "HashMismatch",
     "HostStopped",
     "InstancesBusy",
+    "InstantiateError",
     "InvalidSignature",
     "InvocationError",
     "InvocationTimeout",
@@ -60,6 +65,7 @@ __all__ = [
     "MiddlewareError",
     "MissingClaims",
     "ModuleError",
+    "NativeLoadError",
     "NotBound",
     "NotFound",
     "PluginError",
@@ -191,3 +197,31 @@ class MiddlewareError(InvocationError):
 
 class ActorRetired(NotFound, InvocationError):
     """A call reached a module after it was replaced or removed (no new call starts there)."""
+
+
+class ControlError(WasccError):
+    """The control socket could not be reached, or it refused a request."""
+
+
+class InstantiateError(ActorLoadError):
+    """An instance could not be made; ``status`` is the engine's TRAP, TIMEOUT or HOST_FAILURE."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NativeLoadError(ProviderError):
+    """A native provider library was refused; ``reason`` says which check failed."""
+
+    REASONS = {
+        1: "not loadable",
+        2: "no entry point",
+        3: "returned NULL",
+        4: "unknown ABI version",
+        5: "incomplete",
+    }
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.reason = self.REASONS.get(code, "unknown")

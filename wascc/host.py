@@ -15,11 +15,11 @@ actor only if its claims list that actor's key.  Plugins may deny more
 (``wascc_authorize``) and wrap every invocation in middleware.
 
 Tables are written under one lock and read without one (see
-:mod:`wascc.routing`), so the hot path takes no host-wide lock.
+:mod:`wascc.bindings`), so the hot path takes no host-wide lock.
 
 Requests from providers (and the host's health checks) reach an actor
 through :meth:`Host._deliver`, which writes them in the codec form of the
-actor's era (see :mod:`wascc.codec`): the binding value ``WASCC_CODEC``
+actor's era (see :mod:`wascc.wire.codec`): the binding value ``WASCC_CODEC``
 when the operator set one, else camelCase maps.  If an actor's first
 request of a known struct fails with a de-serialization error naming a field
 or a type, the same request is re-encoded in the older forms (positional
@@ -37,12 +37,32 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from wascc.actor import Actor, ActorSettings, load_actor
-from wascc.claims import Claims
-from wascc.codec import (
+from wascc.bindings import Binding, RouteTable
+from wascc.engine.runtime import Runtime
+from wascc.errors import (
+    ActorRetired,
+    BindingError,
+    GuestError,
+    HostStopped,
+    InvocationError,
+    NotBound,
+    NotFound,
+    ProviderCallError,
+    ProviderError,
+    Unauthorized,
+    WasccError,
+)
+from wascc.health import HealthMonitor, HealthReport, check
+from wascc.plugins import Plugins
+from wascc.providers.base import CapabilityProvider
+from wascc.providers.extras import CAPABILITY_ID as EXTRAS
+from wascc.providers.extras import ExtrasProvider
+from wascc.wire.capability import DEFAULT_BINDING, canonical_capability, normalize_binding
+from wascc.wire.claims import Claims
+from wascc.wire.codec import (
     CODEC_VALUE,
     FORM_ARRAY,
     FORM_MAP,
@@ -61,36 +81,8 @@ from wascc.codec import (
     transcode,
     unpack,
 )
-from wascc.errors import (
-    ActorRetired,
-    BindingError,
-    GuestError,
-    HostStopped,
-    InvocationError,
-    NotBound,
-    NotFound,
-    ProviderCallError,
-    ProviderError,
-    Unauthorized,
-    WasccError,
-)
-from wascc.health import HealthMonitor, HealthReport, check
-from wascc.invocation import SYSTEM, Invocation
-from wascc.plugins import Plugins
-from wascc.providers.base import CapabilityProvider
-from wascc.providers.directory import ProviderDirectory
-from wascc.providers.extras import CAPABILITY_ID as EXTRAS
-from wascc.providers.extras import ExtrasProvider
-from wascc.providers.portable import WasiGrant
-from wascc.routing import (
-    DEFAULT_BINDING,
-    Binding,
-    RouteTable,
-    canonical_capability,
-    is_actor_key,
-    normalize_binding,
-)
-from wascc.wapc import Runtime
+from wascc.wire.invocation import SYSTEM, Invocation
+from wascc.wire.keys import is_actor_key
 
 __all__ = ["ActorInfo", "Host", "ProviderInfo"]
 
@@ -242,7 +234,6 @@ class Host:
         self._routes: RouteTable[CapabilityProvider] = RouteTable()
         self._providers: dict[tuple[str, str], _ProviderEntry] = {}
         self._actor_health: dict[str, HealthReport] = {}
-        self._directories: list[ProviderDirectory] = []
         self._retired: list[Actor] = []  # replaced or removed, maybe still running calls
         self._closed = False
         self._draining = False
@@ -295,8 +286,6 @@ class Host:
                 return
             self._closed = True
         self._health.stop()
-        for directory in self._directories:
-            directory.stop()
         for key in list(self._actors):
             self.remove_actor(key)
         for capability_id, binding in list(self._providers):
@@ -651,31 +640,6 @@ class Host:
         else:
             log.info("removed provider %s (%s)", capability_id, binding)
         return True
-
-    def watch_providers(
-        self,
-        directory: str | os.PathLike[str],
-        *,
-        interval: float = 1.0,
-        grant: WasiGrant | None = None,
-    ) -> ProviderDirectory:
-        """Load every provider in ``directory`` now and follow its changes.
-
-        See :mod:`wascc.providers.directory`: files dropped in are loaded,
-        removed ones unloaded, replaced ones reloaded with bindings re-sent.
-        ``grant`` is the WASI access of portable (``.wasm``) providers.
-        """
-        self._check_open()
-        watcher = ProviderDirectory(self, Path(directory), interval=interval, grant=grant)
-        watcher.start()
-        with self._lock:
-            self._directories.append(watcher)
-        return watcher
-
-    def rescan_providers(self) -> None:
-        """Check every watched provider directory now."""
-        for directory in list(self._directories):
-            directory.scan()
 
     # ---- bindings ----------------------------------------------------------
 

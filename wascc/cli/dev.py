@@ -1,5 +1,5 @@
 """``wascc dev DIR``: rebuild, sign and hot-swap an actor on every change
-(see :mod:`wascc.dev`)."""
+(see :mod:`wascc.standalone.dev`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from wascc.cli.main import control_option, fail, main, pairs
-from wascc.dev import BindRequest, DevLoop
 from wascc.errors import WasccError
+from wascc.standalone.dev import BindRequest, DevLoop
 
 __all__ = ["dev"]
 

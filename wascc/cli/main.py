@@ -17,7 +17,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from wascc import __version__
-from wascc.control import ControlError, default_path, request
+from wascc.errors import ControlError
+from wascc.standalone.control import default_path, request
 
 __all__ = ["ask", "control_option", "fail", "main", "pairs"]
 

@@ -1,7 +1,7 @@
 """Tooling commands: ``wascc keys``, ``wascc claims``, ``wascc inspect``, ``wascc call``.
 
-They parse arguments and delegate to :mod:`wascc.keys`, :mod:`wascc.claims`,
-:mod:`wascc.wapc`, :mod:`wascc.providers.native` and :class:`wascc.host.Host`;
+They parse arguments and delegate to :mod:`wascc.wire.keys`, :mod:`wascc.wire.claims`,
+:mod:`wascc.engine.runtime`, :mod:`wascc.providers.native` and :class:`wascc.host.Host`;
 errors are one line on stderr and exit code 1.
 """
 
@@ -20,17 +20,7 @@ from typing import Any, NoReturn
 import click
 import msgpack
 
-from wascc import codec, wasm
-from wascc.claims import (
-    Claims,
-    extract_claims,
-    format_time,
-    module_hash,
-    sign_module,
-    verify_module,
-)
 from wascc.cli.main import ask, fail, main
-from wascc.control import b64, unb64
 from wascc.errors import (
     ActorLoadError,
     ClaimsError,
@@ -40,8 +30,25 @@ from wascc.errors import (
     ModuleError,
     WasccError,
 )
-from wascc.keys import KeyPair, KeyType, decode_public_key, stored_key, write_seed
-from wascc.routing import CONTRACTS, canonical_capability, is_actor_key
+from wascc.standalone.control import b64, unb64
+from wascc.wire import codec, wasm
+from wascc.wire.capability import CONTRACTS, canonical_capability
+from wascc.wire.claims import (
+    Claims,
+    extract_claims,
+    format_time,
+    module_hash,
+    sign_module,
+    verify_module,
+)
+from wascc.wire.keys import (
+    KeyPair,
+    KeyType,
+    decode_public_key,
+    is_actor_key,
+    stored_key,
+    write_seed,
+)
 
 __all__ = ["describe_type", "render_manifest"]
 
@@ -390,7 +397,7 @@ def _limits(limits: wasm.Limits) -> str:
 def describe_type(ty: wasm.ExternType) -> tuple[str, str]:
     """(kind, text) of an import's or export's type: ``("func", "(i32 x8) -> i32")``.
 
-    Types are read from the binary (:func:`wascc.wasm.interface`): asking
+    Types are read from the binary (:func:`wascc.wire.wasm.interface`): asking
     wasmtime's C API about a v128 would abort the process.
     """
     if ty.func is not None:
@@ -413,7 +420,7 @@ def describe_type(ty: wasm.ExternType) -> tuple[str, str]:
 
 
 def _inspect_wasm(path: Path, data: bytes) -> dict[str, Any]:
-    from wascc.wapc import Runtime  # noqa: PLC0415 - starts wasmtime's engine on first use
+    from wascc.engine.runtime import Runtime  # noqa: PLC0415 - starts wasmtime's engine on first use
 
     label = path.name
     claims_obj: dict[str, Any] | None = None

@@ -1,6 +1,6 @@
 """``wascc up`` (also installed as ``wascc-host``): run a standalone host.
 
-It only parses options and hands them to :class:`wascc.daemon.Daemon`.
+It only parses options and hands them to :class:`wascc.standalone.daemon.Daemon`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import click
 from wascc import logs
 from wascc.actor import ActorSettings
 from wascc.cli.main import default_control, fail, main, pairs
-from wascc.daemon import Daemon, Options
-from wascc.demo import demo
 from wascc.errors import WasccError
+from wascc.standalone.daemon import Daemon, Options
+from wascc.standalone.demo import demo
 
 __all__ = ["host_main", "up"]
 

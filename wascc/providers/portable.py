@@ -3,7 +3,7 @@
 A module whose claims say ``prov: true`` can serve as a provider.  The host
 calls it like an actor, one waPC call per provider call: the operation is
 the provider operation, and the payload is a msgpack envelope
-:class:`~wascc.codec.PortableCall` ``{actor: str, msg: bin}`` naming the
+:class:`~wascc.wire.codec.PortableCall` ``{actor: str, msg: bin}`` naming the
 caller (``"system"`` for the core operations) and carrying its payload.
 The module dispatches to actors bound to it with ``__host_call`` whose
 namespace is the actor's public key.
@@ -23,13 +23,13 @@ from typing import ClassVar
 
 import wasmtime
 
-from wascc import claims as claims_mod
 from wascc.actor import Actor, ActorSettings, read_module
-from wascc.codec import HealthRequest, PortableCall
+from wascc.engine.runtime import Runtime
 from wascc.errors import InvocationError, ProviderCallError, ProviderError
 from wascc.providers.base import Dispatcher, ForwardingProvider
-from wascc.routing import is_actor_key
-from wascc.wapc import Runtime
+from wascc.wire import claims as claims_mod
+from wascc.wire.codec import HealthRequest, PortableCall
+from wascc.wire.keys import is_actor_key
 
 __all__ = ["PortableProvider", "WasiGrant", "load_portable_provider"]
 

@@ -11,15 +11,20 @@ command            arguments                                    answer
 =================  ===========================================  =========================
 inventory                                                       actors, providers,
                                                                 bindings, labels
-start-actor        path                                         actor (public key)
-stop-actor         actor
-replace-actor      actor, path
+start-actor        path, deadline?, memory_limit?,              actor, name
+                   min_instances?, max_instances?
+stop-actor         actor                                        actor, name
+replace-actor      actor, path                                  actor, name
 add-provider       path (a provider spec), binding?             capability, binding
 remove-provider    capability, binding?
-bind               actor, capability, binding?, values?
-unbind             actor, capability, binding?                  removed (bool)
+bind               actor, capability, binding?, values?         actor, name
+unbind             actor, capability, binding?                  actor, name, removed
 call               actor, operation, payload_b64?               reply_b64
 =================  ===========================================  =========================
+
+``actor`` is a public key or the unique name of a running actor; answers
+name the key it resolved to.  :func:`handlers` serves these commands for
+one host; :func:`request` is the client (``wascc ctl`` and ``wascc dev``).
 """
 
 from __future__ import annotations
@@ -39,17 +44,21 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wascc.errors import WasccError
+from wascc.actor import ActorSettings
+from wascc.errors import ControlError, WasccError
+from wascc.host import Host
+from wascc.standalone.manifest import CapabilitySpec
+from wascc.wire.capability import normalize_binding
 
 if TYPE_CHECKING:
-    from wascc.host import Host
+    from wascc.standalone.reconciler import Reconciler
 
 __all__ = [
     "COMMANDS",
-    "ControlError",
     "ControlServer",
     "default_path",
     "handle_line",
+    "handlers",
     "inventory",
     "request",
 ]
@@ -57,10 +66,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024 * 1024  # a request carries at most a 64 MiB payload, base64'd
-
-
-class ControlError(WasccError):
-    """The control socket could not be reached, or it refused a request."""
 
 
 def inventory(host: Host, labels: Mapping[str, str]) -> dict[str, Any]:
@@ -112,6 +117,76 @@ def inventory(host: Host, labels: Mapping[str, str]) -> dict[str, Any]:
 
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+#: The per-actor settings ``start-actor`` may give (the fields of ActorSettings).
+ACTOR_SETTINGS = tuple(f.name for f in dataclasses.fields(ActorSettings))
+
+
+def handlers(
+    host: Host, reconciler: Reconciler, labels: Callable[[], Mapping[str, str]]
+) -> dict[str, Handler]:
+    """The commands above, served for ``host``; providers added go through ``reconciler``."""
+
+    def named(key: str) -> dict[str, Any]:
+        return {"actor": key, "name": host.actor(key).name}
+
+    def start_actor(m: dict[str, Any]) -> dict[str, Any]:
+        settings = {k: m[k] for k in ACTOR_SETTINGS if m.get(k) is not None}
+        return named(host.add_actor(Path(m["path"]), **settings))
+
+    def stop_actor(m: dict[str, Any]) -> dict[str, Any]:
+        key = host.resolve_actor(m["actor"])
+        answer = named(key)
+        host.remove_actor(key)
+        return answer
+
+    def replace_actor(m: dict[str, Any]) -> dict[str, Any]:
+        key = host.resolve_actor(m["actor"])
+        return named(host.replace_actor(key, Path(m["path"])))
+
+    def add_provider(m: dict[str, Any]) -> dict[str, Any]:
+        spec = CapabilitySpec(m["path"], normalize_binding(m.get("binding")))
+        capability, binding = reconciler.add_provider(spec)
+        reconciler.reconcile_bindings()
+        return {"capability": capability, "binding": binding}
+
+    def remove_provider(m: dict[str, Any]) -> dict[str, Any]:
+        host.remove_provider(m["capability"], m.get("binding") or "default")
+        return {}
+
+    def bind(m: dict[str, Any]) -> dict[str, Any]:
+        values = m.get("values") or {}
+        key = host.resolve_actor(m["actor"])
+        host.set_binding(
+            key,
+            m["capability"],
+            m.get("binding") or "default",
+            {str(k): str(v) for k, v in values.items()},
+        )
+        return named(key)
+
+    def unbind(m: dict[str, Any]) -> dict[str, Any]:
+        key = host.resolve_actor(m["actor"])
+        removed = host.remove_binding(key, m["capability"], m.get("binding") or "default")
+        return {**named(key), "removed": removed}
+
+    def call(m: dict[str, Any]) -> dict[str, Any]:
+        payload = unb64(m.get("payload_b64") or "")
+        key = host.resolve_actor(m["actor"])
+        return {"reply_b64": b64(host.call_actor(key, m["operation"], payload))}
+
+    return {
+        "inventory": lambda m: inventory(host, labels()),
+        "start-actor": start_actor,
+        "stop-actor": stop_actor,
+        "replace-actor": replace_actor,
+        "add-provider": add_provider,
+        "remove-provider": remove_provider,
+        "bind": bind,
+        "unbind": unbind,
+        "call": call,
+    }
+
 
 #: The arguments of each command: name -> (JSON type, required).  A request whose
 #: arguments do not fit is answered with an error before its handler runs.

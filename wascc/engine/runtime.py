@@ -4,7 +4,7 @@ A :class:`Runtime` owns one wasmtime engine configured for epoch
 interruption, the C thread that advances its epoch, and the linkers that
 define the waPC imports.  :meth:`Runtime.load` compiles and checks a module
 and returns a :class:`WapcModule` that makes instances.  The call itself
-lives in C (``native/host/wascc_host.c``, reached through ``wascc.ffi``).
+lives in C (``native/host/wascc_host.c``, reached through ``wascc.engine.ffi``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import wasmtime
 
-from wascc import ffi
-from wascc import wasm as wasm_format
+from wascc.engine import ffi
 from wascc.errors import ActorLoadError, ModuleError
+from wascc.wire import wasm as wasm_format
 
 __all__ = ["CALLED_EXPORTS", "WAPC_IMPORTS", "Runtime", "WapcModule"]
 

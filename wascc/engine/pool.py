@@ -21,8 +21,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from wascc.engine.ffi import WapcInstance
 from wascc.errors import ActorRetired, InstancesBusy
-from wascc.ffi import WapcInstance
 
 __all__ = ["InstancePool"]
 

@@ -56,10 +56,10 @@ from typing import Any
 
 import yaml
 
-from wascc import boundedjson
 from wascc.errors import KeyFormatError, ManifestError
-from wascc.keys import KeyType, decode_public_key
-from wascc.routing import DEFAULT_BINDING, canonical_capability, normalize_binding
+from wascc.wire import boundedjson
+from wascc.wire.capability import DEFAULT_BINDING, canonical_capability, normalize_binding
+from wascc.wire.keys import KeyType, decode_public_key
 
 __all__ = [
     "MAX_DEPTH",

@@ -31,6 +31,7 @@ __all__ = [
     "KeyPair",
     "KeyType",
     "decode_public_key",
+    "is_actor_key",
     "is_public_key",
     "stored_key",
     "verify",
@@ -228,3 +229,8 @@ def stored_key(path: str | os.PathLike[str], kind: KeyType) -> KeyPair:
             f"not {_article(kind.name.lower())} seed"
         )
     return key
+
+
+def is_actor_key(namespace: str) -> bool:
+    """True when a ``__host_call`` namespace names an actor (a module public key)."""
+    return len(namespace) == 56 and namespace[0] == "M"

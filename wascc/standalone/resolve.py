@@ -26,7 +26,7 @@ from wascc.plugins import ENTRY_POINT_GROUP
 from wascc.providers.base import CapabilityProvider
 from wascc.providers.native import load_native_provider
 from wascc.providers.portable import WasiGrant, load_portable_provider
-from wascc.routing import canonical_capability
+from wascc.wire.capability import canonical_capability
 
 if TYPE_CHECKING:
     from wascc.host import Host

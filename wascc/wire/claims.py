@@ -12,12 +12,12 @@ The token is untrusted input until its issuer is known to be trusted and its
 signature verifies, so :func:`verify_module` works in this order, and each
 step only reads what the steps before it have vouched for:
 
-1. the module's sections are read (bounded: :mod:`wascc.wasm`) and exactly
+1. the module's sections are read (bounded: :mod:`wascc.wire.wasm`) and exactly
    one claims section (`jwt` or `wasmcloud_jwt`) is taken, as UTF-8, of at
    most ``MAX_TOKEN_BYTES``;
 2. the token splits into three base64url segments;
 3. the header and the claims are parsed by one bounded JSON loader
-   (:func:`wascc.boundedjson.loads`: size, depth at most ``MAX_JSON_DEPTH``,
+   (:func:`wascc.wire.boundedjson.loads`: size, depth at most ``MAX_JSON_DEPTH``,
    integers of at most 64 digits, no NaN/Infinity, no repeated keys): this is
    the only work done on an unverified body; the header must be exactly
    Ed25519/jwt;
@@ -51,7 +51,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from wascc import boundedjson, keys, wasm
 from wascc.errors import (
     HashMismatch,
     InvalidSignature,
@@ -63,7 +62,8 @@ from wascc.errors import (
     TokenNotYetValid,
     UntrustedIssuer,
 )
-from wascc.keys import KeyPair, KeyType
+from wascc.wire import boundedjson, keys, wasm
+from wascc.wire.keys import KeyPair, KeyType
 
 __all__ = [
     "MAX_TIME",
