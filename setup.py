@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
@@ -51,7 +51,21 @@ class BuildWithNativeProviders(build_ext):
             shutil.copy2(built, target / f"{name}.wasm")
 
 
+def _packages() -> tuple[list[str], dict[str, str]]:
+    """wascc, and the repo's capabilities/ folder installed as ``wascc_capabilities``
+    (a top-level ``capabilities`` package could clash with anyone's)."""
+    found = find_packages(include=["wascc", "wascc.*"])
+    found += ["wascc_capabilities"] + [
+        f"wascc_capabilities.{name}" for name in find_packages(where="capabilities")
+    ]
+    return found, {"wascc_capabilities": "capabilities"}
+
+
+PACKAGES, PACKAGE_DIR = _packages()
+
 setup(
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
     cffi_modules=["wascc/engine/_ffi_build.py:ffibuilder"],
     cmdclass={"build_ext": BuildWithNativeProviders},
 )

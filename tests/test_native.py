@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from wascc import GuestError, Host, InvocationTimeout, KeyPair, ProviderError
-from wascc.engine.ffi import provider_abi_layout
+from wascc.engine.library import provider_abi_layout
 from wascc.errors import ProviderCallError
 from wascc.providers.native import NativeProvider, load_native_provider
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 import pytest
 
 from wascc import ActorRetired, NotFound
-from wascc.engine.ffi import WapcInstance
 from wascc.engine.pool import InstancePool
 from wascc.engine.runtime import Runtime
+from wascc.engine.wapc import WapcInstance
 
 from conftest import build_test_actor
 

@@ -90,7 +90,7 @@ def test_c_layer_checks_export_types_even_when_python_did_not(export: str, signa
     result = _in_subprocess(
         f"""
         import wasmtime
-        from wascc.engine.ffi import InstantiateError
+        from wascc.errors import InstantiateError
         from wascc.engine.runtime import Runtime
 
         class Port:

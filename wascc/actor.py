@@ -15,9 +15,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from wascc.engine.ffi import GuestHost
 from wascc.engine.guest import ActorSettings, Guest, read_module
 from wascc.engine.runtime import Runtime
+from wascc.engine.wapc import GuestHost
 from wascc.errors import MissingClaims
 from wascc.wire import claims as claims_mod
 from wascc.wire.capability import canonical_capability

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 import click
 import msgpack
 
+from wascc._providers import NATIVE_SUFFIXES
 from wascc.cli.main import ask, fail, main
 from wascc.errors import (
     ActorLoadError,
@@ -367,7 +368,6 @@ NATIVE_MAGICS = (
     b"\xcf\xfa\xed\xfe",
     b"\xca\xfe\xba\xbe",
 )
-NATIVE_SUFFIXES = (".so", ".dylib")
 
 
 def _is_native(path: Path, head: bytes) -> bool:
@@ -502,19 +502,7 @@ def _inspect_native(path: Path) -> dict[str, Any]:
         desc = provider.descriptor()
     finally:
         provider.stop()
-    return {
-        "file": str(path),
-        "format": "native",
-        "id": desc.id,
-        "name": desc.name,
-        "version": desc.version,
-        "revision": desc.revision,
-        "description": desc.long_description,
-        "operations": [
-            {"name": op.name, "direction": op.direction.value, "doctext": op.doctext}
-            for op in desc.supported_operations
-        ],
-    }
+    return {"file": str(path), "format": "native", **desc.to_json()}
 
 
 def _print_native(info: dict[str, Any]) -> None:

@@ -20,9 +20,9 @@ from pathlib import Path
 import wasmtime
 
 from wascc.engine import ffi
-from wascc.engine.ffi import GuestHost, WapcInstance
 from wascc.engine.pool import InstancePool
 from wascc.engine.runtime import Runtime, WapcModule
+from wascc.engine.wapc import GuestHost, WapcInstance
 from wascc.errors import (
     ActorLoadError,
     ActorTrap,

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from wascc.engine.ffi import WapcInstance
+from wascc.engine.wapc import WapcInstance
 from wascc.errors import ActorRetired, InstancesBusy
 
 __all__ = ["InstancePool"]

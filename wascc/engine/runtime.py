@@ -18,7 +18,8 @@ from pathlib import Path
 
 import wasmtime
 
-from wascc.engine import ffi
+from wascc.engine.ticker import EpochTicker
+from wascc.engine.wapc import WapcLinker, WapcPre
 from wascc.errors import ActorLoadError, ModuleError
 from wascc.wire import wasm as wasm_format
 
@@ -55,7 +56,7 @@ class WapcModule:
     """A compiled, checked and pre-linked waPC module."""
 
     module: wasmtime.Module
-    pre: ffi.WapcPre
+    pre: WapcPre
     uses_wasi: bool
     exports: frozenset[str]
 
@@ -94,8 +95,8 @@ class Runtime:
             config.cache = _cache_config(Path(cache_dir))
         self.engine = wasmtime.Engine(config)
         self.tick = tick
-        self._ticker = ffi.EpochTicker(self.engine, tick)
-        self._linkers: dict[bool, ffi.WapcLinker] = {}
+        self._ticker = EpochTicker(self.engine, tick)
+        self._linkers: dict[bool, WapcLinker] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -110,11 +111,11 @@ class Runtime:
         """Epoch ticks that cover at least ``seconds`` from now."""
         return max(1, math.ceil(seconds / self.tick)) + 1
 
-    def _linker(self, wasi: bool) -> ffi.WapcLinker:
+    def _linker(self, wasi: bool) -> WapcLinker:
         with self._lock:
             linker = self._linkers.get(wasi)
             if linker is None:
-                linker = self._linkers[wasi] = ffi.WapcLinker(self.engine, wasi=wasi)
+                linker = self._linkers[wasi] = WapcLinker(self.engine, wasi=wasi)
             return linker
 
     def load(self, wasm: bytes, label: str, *, allow_wasi: bool = False) -> WapcModule:

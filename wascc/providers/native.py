@@ -13,7 +13,7 @@ import os
 import threading
 from pathlib import Path
 
-from wascc.engine.ffi import NativeLibrary
+from wascc.engine.library import NativeLibrary
 from wascc.errors import CodecError, NativeLoadError, ProviderCallError, ProviderError
 from wascc.providers.base import Dispatcher, ForwardingProvider
 

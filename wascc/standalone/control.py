@@ -92,14 +92,7 @@ def inventory(host: Host, labels: Mapping[str, str]) -> dict[str, Any]:
             {
                 "capability_id": p.capability_id,
                 "binding": p.binding,
-                "name": p.descriptor.name,
-                "version": p.descriptor.version,
-                "revision": p.descriptor.revision,
-                "description": p.descriptor.long_description,
-                "operations": [
-                    {"name": o.name, "direction": o.direction.value, "doctext": o.doctext}
-                    for o in p.descriptor.supported_operations
-                ],
+                **{k: v for k, v in p.descriptor.to_json().items() if k != "id"},
                 "actors": list(p.actors),
             }
             for p in host.providers()

@@ -56,6 +56,7 @@ from typing import Any
 
 import yaml
 
+from wascc._providers import NATIVE_SUFFIXES
 from wascc.errors import KeyFormatError, ManifestError
 from wascc.wire import boundedjson
 from wascc.wire.capability import DEFAULT_BINDING, canonical_capability, normalize_binding
@@ -614,7 +615,7 @@ def _actor_settings(c: _Checker, entry: dict[str, Any], where: str) -> dict[str,
 
 def _anchor(spec: str, base_dir: Path) -> str:
     """A relative file path in a capability is relative to the manifest."""
-    looks_like_file = "/" in spec or spec.endswith((".so", ".dylib", ".wasm"))
+    looks_like_file = "/" in spec or spec.endswith((*NATIVE_SUFFIXES, ".wasm"))
     if looks_like_file and not Path(spec).is_absolute():
         return str((base_dir / spec).resolve())
     return spec

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wascc._providers import NATIVE_SUFFIXES
 from wascc.errors import ProviderError
 from wascc.providers.base import CapabilityProvider
 from wascc.providers.native import load_native_provider
@@ -47,7 +48,6 @@ __all__ = ["ProviderDirectory", "Sidecar", "read_sidecar"]
 
 log = logging.getLogger(__name__)
 
-NATIVE_SUFFIXES = (".so", ".dylib")
 PORTABLE_SUFFIX = ".wasm"
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wascc._providers import NATIVE_SUFFIXES
 from wascc.errors import ProviderError
 from wascc.plugins import ENTRY_POINT_GROUP
 from wascc.providers.base import CapabilityProvider
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["check_spec", "resolve_provider"]
 
-NATIVE_SUFFIXES = (".so", ".dylib")
 _MAGIC = (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
 
 Factory = Callable[[], Any]

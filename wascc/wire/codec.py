@@ -560,6 +560,20 @@ class CapabilityDescriptor(Message):
     long_description: str = ""
     supported_operations: tuple[OperationDescriptor, ...] = ()
 
+    def to_json(self) -> dict[str, Any]:
+        """The descriptor as people and tools read it (inventory, ``wascc inspect``)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "revision": self.revision,
+            "description": self.long_description,
+            "operations": [
+                {"name": o.name, "direction": o.direction.value, "doctext": o.doctext}
+                for o in self.supported_operations
+            ],
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class PortableCall(Message):
