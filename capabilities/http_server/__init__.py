@@ -150,6 +150,11 @@ __all__ = [
     "ServerSettings",
 ]
 
+# The class's public home is this package: resolving a manifest's entry-point
+# name (``path: http_server``) finds the factory whose ``__module__`` is the
+# entry point's module, ``capabilities.http_server``.
+HttpServerProvider.__module__ = __name__
+
 
 @hookimpl
 def wascc_providers() -> list[type[HttpServerProvider]]:
