@@ -48,12 +48,11 @@
 #define KV_SHOW_KEY 64     /* bytes of a key quoted in an error message */
 #define NS_PER_S 1000000000LL
 
+/* The provider's state, inside the skeleton's block (wpu.h). */
 typedef struct {
-    wascc_provider iface; /* handed to the host; freed with the rest */
     pthread_mutex_t lock;
     kv_store store;
     int stopped;
-    const wascc_dispatcher *dispatcher; /* unused: keyvalue never calls actors */
 } kv_provider;
 
 /* ---- requests ----------------------------------------------------------- */
@@ -87,7 +86,6 @@ struct kv_op {
     const char *name;
     kv_handler handler;
     unsigned required, optional;
-    const char *doctext;
 };
 
 static const char *wmp_type_name(int type) {
@@ -617,114 +615,67 @@ static int32_t op_key_exists(kv_provider *p, const kv_op *op, const kv_request *
     return reply_value_exists("", 0, e != NULL, out, out_len);
 }
 
-static const kv_op kv_ops[] = {
-    {"Get", op_get, F_KEY, 0,
-     "Gets the string value of a key: {key} -> {value, exists}; a missing or expired key "
-     "answers exists false"},
-    {"Set", op_set, F_KEY | F_VALUE, F_EXPIRES,
-     "Sets the string value of a key, replacing any type: {key, value, expires} -> {value}; "
-     "expires is a time to live in seconds, 0 = never"},
-    {"Del", op_del, F_KEY, 0, "Deletes a key of any type: {key} -> {key}"},
-    {"Add", op_add, F_KEY | F_IVALUE, 0,
-     "Atomically adds an i32 to the integer in a key (a missing key counts as 0): "
-     "{key, value} -> {value}"},
-    {"Push", op_push, F_KEY | F_VALUE, 0,
-     "Appends a value to the tail of a list: {key, value} -> {newCount}"},
-    {"ListItemDelete", op_list_item_delete, F_KEY | F_VALUE, 0,
-     "Removes every occurrence of a value from a list: {key, value} -> {newCount}"},
-    {"Range", op_range, F_KEY, F_START | F_STOP,
-     "Selects list items from start to stop inclusive, negative indexes counting from the "
-     "end (Redis LRANGE): {key, start, stop} -> {values}"},
-    {"Clear", op_clear, F_KEY, 0, "Deletes a list (or a key of any type): {key} -> empty"},
-    {"SetAdd", op_set_add, F_KEY | F_VALUE, 0,
-     "Adds a member to a set: {key, value} -> {newCount}"},
-    {"SetRemove", op_set_remove, F_KEY | F_VALUE, 0,
-     "Removes a member from a set: {key, value} -> {newCount}"},
-    {"SetUnion", op_set_union, F_KEYS, 0,
-     "Returns the union of the sets at keys: {keys} -> {values}"},
-    {"SetIntersection", op_set_intersection, F_KEYS, 0,
-     "Returns the intersection of the sets at keys: {keys} -> {values}"},
-    {"SetQuery", op_set_query, F_KEY, 0, "Returns the members of a set: {key} -> {values}"},
-    {"KeyExists", op_key_exists, F_KEY, 0,
-     "Tells whether a key of any type exists: {key} -> {value: \"\", exists}"},
+/* The operations, in one list: it makes both the handler table and the
+ * descriptor's operations, in the same order (the skeleton passes the index). */
+#define KV_OPS(X)                                                                              \
+    X("Get", op_get, F_KEY, 0,                                                                 \
+      "Gets the string value of a key: {key} -> {value, exists}; a missing or expired key "    \
+      "answers exists false")                                                                  \
+    X("Set", op_set, F_KEY | F_VALUE, F_EXPIRES,                                               \
+      "Sets the string value of a key, replacing any type: {key, value, expires} -> {value}; " \
+      "expires is a time to live in seconds, 0 = never")                                       \
+    X("Del", op_del, F_KEY, 0, "Deletes a key of any type: {key} -> {key}")                    \
+    X("Add", op_add, F_KEY | F_IVALUE, 0,                                                      \
+      "Atomically adds an i32 to the integer in a key (a missing key counts as 0): "           \
+      "{key, value} -> {value}")                                                               \
+    X("Push", op_push, F_KEY | F_VALUE, 0,                                                     \
+      "Appends a value to the tail of a list: {key, value} -> {newCount}")                     \
+    X("ListItemDelete", op_list_item_delete, F_KEY | F_VALUE, 0,                               \
+      "Removes every occurrence of a value from a list: {key, value} -> {newCount}")           \
+    X("Range", op_range, F_KEY, F_START | F_STOP,                                              \
+      "Selects list items from start to stop inclusive, negative indexes counting from the "   \
+      "end (Redis LRANGE): {key, start, stop} -> {values}")                                    \
+    X("Clear", op_clear, F_KEY, 0, "Deletes a list (or a key of any type): {key} -> empty")    \
+    X("SetAdd", op_set_add, F_KEY | F_VALUE, 0,                                                \
+      "Adds a member to a set: {key, value} -> {newCount}")                                    \
+    X("SetRemove", op_set_remove, F_KEY | F_VALUE, 0,                                          \
+      "Removes a member from a set: {key, value} -> {newCount}")                               \
+    X("SetUnion", op_set_union, F_KEYS, 0,                                                     \
+      "Returns the union of the sets at keys: {keys} -> {values}")                             \
+    X("SetIntersection", op_set_intersection, F_KEYS, 0,                                       \
+      "Returns the intersection of the sets at keys: {keys} -> {values}")                      \
+    X("SetQuery", op_set_query, F_KEY, 0, "Returns the members of a set: {key} -> {values}")   \
+    X("KeyExists", op_key_exists, F_KEY, 0,                                                    \
+      "Tells whether a key of any type exists: {key} -> {value: \"\", exists}")
+
+#define KV_HANDLER(name, fn, required, optional, doctext) {name, fn, required, optional},
+#define KV_OPERATION(name, fn, required, optional, doctext) {name, 1 /* to_provider */, doctext},
+
+static const kv_op kv_ops[] = {KV_OPS(KV_HANDLER)};
+static const wpu_operation KV_OPERATIONS[] = {KV_OPS(KV_OPERATION)};
+
+static const wpu_descriptor_t KV_DESCRIPTOR = {
+    .id = KV_CAPABILITY,
+    .name = "wascc In-Memory Key-Value Provider (native)",
+    .version = "0.1.0",
+    .revision = 1,
+    .long_description =
+        "An in-process key-value store with strings, lists, sets and expiry, in C. "
+        "Each binding has its own key space, shared by the actors bound to it.",
+    .operations = KV_OPERATIONS,
+    .n_operations = sizeof KV_OPERATIONS / sizeof KV_OPERATIONS[0],
 };
 
-#define KV_N_OPS (sizeof kv_ops / sizeof kv_ops[0])
+/* ---- the provider (the ABI glue is wpu.h's skeleton) --------------------- */
 
-/* ---- core operations ---------------------------------------------------- */
+/* BindActor and RemoveActor: nothing is kept per actor, so the skeleton's
+ * defaults (check the CapabilityConfiguration, succeed) are the whole job. */
 
-static int32_t describe(uint8_t **out, size_t *out_len) {
-    wpu_operation ops[KV_N_OPS];
-    for (size_t i = 0; i < KV_N_OPS; i++) {
-        ops[i].name = kv_ops[i].name;
-        ops[i].direction = 1; /* to_provider */
-        ops[i].doctext = kv_ops[i].doctext;
-    }
-    wpu_descriptor_t d = {
-        .id = KV_CAPABILITY,
-        .name = "wascc In-Memory Key-Value Provider (native)",
-        .version = "0.1.0",
-        .revision = 1,
-        .long_description =
-            "An in-process key-value store with strings, lists, sets and expiry, in C. "
-            "Each binding has its own key space, shared by the actors bound to it.",
-        .operations = ops,
-        .n_operations = KV_N_OPS,
-    };
-    return wpu_descriptor_reply(&d, out, out_len);
-}
-
-static int is_core(const char *op) {
-    return strcmp(op, "GetCapabilityDescriptor") == 0 || strcmp(op, "BindActor") == 0 ||
-           strcmp(op, "RemoveActor") == 0 || strcmp(op, "HealthRequest") == 0;
-}
-
-static int32_t core(const char *op, const uint8_t *msg, size_t msg_len, uint8_t **out,
-                    size_t *out_len) {
-    if (strcmp(op, "GetCapabilityDescriptor") == 0) return describe(out, out_len);
-    if (strcmp(op, "HealthRequest") == 0) return wpu_health(out, out_len, 1, "");
-    /* BindActor / RemoveActor: nothing is kept per actor, so both are idempotent;
-     * the payload must still be a CapabilityConfiguration */
-    wpu_config cfg;
-    if (wpu_config_parse(msg, msg_len, &cfg) != 0)
-        return wpu_error(out, out_len,
-                         KV_CAPABILITY " %s: payload is not a CapabilityConfiguration "
-                                       "(a msgpack map with a string field 'module')",
-                         op);
-    wpu_config_free(&cfg);
-    return wpu_empty(out, out_len);
-}
-
-/* ---- the ABI ------------------------------------------------------------ */
-
-static int32_t kv_configure_dispatch(void *state, const wascc_dispatcher *dispatcher) {
+static int32_t kv_call(void *state, const wpu_call *call, uint8_t **out, size_t *out_len) {
     kv_provider *p = state;
-    pthread_mutex_lock(&p->lock);
-    p->dispatcher = dispatcher;
-    pthread_mutex_unlock(&p->lock);
-    return WASCC_OK;
-}
-
-static int32_t kv_handle_call(void *state, const char *actor, const char *op, const uint8_t *msg,
-                              size_t msg_len, uint8_t **out, size_t *out_len) {
-    kv_provider *p = state;
-    *out = NULL;
-    *out_len = 0;
-    if (!actor || !op) return wpu_error(out, out_len, KV_CAPABILITY ": no actor or operation");
-    if (is_core(op)) {
-        if (strcmp(actor, WPU_SYSTEM) != 0)
-            return wpu_error(out, out_len,
-                             KV_CAPABILITY ": %s is reserved for the host; actor %s may not "
-                                           "send it",
-                             op, actor);
-        return core(op, msg, msg_len, out, out_len);
-    }
-    const kv_op *found = NULL;
-    for (size_t i = 0; i < KV_N_OPS && !found; i++)
-        if (strcmp(op, kv_ops[i].name) == 0) found = &kv_ops[i];
-    if (!found) return wpu_error(out, out_len, KV_CAPABILITY ": unknown operation '%s'", op);
+    const kv_op *found = &kv_ops[call->index];
     kv_request req;
-    int32_t rc = parse_request(found, msg, msg_len, &req, out, out_len);
+    int32_t rc = parse_request(found, call->msg, call->len, &req, out, out_len);
     if (rc != WASCC_OK) return rc;
     pthread_mutex_lock(&p->lock);
     if (p->stopped) {
@@ -739,11 +690,17 @@ static int32_t kv_handle_call(void *state, const char *actor, const char *op, co
     return rc;
 }
 
+static int kv_init(void *state) {
+    kv_provider *p = state;
+    if (pthread_mutex_init(&p->lock, NULL) != 0) return -1;
+    kv_store_init(&p->store);
+    return 0;
+}
+
 static void kv_stop(void *state) {
     kv_provider *p = state;
     pthread_mutex_lock(&p->lock);
     p->stopped = 1;
-    p->dispatcher = NULL;
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -751,23 +708,15 @@ static void kv_destroy(void *state) {
     kv_provider *p = state;
     kv_store_free(&p->store);
     pthread_mutex_destroy(&p->lock);
-    free(p);
 }
 
-WASCC_EXPORT wascc_provider *__capability_provider_create(void) {
-    kv_provider *p = calloc(1, sizeof *p);
-    if (!p) return NULL;
-    if (pthread_mutex_init(&p->lock, NULL) != 0) {
-        free(p);
-        return NULL;
-    }
-    kv_store_init(&p->store);
-    p->iface.abi_version = WASCC_PROVIDER_ABI_VERSION;
-    p->iface.state = p;
-    p->iface.configure_dispatch = kv_configure_dispatch;
-    p->iface.handle_call = kv_handle_call;
-    p->iface.free_buffer = wpu_free;
-    p->iface.stop = kv_stop;
-    p->iface.destroy = kv_destroy;
-    return &p->iface;
-}
+static const wpu_provider_def KV_PROVIDER = {
+    .descriptor = &KV_DESCRIPTOR,
+    .state_size = sizeof(kv_provider),
+    .init = kv_init,
+    .call = kv_call,
+    .stop = kv_stop,
+    .destroy = kv_destroy,
+};
+
+WPU_PROVIDER(KV_PROVIDER)
