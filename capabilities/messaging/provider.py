@@ -1,0 +1,269 @@
+"""The ``wascc:messaging`` provider: one per binding name, a backend per bound actor."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import msgpack
+
+from wascc.codec import (
+    BrokerMessage,
+    CapabilityConfiguration,
+    CapabilityDescriptor,
+    Direction,
+    HealthResponse,
+    OperationDescriptor,
+    RequestMessage,
+)
+from wascc.errors import CodecError, ProviderCallError, ProviderError
+from wascc.logs import provider_logger
+from wascc.providers.base import CapabilityProvider
+
+from .backend import Backend, BackendStatus, LocalBackend
+from .broker import Broker
+from .config import CAPABILITY_ID, Settings
+from .delivery import DeliveryStats, Subscription
+from .subjects import check_subject
+
+__all__ = [
+    "CAPABILITY_ID",
+    "OP_DELIVER_MESSAGE",
+    "OP_PUBLISH",
+    "OP_REQUEST",
+    "MessagingProvider",
+    "MessagingStats",
+    "decode_broker_message",
+]
+
+log = provider_logger(__name__, CAPABILITY_ID)
+
+OP_PUBLISH = "Publish"
+OP_REQUEST = "Request"
+OP_DELIVER_MESSAGE = "DeliverMessage"
+
+
+@dataclass(frozen=True, slots=True)
+class MessagingStats:
+    """Counters of one provider (closed subscriptions included in the totals)."""
+
+    subscriptions: tuple[DeliveryStats, ...]
+    connections: dict[str, BackendStatus]  # by actor
+    delivered: int
+    failed: int
+    dropped: int  # subscription queue full (see delivery.py), or closed with messages queued
+    publish_refused: int  # publishes refused while disconnected (buffer full)
+    transport_dropped: int  # dropped by the client library (NATS slow consumer)
+    disconnects: int
+    reconnects: int
+
+
+@dataclass
+class _Bound:
+    """One bound actor: its settings, its backend and its subscriptions."""
+
+    settings: Settings
+    backend: Backend
+    subscriptions: list[tuple[Subscription, object]] = field(default_factory=list)
+
+
+class MessagingProvider(CapabilityProvider):
+    """``wascc:messaging`` over the in-process broker, NATS or MQTT (chosen by ``URL``)."""
+
+    capability_id = CAPABILITY_ID
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The embedded broker every binding without a URL shares; plain Python may use it.
+        self.broker = Broker()
+        self._local = LocalBackend(self.broker)
+        self._actors: dict[str, _Bound] = {}
+        self._lock = threading.Lock()
+        self._closed_stats: list[DeliveryStats] = []
+
+    def descriptor(self) -> CapabilityDescriptor:
+        return CapabilityDescriptor(
+            id=CAPABILITY_ID,
+            name="wascc messaging",
+            version="0.1.0",
+            revision=1,
+            long_description="publish, request and subscribe: in-process broker, NATS or MQTT",
+            supported_operations=(
+                OperationDescriptor(OP_PUBLISH, Direction.TO_PROVIDER, "publish a BrokerMessage"),
+                OperationDescriptor(
+                    OP_REQUEST, Direction.TO_PROVIDER, "request/reply; the reply's body"
+                ),
+                OperationDescriptor(
+                    OP_DELIVER_MESSAGE, Direction.TO_ACTOR, "a message on a subscribed subject"
+                ),
+            ),
+        )
+
+    # ---- binding -----------------------------------------------------------------------
+
+    def bind_actor(self, config: CapabilityConfiguration) -> None:
+        actor = config.module
+        settings = Settings.from_values(config.values, f"actor {actor}")
+        backend = self._backend(settings, actor)
+        bound = _Bound(settings, backend)
+        try:
+            for subject in settings.subscriptions:
+                sub = Subscription(
+                    actor,
+                    subject,
+                    settings.queue_group,
+                    self._dispatch,
+                    max_pending=settings.max_pending,
+                    max_pending_bytes=settings.max_pending_bytes,
+                    label=f"{subject}"
+                    + (f" ({settings.queue_group})" if settings.queue_group else ""),
+                )
+                try:
+                    handle = backend.subscribe(subject, settings.queue_group, sub.offer)
+                except BaseException:
+                    sub.close()
+                    raise
+                bound.subscriptions.append((sub, handle))
+        except BaseException:
+            self._release(bound)
+            raise
+        with self._lock:
+            old = self._actors.pop(actor, None)
+            self._actors[actor] = bound
+        if old is not None:
+            self._release(old)
+        log.info(
+            "bound %s on %s: %s",
+            actor,
+            backend.name,
+            ", ".join(settings.subscriptions) or "no subscriptions",
+        )
+
+    def _backend(self, settings: Settings, actor: str) -> Backend:
+        kind = settings.backend
+        if kind == "local":
+            return self._local
+        label = actor[:12]
+        if kind == "nats":
+            from .nats import NatsBackend  # noqa: PLC0415 (only bindings that use NATS load it)
+
+            return NatsBackend(settings, label)
+        from .mqtt import MqttBackend  # noqa: PLC0415
+
+        return MqttBackend(settings, label)
+
+    def remove_actor(self, config: CapabilityConfiguration) -> None:
+        with self._lock:
+            bound = self._actors.pop(config.module, None)
+        if bound is not None:
+            self._release(bound)
+
+    def _release(self, bound: _Bound) -> None:
+        for sub, handle in bound.subscriptions:
+            try:
+                bound.backend.unsubscribe(handle)
+            finally:
+                sub.close()
+                self._closed_stats.append(sub.stats())
+        bound.subscriptions.clear()
+        if bound.backend is not self._local:
+            bound.backend.close()
+
+    def stop(self) -> None:
+        with self._lock:
+            bound = list(self._actors.values())
+            self._actors.clear()
+        for b in bound:
+            self._release(b)
+
+    def _dispatch(self, actor: str, operation: str, payload: bytes) -> bytes:
+        dispatcher = self.dispatcher
+        if dispatcher is None:
+            raise ProviderError(f"{CAPABILITY_ID} has no dispatcher yet")
+        return dispatcher.dispatch(actor, operation, payload)
+
+    # ---- calls from actors ----------------------------------------------------------------
+
+    def handle(self, actor: str, operation: str, msg: bytes) -> bytes:
+        bound = self._actors.get(actor)
+        if operation == OP_PUBLISH:
+            message = decode_broker_message(msg)
+            check_subject(message.subject, wildcards=False)
+            if message.reply_to:
+                check_subject(message.reply_to, wildcards=False)
+            self._backend_of(bound, actor, operation).publish(
+                message.subject, message.reply_to, message.body
+            )
+            return b""
+        if operation == OP_REQUEST:
+            request = RequestMessage.decode(msg)
+            check_subject(request.subject, wildcards=False)
+            backend = self._backend_of(bound, actor, operation)
+            assert bound is not None
+            timeout_ms = (
+                request.timeout if request.timeout > 0 else bound.settings.request_timeout_ms
+            )
+            return backend.request(request.subject, request.body, timeout_ms / 1000)
+        raise ProviderCallError(f"{CAPABILITY_ID} has no operation {operation!r}")
+
+    @staticmethod
+    def _backend_of(bound: _Bound | None, actor: str, operation: str) -> Backend:
+        if bound is None:
+            raise ProviderCallError(f"{operation}: actor {actor} is not bound to {CAPABILITY_ID}")
+        return bound.backend
+
+    # ---- what it lost, and health ----------------------------------------------------------
+
+    def stats(self) -> MessagingStats:
+        """What was delivered, failed and lost: per subscription and per connection."""
+        with self._lock:
+            bound = dict(self._actors)
+        subs = tuple(sub.stats() for b in bound.values() for sub, _ in b.subscriptions)
+        conns = {actor: b.backend.status() for actor, b in bound.items()}
+        every = subs + tuple(self._closed_stats)
+        return MessagingStats(
+            subscriptions=subs,
+            connections=conns,
+            delivered=sum(s.delivered for s in every),
+            failed=sum(s.failed for s in every),
+            dropped=sum(s.dropped for s in every),
+            publish_refused=sum(c.publish_refused for c in conns.values()),
+            transport_dropped=sum(c.transport_dropped for c in conns.values()),
+            disconnects=sum(c.disconnects for c in conns.values()),
+            reconnects=sum(c.reconnects for c in conns.values()),
+        )
+
+    def dropped(self) -> int:
+        """Messages dropped so far because a subscription's queue was full (or closed)."""
+        return self.stats().dropped
+
+    def health(self) -> HealthResponse:
+        """Healthy while every connection is up; the message carries the loss counters."""
+        stats = self.stats()
+        down = sorted({c.detail for c in stats.connections.values() if not c.connected})
+        message = (
+            f"{len(stats.subscriptions)} subscriptions, {stats.delivered} delivered, "
+            f"{stats.dropped} dropped, {stats.failed} failed, "
+            f"{stats.publish_refused} publishes refused"
+        )
+        if down:
+            message += "; " + "; ".join(down)
+        return HealthResponse(healthy=not down, message=message)
+
+
+def decode_broker_message(msg: bytes) -> BrokerMessage:
+    """A BrokerMessage, reading ``reply_to`` as well as ``replyTo`` (CONTRACTS section 3)."""
+    message = BrokerMessage.decode(msg)
+    if not message.reply_to and b"reply_to" in msg:
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+        unpacker.feed(msg)
+        try:
+            raw = next(unpacker)  # trailing bytes are ignored, as the original did
+        except (ValueError, StopIteration) as exc:
+            raise CodecError(f"BrokerMessage: {exc}") from exc
+        reply = raw.get("reply_to") if isinstance(raw, dict) else None
+        if isinstance(reply, bytes):
+            reply = reply.decode("utf-8", "replace")
+        if isinstance(reply, str) and reply:
+            return BrokerMessage(message.subject, reply, message.body)
+    return message
