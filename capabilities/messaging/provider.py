@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import msgpack
 
@@ -24,7 +25,10 @@ from .backend import Backend, BackendStatus, LocalBackend
 from .broker import Broker
 from .config import CAPABILITY_ID, Settings
 from .delivery import DeliveryStats, Subscription
-from .subjects import check_subject
+from .subjects import check_literal
+
+if TYPE_CHECKING:
+    from .nats import LoopThread
 
 __all__ = [
     "CAPABILITY_ID",
@@ -34,6 +38,7 @@ __all__ = [
     "MessagingProvider",
     "MessagingStats",
     "decode_broker_message",
+    "read_broker_message",
 ]
 
 log = provider_logger(__name__, CAPABILITY_ID)
@@ -41,6 +46,10 @@ log = provider_logger(__name__, CAPABILITY_ID)
 OP_PUBLISH = "Publish"
 OP_REQUEST = "Request"
 OP_DELIVER_MESSAGE = "DeliverMessage"
+
+
+def _unpack(msg: bytes) -> object:
+    return msgpack.unpackb(msg, raw=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,7 @@ class MessagingProvider(CapabilityProvider):
         self._actors: dict[str, _Bound] = {}
         self._lock = threading.Lock()
         self._closed_stats: list[DeliveryStats] = []
+        self._nats_loop: LoopThread | None = None
 
     def descriptor(self) -> CapabilityDescriptor:
         return CapabilityDescriptor(
@@ -145,9 +155,13 @@ class MessagingProvider(CapabilityProvider):
             return self._local
         label = actor[:12]
         if kind == "nats":
-            from .nats import NatsBackend  # noqa: PLC0415 (only bindings that use NATS load it)
+            from .nats import LoopThread, NatsBackend  # noqa: PLC0415 (loaded when used)
 
-            return NatsBackend(settings, label)
+            with self._lock:
+                if self._nats_loop is None:
+                    self._nats_loop = LoopThread(f"wascc-nats {CAPABILITY_ID}")
+                loop = self._nats_loop
+            return NatsBackend(settings, label, loop)
         from .mqtt import MqttBackend  # noqa: PLC0415
 
         return MqttBackend(settings, label)
@@ -175,6 +189,10 @@ class MessagingProvider(CapabilityProvider):
             self._actors.clear()
         for b in bound:
             self._release(b)
+        with self._lock:
+            loop, self._nats_loop = self._nats_loop, None
+        if loop is not None:
+            loop.stop()
 
     def _dispatch(self, actor: str, operation: str, payload: bytes) -> bytes:
         dispatcher = self.dispatcher
@@ -187,17 +205,15 @@ class MessagingProvider(CapabilityProvider):
     def handle(self, actor: str, operation: str, msg: bytes) -> bytes:
         bound = self._actors.get(actor)
         if operation == OP_PUBLISH:
-            message = decode_broker_message(msg)
-            check_subject(message.subject, wildcards=False)
-            if message.reply_to:
-                check_subject(message.reply_to, wildcards=False)
-            self._backend_of(bound, actor, operation).publish(
-                message.subject, message.reply_to, message.body
-            )
+            subject, reply_to, body = read_broker_message(msg)
+            check_literal(subject)
+            if reply_to:
+                check_literal(reply_to)
+            self._backend_of(bound, actor, operation).publish(subject, reply_to, body)
             return b""
         if operation == OP_REQUEST:
             request = RequestMessage.decode(msg)
-            check_subject(request.subject, wildcards=False)
+            check_literal(request.subject)
             backend = self._backend_of(bound, actor, operation)
             assert bound is not None
             timeout_ms = (
@@ -249,6 +265,33 @@ class MessagingProvider(CapabilityProvider):
         if down:
             message += "; " + "; ".join(down)
         return HealthResponse(healthy=not down, message=message)
+
+
+def read_broker_message(msg: bytes) -> tuple[str, str, bytes]:
+    """(subject, reply_to, body) of a BrokerMessage: a fast path for the common shape.
+
+    A map with a str ``subject``, a str ``replyTo`` and bin ``body`` (what every
+    current SDK writes) is read with one msgpack call; anything else goes
+    through :func:`decode_broker_message` and the codec's rules.
+    """
+    try:
+        obj = _unpack(msg)
+    except Exception:  # trailing bytes, garbage: the codec decides
+        obj = None
+    if type(obj) is dict:
+        subject = obj.get("subject")
+        reply_to = obj.get("replyTo", "")
+        body = obj.get("body", b"")
+        if type(subject) is str and type(reply_to) is str and type(body) is bytes:
+            if not reply_to and "reply_to" in obj:
+                return _slow_read(msg)
+            return subject, reply_to, body
+    return _slow_read(msg)
+
+
+def _slow_read(msg: bytes) -> tuple[str, str, bytes]:
+    message = decode_broker_message(msg)
+    return message.subject, message.reply_to, message.body
 
 
 def decode_broker_message(msg: bytes) -> BrokerMessage:

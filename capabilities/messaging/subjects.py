@@ -10,11 +10,26 @@ from __future__ import annotations
 
 from wascc.errors import ProviderCallError
 
-__all__ = ["check_subject", "matches", "to_subject", "to_topic"]
+__all__ = ["check_literal", "check_subject", "matches", "to_subject", "to_topic"]
 
 _BAD_CHARS = frozenset(" \t\r\n\x00")
 _TO_TOPIC = str.maketrans({".": "/", "*": "+", ">": "#"})
 _TO_SUBJECT = str.maketrans({"/": ".", "+": "*", "#": ">"})
+
+
+_KNOWN_LITERALS: dict[str, None] = {}  # literal subjects already checked (bounded)
+_KNOWN_LIMIT = 4096
+
+
+def check_literal(subject: str) -> str:
+    """:func:`check_subject` without wildcards, remembering subjects that passed (hot path)."""
+    if subject in _KNOWN_LITERALS:
+        return subject
+    check_subject(subject, wildcards=False)
+    if len(_KNOWN_LITERALS) >= _KNOWN_LIMIT:
+        _KNOWN_LITERALS.clear()
+    _KNOWN_LITERALS[subject] = None
+    return subject
 
 
 def check_subject(subject: str, *, wildcards: bool) -> str:
