@@ -133,7 +133,7 @@ def actor_path(name: str, wasm: bytes, url: str, messages: int, samples: int) ->
         host.set_binding(key, MESSAGING, values=values)
         return key
 
-    subject = f"bench.{name.split()[0]}"
+    subject = "bench." + "".join(c for c in name.split(maxsplit=1)[0] if c.isalnum())
     big = {"MAX_PENDING": str(10 * messages), "MAX_PENDING_BYTES": str(1 << 30)}
     start("subscriber", SUBSCRIPTION=subject, **big)
     publisher = start("publisher", PUBLISH_BUFFER=str(1 << 30))
@@ -341,7 +341,6 @@ def main() -> None:
         finally:
             for server in servers:
                 server.stop()
-    by = {r.path[:3] + ("bare" if "bare" in r.path else r.path[4:9]): r for r in results}
     a, b = results[0], results[1]
     d, bare_d = results[4], results[5]
     ratios = {
@@ -352,7 +351,6 @@ def main() -> None:
     if args.json:
         print(json.dumps({"results": [asdict(r) for r in results], "ratios": ratios}, indent=2))
         return
-    del by
     print(f"{'path':40} {'msgs/s':>10} {'p50 us':>9} {'p99 us':>9}")
     for r in results:
         print(f"{r.path:40} {r.messages_per_second:10.0f} {r.p50_us:9.0f} {r.p99_us:9.0f}")

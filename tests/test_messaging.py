@@ -630,6 +630,17 @@ def test_settings_refuse_jwt_without_seed_and_read_credsfile(tmp_path: Path) -> 
         Settings.from_values({"URL": "mqtt://x", "CREDSFILE": str(creds)})
 
 
+@pytest.mark.parametrize("path", ["/dev/zero", "/", "big"])
+def test_a_credsfile_that_is_not_a_small_regular_file_is_refused(path: str, tmp_path: Path) -> None:
+    """Found by fuzz/fuzz_messaging.py: CREDSFILE=/dev/zero read until memory ran out."""
+    if path == "big":
+        big = tmp_path / "big.creds"
+        big.write_bytes(b"x" * (1 << 20))
+        path = str(big)
+    with pytest.raises(ProviderError, match="CREDSFILE"):
+        Settings.from_values({"URL": "nats://x:4222", "CREDSFILE": path})
+
+
 def test_the_provider_is_found_through_its_entry_point() -> None:
     assert capabilities.messaging.wascc_providers() == [MessagingProvider]
     descriptor = MessagingProvider().descriptor()

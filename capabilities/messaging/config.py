@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,8 @@ NATS_SCHEMES = frozenset({"nats", "tls"})
 MQTT_SCHEMES = frozenset({"mqtt", "mqtts"})
 
 Fail = Callable[[str], ProviderError]
+
+_CREDS_MAX = 64 * 1024
 
 _CREDS_JWT = re.compile(r"-----BEGIN NATS USER JWT-----\s*(\S+)\s*------END NATS USER JWT------")
 _CREDS_SEED = re.compile(r"-----BEGIN USER NKEY SEED-----\s*(\S+)\s*------END USER NKEY SEED------")
@@ -166,6 +170,20 @@ def _check_url(raw: str, fail: Fail) -> str:
     return ",".join(urls)
 
 
+def _read_creds(path: str, fail: Fail) -> str:
+    """A .creds file's text: a regular file of at most 64 KiB (not /dev/zero, not a FIFO)."""
+    try:
+        with Path(path).expanduser().open("rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise fail(f"CREDSFILE {path!r} is not a regular file")
+            data = f.read(_CREDS_MAX + 1)
+    except OSError as exc:
+        raise fail(f"CREDSFILE {path!r} cannot be read ({exc.strerror or exc})") from None
+    if len(data) > _CREDS_MAX:
+        raise fail(f"CREDSFILE {path!r} is larger than {_CREDS_MAX} bytes: not a .creds file")
+    return data.decode("utf-8", "replace")
+
+
 def _credentials(v: Mapping[str, str], fail: Fail) -> Credentials | None:
     jwt, seed, creds = v.get("CLIENT_JWT", ""), v.get("CLIENT_SEED", ""), v.get("CREDSFILE", "")
     if jwt and not seed:
@@ -175,10 +193,7 @@ def _credentials(v: Mapping[str, str], fail: Fail) -> Credentials | None:
     if jwt and creds:
         raise fail("set CLIENT_JWT + CLIENT_SEED or CREDSFILE, not both")
     if creds:
-        try:
-            text = Path(creds).expanduser().read_text()
-        except OSError as exc:
-            raise fail(f"CREDSFILE {creds!r} cannot be read ({exc.strerror or exc})") from None
+        text = _read_creds(creds, fail)
         found_jwt, found_seed = _CREDS_JWT.search(text), _CREDS_SEED.search(text)
         if not found_jwt or not found_seed:
             raise fail(f"CREDSFILE {creds!r} holds no NATS user JWT and seed")
