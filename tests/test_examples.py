@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -230,10 +231,21 @@ def test_sensors_average_alert_and_answer_stats_in_process(
     _, provider = sensors_rig(host, examples)
     broker = provider.broker
     alerts: list[tuple[str, bytes]] = []
-    broker.subscribe("alerts.>", lambda subject, _r, body: alerts.append((subject, body)))
+    alerted = threading.Event()
+
+    def on_alert(subject: str, _reply: str, body: bytes) -> None:
+        alerts.append((subject, body))
+        alerted.set()
+
+    broker.subscribe("alerts.>", on_alert)
     for sensor, reading in [("kitchen", b"21.5"), ("kitchen", b"22.5"), ("attic", b"31.2")]:
         broker.publish(f"sensors.{sensor}.temperature", reading)
     broker.publish("sensors.attic.temperature", b"warm")  # not a number: logged, goes on
+    # stats.get is another subscription (ordered on its own): wait for the readings first
+    assert alerted.wait(10)
+    deadline = time.monotonic() + 10
+    while provider.stats().failed < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     stats = json.loads(broker.request("stats.get", b"kitchen", 5.0))
     assert stats == {"sensor": "kitchen", "count": 2, "average": 22.0}
     every = json.loads(broker.request("stats.get", b"", 5.0))["sensors"]
