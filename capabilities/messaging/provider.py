@@ -88,7 +88,7 @@ class MessagingProvider(CapabilityProvider):
         self._local = LocalBackend(self.broker)
         self._actors: dict[str, _Bound] = {}
         self._lock = threading.Lock()
-        self._closed_stats: list[DeliveryStats] = []
+        self._closed_totals = [0, 0, 0]  # delivered, failed, dropped by removed subscriptions
         self._nats_loop: LoopThread | None = None
 
     def descriptor(self) -> CapabilityDescriptor:
@@ -178,7 +178,11 @@ class MessagingProvider(CapabilityProvider):
                 bound.backend.unsubscribe(handle)
             finally:
                 sub.close()
-                self._closed_stats.append(sub.stats())
+                done = sub.stats()
+                with self._lock:
+                    self._closed_totals[0] += done.delivered
+                    self._closed_totals[1] += done.failed
+                    self._closed_totals[2] += done.dropped
         bound.subscriptions.clear()
         if bound.backend is not self._local:
             bound.backend.close()
@@ -234,15 +238,15 @@ class MessagingProvider(CapabilityProvider):
         """What was delivered, failed and lost: per subscription and per connection."""
         with self._lock:
             bound = dict(self._actors)
+            delivered, failed, dropped = self._closed_totals
         subs = tuple(sub.stats() for b in bound.values() for sub, _ in b.subscriptions)
         conns = {actor: b.backend.status() for actor, b in bound.items()}
-        every = subs + tuple(self._closed_stats)
         return MessagingStats(
             subscriptions=subs,
             connections=conns,
-            delivered=sum(s.delivered for s in every),
-            failed=sum(s.failed for s in every),
-            dropped=sum(s.dropped for s in every),
+            delivered=delivered + sum(s.delivered for s in subs),
+            failed=failed + sum(s.failed for s in subs),
+            dropped=dropped + sum(s.dropped for s in subs),
             publish_refused=sum(c.publish_refused for c in conns.values()),
             transport_dropped=sum(c.transport_dropped for c in conns.values()),
             disconnects=sum(c.disconnects for c in conns.values()),
