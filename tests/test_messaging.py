@@ -441,6 +441,17 @@ def test_bad_config_is_refused_at_bind_and_the_host_goes_on(rig: Rig) -> None:
     assert seen.wait(1)[0][1] == b"still here"
 
 
+def test_what_is_published_right_after_the_binding_reaches_the_actor(rig: Rig) -> None:
+    """BindActor returns once the server has the subscription (NATS: a PING/PONG after SUB)."""
+    base = unique("race")
+    seen = rig.plain.subscribe(f"seen.{base}.>")
+    for i in range(30):
+        rig.actor(f"{base}.{i}")
+        rig.plain.publish(f"{base}.{i}", b"%d" % i)
+    got = sorted(int(b) for b in dict(seen.wait(30)).values())
+    assert got == list(range(30))
+
+
 # ---- NATS: the server killed and restarted mid-stream ---------------------------------------
 
 

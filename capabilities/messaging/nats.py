@@ -25,6 +25,7 @@ import base64
 import collections
 import concurrent.futures
 import logging
+import math
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -196,13 +197,24 @@ class NatsBackend(Backend):
             sink(msg.subject, msg.reply, msg.data)
 
         async def sub() -> object:
-            return await self._nc.subscribe(
+            handle = await self._nc.subscribe(
                 subject,
                 queue=queue_group,
                 cb=on_message,
                 pending_msgs_limit=self._settings.max_pending,
                 pending_bytes_limit=self._settings.max_pending_bytes,
             )
+            # The server must have the SUB before BindActor returns, so that what anyone
+            # publishes after the binding reaches the actor.  nats-py's flush() writes its
+            # PING straight to the socket, ahead of a SUB still in its pending buffer, so
+            # one PONG proves nothing; by the second round trip the SUB has been written.
+            if self._nc.is_connected:
+                try:
+                    for _ in range(2):
+                        await self._nc.flush(math.ceil(self._settings.connect_timeout))
+                except Exception as exc:  # disconnected meanwhile: the SUB is replayed
+                    log.debug("flush after SUB %s on %s: %s", subject, self.name, exc)
+            return handle
 
         try:
             return self._call(sub(), self._settings.connect_timeout)
