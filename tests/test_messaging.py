@@ -130,7 +130,7 @@ class NatsPlain:
             inbox.put(msg.subject, msg.data)
 
         self.run(self.nc.subscribe(subject, cb=on_msg))
-        self.run(self.nc.flush())
+        self.settle()
         return inbox
 
     def request(self, subject: str, body: bytes, timeout: float) -> bytes:
@@ -142,6 +142,11 @@ class NatsPlain:
             await self.nc.publish(msg.reply, answer(msg.data))
 
         self.run(self.nc.subscribe(subject, cb=on_msg))
+        self.settle()
+
+    def settle(self) -> None:
+        """The server has our SUBs (twice: nats-py's PING may overtake a pending SUB)."""
+        self.run(self.nc.flush())
         self.run(self.nc.flush())
 
     def close(self) -> None:
