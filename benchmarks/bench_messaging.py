@@ -8,7 +8,8 @@
   actor -> broker -> actor.
 * (d) MQTT: (a) over mosquitto (QoS 1) beside bare paho-mqtt (QoS 1).
 
-Messages/s: ``--messages`` bodies of 16 bytes published as fast as the
+Each path runs ``--rounds`` times in ABBA order (the machine's drift hits
+both sides); the medians are printed.  Messages/s: ``--messages`` bodies of 16 bytes published as fast as the
 publisher goes, timed until the subscriber has them all.  p99 latency: one
 message at a time (publish, wait until the subscriber has handled it),
 ``--samples`` times; for an actor "handled" means its ``DeliverMessage``
@@ -312,10 +313,21 @@ def bare_paho(port: int, messages: int, samples: int) -> Result:
 # ---- the run ----------------------------------------------------------------------------
 
 
+def combine(runs: list[Result]) -> Result:
+    """One path's rounds: the median of each number."""
+    return Result(
+        runs[0].path,
+        statistics.median(r.messages_per_second for r in runs),
+        statistics.median(r.p99_us for r in runs),
+        statistics.median(r.p50_us for r in runs),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--samples", type=int, default=2_000)
+    parser.add_argument("--rounds", type=int, default=3, help="ABBA... rounds; medians")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -330,14 +342,20 @@ def main() -> None:
             nats_url = f"nats://127.0.0.1:{nats_server.port}"
             mqtt_url = f"mqtt://127.0.0.1:{mosquitto.port}"
             n, s = args.messages, args.samples
-            results = [
-                actor_path("(a) actor -> NATS -> actor", wasm, nats_url, n, s),
-                bare_nats(nats_url, n, s),
-                in_process_python(wasm, n, s),
-                actor_path("(c) actor -> in-process -> actor", wasm, "", n, s),
-                actor_path("(d) actor -> MQTT -> actor (QoS 1)", wasm, mqtt_url, n, s),
-                bare_paho(mosquitto.port, n, s),
+            legs: list[Callable[[], Result]] = [
+                lambda: actor_path("(a) actor -> NATS -> actor", wasm, nats_url, n, s),
+                lambda: bare_nats(nats_url, n, s),
+                lambda: in_process_python(wasm, n, s),
+                lambda: actor_path("(c) actor -> in-process -> actor", wasm, "", n, s),
+                lambda: actor_path("(d) actor -> MQTT -> actor (QoS 1)", wasm, mqtt_url, n, s),
+                lambda: bare_paho(mosquitto.port, n, s),
             ]
+            runs: list[list[Result]] = [[] for _ in legs]
+            for round_ in range(args.rounds):  # A B ... then ... B A: drift hits both sides
+                order = list(range(len(legs)))
+                for i in order if round_ % 2 == 0 else reversed(order):
+                    runs[i].append(legs[i]())
+            results = [combine(r) for r in runs]
         finally:
             for server in servers:
                 server.stop()
@@ -351,6 +369,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({"results": [asdict(r) for r in results], "ratios": ratios}, indent=2))
         return
+    print(f"medians of {args.rounds} rounds, {args.messages} messages, {args.samples} samples")
     print(f"{'path':40} {'msgs/s':>10} {'p50 us':>9} {'p99 us':>9}")
     for r in results:
         print(f"{r.path:40} {r.messages_per_second:10.0f} {r.p50_us:9.0f} {r.p99_us:9.0f}")
