@@ -543,6 +543,34 @@ def test_a_slow_actor_fills_its_queue_and_the_drops_are_counted_and_reported(
     assert rig.count(actor) == stats.delivered
 
 
+def test_an_actor_may_publish_from_its_first_message_while_later_subscriptions_are_made(
+    host: Host, sign: Signer, messaging_wasm: bytes
+) -> None:
+    provider = MessagingProvider()
+    host.add_provider(provider)
+    signed, _ = sign(messaging_wasm, caps=[MESSAGING], name="early")
+    actor = host.add_actor(signed, max_instances=1)
+    subject = unique("early")
+    answers = LocalPlain(provider.broker).subscribe(f"{subject}.answer")
+    stop = threading.Event()
+
+    def publish() -> None:
+        while not stop.is_set():  # every message asks the actor to Publish an answer
+            provider.broker.publish(subject, b"q", f"{subject}.answer")
+            time.sleep(0.0001)
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    try:
+        later = ",".join(f"{subject}.later{i}" for i in range(40))
+        host.set_binding(actor, MESSAGING, values={"SUBSCRIPTION": f"{subject},{later}"})
+        answers.wait(1)
+    finally:
+        stop.set()
+        publisher.join()
+    assert provider.stats().failed == 0
+
+
 def test_messages_for_an_actor_being_replaced_wait_for_the_new_module(
     host: Host, sign: Signer, messaging_wasm: bytes
 ) -> None:

@@ -116,6 +116,12 @@ class MessagingProvider(CapabilityProvider):
         settings = Settings.from_values(config.values, f"actor {actor}")
         backend = self._backend(settings, actor)
         bound = _Bound(settings, backend)
+        # bound before the first subscription: its first message may make the actor publish
+        with self._lock:
+            old = self._actors.pop(actor, None)
+            self._actors[actor] = bound
+        if old is not None:
+            self._release(old)
         try:
             for subject in settings.subscriptions:
                 sub = Subscription(
@@ -135,13 +141,11 @@ class MessagingProvider(CapabilityProvider):
                     raise
                 bound.subscriptions.append((sub, handle))
         except BaseException:
+            with self._lock:
+                if self._actors.get(actor) is bound:
+                    del self._actors[actor]
             self._release(bound)
             raise
-        with self._lock:
-            old = self._actors.pop(actor, None)
-            self._actors[actor] = bound
-        if old is not None:
-            self._release(old)
         log.info(
             "bound %s on %s: %s",
             actor,
