@@ -516,6 +516,19 @@ def test_nats_killed_and_restarted_the_provider_reconnects_and_counts_what_was_l
     assert host.call_actor(actor, "Count")  # the host never crashed
 
 
+def test_a_publish_larger_than_the_servers_max_payload_is_an_error(
+    host: Host, sign: Signer, messaging_wasm: bytes, nats_server: ServerProcess
+) -> None:
+    url = f"nats://127.0.0.1:{nats_server.port}"
+    provider = MessagingProvider()
+    host.add_provider(provider)
+    rig = Rig("nats", host, provider, LocalPlain(provider.broker), url, sign, messaging_wasm)
+    actor = rig.actor()
+    with pytest.raises(GuestError, match="max_payload"):
+        rig.publish(actor, unique("huge"), b"x" * (9 * 1024 * 1024))  # the server takes 8 MB
+    rig.publish(actor, unique("small"), b"x")
+
+
 # ---- delivery: back-pressure, replacement ----------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import msgpack
 
-from wascc.errors import HostStopped, NotFound, WasccError
+from wascc.errors import HostStopped, NotBound, NotFound, WasccError
 
 __all__ = ["DeliveryStats", "Subscription"]
 
@@ -185,8 +185,10 @@ class Subscription:
                     log.error("dropped a message on %s for actor %s: %s", subject, self.actor, exc)
                     return
                 time.sleep(0.01)
-            except HostStopped:
+            except (HostStopped, NotBound) as exc:
+                # the host is stopping, or the actor was unbound while this was queued
                 self.dropped += 1
+                log.debug("dropped a message on %s for actor %s: %s", subject, self.actor, exc)
                 return
             except WasccError as exc:
                 self.failed += 1

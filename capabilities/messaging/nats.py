@@ -237,6 +237,11 @@ class NatsBackend(Backend):
     def publish(self, subject: str, reply_to: str, body: bytes) -> None:
         limit = self._settings.publish_buffer
         size = len(body)
+        if size > self._nc.max_payload:
+            raise ProviderCallError(
+                f"Publish to {subject!r} refused: {size} bytes is more than {self.name} "
+                f"accepts in one message (max_payload {self._nc.max_payload})"
+            )
         with self._out_cond:
             if self._closed:
                 raise ProviderCallError(f"Publish to {subject!r}: the connection is closed")
