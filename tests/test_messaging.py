@@ -661,6 +661,23 @@ def test_publish_reads_reply_to_as_well_as_reply_to_camel_case_and_nil() -> None
     assert decode_broker_message(nil) == BrokerMessage("s", "", b"x")
 
 
+def test_a_c_actor_reads_reply_to_in_snake_case_too(
+    host: Host, sign: Signer, messaging_wasm: bytes
+) -> None:
+    """The C SDK's BrokerMessage decoder reads ``reply_to`` as well as ``replyTo``."""
+    import msgpack
+
+    provider = MessagingProvider()
+    host.add_provider(provider)
+    signed, _ = sign(messaging_wasm, caps=[MESSAGING], name="snake")
+    actor = host.add_actor(signed)
+    host.set_binding(actor, MESSAGING)
+    answers = LocalPlain(provider.broker).subscribe("answers.>")
+    message = {"subject": "ask.x", "reply_to": "answers.snake", "body": b"hi"}
+    host.call_actor(actor, "DeliverMessage", msgpack.packb(message))
+    assert answers.wait(1) == [("answers.snake", b"hi")]
+
+
 def test_the_actors_publish_with_reply_to_reaches_a_plain_client(rig: Rig) -> None:
     subject = unique("ask")
     inbox = rig.plain.subscribe(subject)
