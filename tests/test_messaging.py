@@ -529,6 +529,54 @@ def test_a_publish_larger_than_the_servers_max_payload_is_an_error(
     rig.publish(actor, unique("small"), b"x")
 
 
+# ---- MQTT: retain, and a broker restart -------------------------------------------------------
+
+
+@pytest.fixture
+def mqtt_rig(
+    host: Host, sign: Signer, messaging_wasm: bytes, mqtt_server: ServerProcess
+) -> Iterator[Rig]:
+    provider = MessagingProvider()
+    host.add_provider(provider)
+    url = f"mqtt://127.0.0.1:{mqtt_server.port}"
+    rig = Rig("mqtt", host, provider, MqttPlain(mqtt_server.port), url, sign, messaging_wasm)
+    yield rig
+    rig.plain.close()
+
+
+def test_mqtt_retain_set_per_binding_reaches_a_later_subscriber(mqtt_rig: Rig) -> None:
+    subject = unique("retained")
+    actor = mqtt_rig.actor(RETAIN="true", QOS="1")
+    mqtt_rig.publish(actor, subject, b"last known value")
+    time.sleep(0.2)
+    late = mqtt_rig.plain.subscribe(subject)  # subscribes after the publish
+    assert late.wait(1) == [(subject, b"last known value")]
+
+
+def test_mqtt_broker_restarted_the_provider_resubscribes(
+    mqtt_rig: Rig, mqtt_server: ServerProcess
+) -> None:
+    subject = unique("mq")
+    actor = mqtt_rig.actor(subject, RECONNECT_WAIT="0.1", RECONNECT_MAX_WAIT="1")
+    mqtt_rig.plain.close()
+    mqtt_server.kill()
+    deadline = time.monotonic() + WAIT
+    while mqtt_rig.provider.health().healthy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not mqtt_rig.provider.health().healthy
+    mqtt_server.start()
+    deadline = time.monotonic() + WAIT
+    while not mqtt_rig.provider.health().healthy and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stats = mqtt_rig.provider.stats()
+    assert stats.disconnects == 1 and stats.reconnects == 1
+    plain = mqtt_rig.plain = MqttPlain(mqtt_server.port)
+    seen = plain.subscribe(f"seen.{subject}")
+    plain.publish(subject, b"after the restart")
+    assert seen.wait(1) == [(f"seen.{subject}", b"after the restart")]
+    assert mqtt_rig.count(actor) == 1
+
+
 # ---- delivery: back-pressure, replacement ----------------------------------------------------
 
 
