@@ -9,6 +9,9 @@ later backends (Redis, FalkorDB) add a ``start_*`` function here.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -16,9 +19,21 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ServerProcess", "find_binary", "free_port", "start_mosquitto", "start_nats"]
+from wascc.keys import KeyPair, KeyType
+
+__all__ = [
+    "NatsUser",
+    "ServerProcess",
+    "find_binary",
+    "free_port",
+    "nats_jwt",
+    "start_mosquitto",
+    "start_nats",
+    "start_nats_operator",
+]
 
 
 def free_port() -> int:
@@ -125,3 +140,75 @@ def start_mosquitto(workdir: Path) -> ServerProcess:
     )
     server.start()
     return server
+
+
+# ---- NATS in operator mode (decentralized JWT auth) ---------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def nats_jwt(issuer: KeyPair, subject: str, name: str, nats: dict[str, object]) -> str:
+    """A NATS v2 JWT (operator, account or user claims) signed by ``issuer``."""
+    claims: dict[str, object] = {
+        "iat": int(time.time()),
+        "iss": issuer.public_key,
+        "name": name,
+        "sub": subject,
+        "nats": {**nats, "version": 2},
+    }
+    digest = hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).digest()
+    claims["jti"] = base64.b32encode(digest).decode().rstrip("=")
+    head = _b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+    body = _b64(json.dumps(claims).encode())
+    return f"{head}.{body}.{_b64(issuer.sign(f'{head}.{body}'.encode()))}"
+
+
+@dataclass(frozen=True)
+class NatsUser:
+    """A user of an operator-mode server: its JWT, its seed, and a .creds file."""
+
+    jwt: str
+    seed: str
+    creds: Path
+
+
+def start_nats_operator(workdir: Path) -> tuple[ServerProcess, NatsUser]:
+    """nats-server trusting one operator, with one account preloaded and a user in it."""
+    operator = KeyPair.generate(KeyType.OPERATOR)
+    account = KeyPair.generate(KeyType.ACCOUNT)
+    user = KeyPair.generate(KeyType.USER)
+    limits = {"subs": -1, "conn": -1, "leaf": -1, "imports": -1, "exports": -1, "data": -1}
+    operator_jwt = nats_jwt(operator, operator.public_key, "op", {"type": "operator"})
+    account_jwt = nats_jwt(
+        operator,
+        account.public_key,
+        "acct",
+        {"type": "account", "limits": {**limits, "payload": -1, "wildcards": True}},
+    )
+    user_jwt = nats_jwt(
+        account,
+        user.public_key,
+        "user",
+        {"type": "user", "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1},
+    )
+    (workdir / "operator.jwt").write_text(operator_jwt)
+    config = workdir / "operator.conf"
+    config.write_text(
+        f"operator: {workdir / 'operator.jwt'}\nresolver: MEMORY\n"
+        f'resolver_preload: {{\n  {account.public_key}: "{account_jwt}"\n}}\n'
+    )
+    creds = workdir / "user.creds"
+    creds.write_text(
+        f"-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n"
+        f"-----BEGIN USER NKEY SEED-----\n{user.seed}\n------END USER NKEY SEED------\n"
+    )
+    binary = find_binary("nats-server")
+
+    def argv(port: int) -> list[str]:
+        return [binary, "-a", "127.0.0.1", "-p", str(port), "-c", str(config)]
+
+    server = ServerProcess("nats-server (operator)", free_port(), argv, workdir / "op.log")
+    server.start()
+    return server, NatsUser(user_jwt, user.seed, creds)

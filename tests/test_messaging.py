@@ -37,7 +37,7 @@ from wascc import BindingError, GuestError, Host, ProviderError, WasccError
 from wascc.codec import BrokerMessage, RequestMessage
 
 from conftest import Signer
-from servers import ServerProcess, free_port
+from servers import ServerProcess, free_port, start_nats_operator
 
 ROOT = Path(__file__).parent.parent
 GUEST = Path(__file__).parent / "guests" / "c" / "messaging_actor.c"
@@ -527,6 +527,25 @@ def test_a_publish_larger_than_the_servers_max_payload_is_an_error(
     with pytest.raises(GuestError, match="max_payload"):
         rig.publish(actor, unique("huge"), b"x" * (9 * 1024 * 1024))  # the server takes 8 MB
     rig.publish(actor, unique("small"), b"x")
+
+
+def test_nats_credentials_jwt_and_seed_or_creds_file_authenticate(
+    host: Host, sign: Signer, messaging_wasm: bytes, tmp_path: Path
+) -> None:
+    server, user = start_nats_operator(tmp_path)
+    try:
+        url = f"nats://127.0.0.1:{server.port}"
+        provider = MessagingProvider()
+        host.add_provider(provider)
+        rig = Rig("nats", host, provider, LocalPlain(provider.broker), url, sign, messaging_wasm)
+        subject = unique("secure")
+        rig.actor(subject, CLIENT_JWT=user.jwt, CLIENT_SEED=user.seed)
+        asker = rig.actor(CREDSFILE=str(user.creds))
+        assert rig.request(asker, subject, b"hi", 5000) == b"hi"
+        with pytest.raises(BindingError, match="Authorization Violation"):
+            rig.actor(CONNECT_TIMEOUT="1")  # no credentials
+    finally:
+        server.stop()
 
 
 # ---- MQTT: retain, and a broker restart -------------------------------------------------------
