@@ -17,6 +17,8 @@ import wasmtime
 
 from wascc import ActorSettings, Host, KeyPair, KeyType, sign_module
 
+from servers import ServerProcess, start_mosquitto, start_nats
+
 ROOT = Path(__file__).parent.parent
 ACTORS = Path(__file__).parent / "actors"
 NATIVE_TESTS = Path(__file__).parent / "native"
@@ -201,3 +203,22 @@ def examples() -> BuiltExamples:
     subprocess.run(["make", "-s", "-C", str(EXAMPLES), *tools], check=True)
     seed = (EXAMPLES / ".keys" / "account.nk").read_text().strip()
     return BuiltExamples(account=KeyPair.from_seed(seed).public_key)
+
+
+# ---- real servers, once per session (tests/servers.py) ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A nats-server on 127.0.0.1 for the whole session (tests may kill and restart it)."""
+    server = start_nats(tmp_path_factory.mktemp("nats"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mqtt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A mosquitto broker on 127.0.0.1 for the whole session."""
+    server = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield server
+    server.stop()
