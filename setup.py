@@ -1,5 +1,5 @@
 """Build hooks.  The metadata lives in setup.cfg; this file adds what setup.cfg
-cannot express: the cffi module (wascc._wascc_ffi), the first-party native
+cannot express: the cffi module (wascc.engine._wascc_ffi), the first-party native
 providers (native/, built with make and shipped in wascc/_providers/) and the
 C headers of the actor SDK and provider ABI (native/include, shipped in
 wascc/_sdk/include so `wascc sdk --cflags` finds them after a pip install)."""
@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
@@ -51,7 +51,21 @@ class BuildWithNativeProviders(build_ext):
             shutil.copy2(built, target / f"{name}.wasm")
 
 
+def _packages() -> tuple[list[str], dict[str, str]]:
+    """wascc, and the repo's capabilities/ folder installed as ``wascc_capabilities``
+    (a top-level ``capabilities`` package could clash with anyone's)."""
+    found = find_packages(include=["wascc", "wascc.*"])
+    found += ["wascc_capabilities"] + [
+        f"wascc_capabilities.{name}" for name in find_packages(where="capabilities")
+    ]
+    return found, {"wascc_capabilities": "capabilities"}
+
+
+PACKAGES, PACKAGE_DIR = _packages()
+
 setup(
-    cffi_modules=["wascc/_ffi_build.py:ffibuilder"],
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIR,
+    cffi_modules=["wascc/engine/_ffi_build.py:ffibuilder"],
     cmdclass={"build_ext": BuildWithNativeProviders},
 )

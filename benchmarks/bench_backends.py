@@ -25,7 +25,6 @@ import argparse
 import gc
 import itertools
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -39,12 +38,12 @@ from redis._parsers import _HiredisParser, _RESP2Parser
 
 from wascc import CapabilityProvider, Host, KeyPair, KeyType, sign_module
 from wascc._providers import library
-from wascc.codec import CapabilityDescriptor, GetRequest, GetResponse, SetRequest
 from wascc.providers.native import load_native_provider
+from wascc.wire.codec import CapabilityDescriptor, GetRequest, GetResponse, SetRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from servers import Server  # noqa: E402  (the tests' generic server launcher)
+from servers import start_redis, which  # noqa: E402  (the tests' server helper)
 
 KEYVALUE = "wascc:keyvalue"
 KV_TARGET_RATIO = 1.5
@@ -100,14 +99,11 @@ def bare_client(port: int, parser: type[Any]) -> Callable[[bytes], Any]:
 
 def kv(quick: bool) -> dict[str, Any]:
     """The keyvalue part: native Redis Get against redis-py and the in-memory round trip."""
-    server_path = shutil.which("redis-server")
-    if server_path is None:
+    if which("redis-server") is None:
         raise SystemExit("bench_backends kv needs redis-server (bash .ci/system-deps)")
     calls, repeats = (2_000, 3) if quick else (20_000, 7)
     with tempfile.TemporaryDirectory() as tmp:
-        command = [server_path, "--port", "{port}", "--bind", "127.0.0.1", "--save", ""]
-        command += ["--appendonly", "no", "--dir", tmp]
-        server = Server("redis-server", command, Path(tmp) / "redis.log").start()
+        server = start_redis(Path(tmp))
         try:
             return time_kv(server.port, calls, repeats)
         finally:

@@ -3,7 +3,7 @@
 In one run, with the same wrk settings (keep-alive ``GET /``):
 
 * (a) echo actor: the ``examples/echo`` actor bound to
-  ``capabilities.http_server.HttpServerProvider`` through a real Host;
+  ``wascc_capabilities.http_server.HttpServerProvider`` through a real Host;
 * (b) bare handler: a second ``HttpServerProvider`` whose dispatch step is a
   Python function returning the precomputed msgpack response the echo actor
   gives for that exact request (same listener, poller, workers, parser,
@@ -35,9 +35,10 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from capabilities.http_server import HttpServerProvider
+from wascc_capabilities.http_server import HttpServerProvider
+
 from wascc import Host, KeyPair
-from wascc.codec import CapabilityConfiguration, HttpResponse
+from wascc.wire.codec import CapabilityConfiguration, HttpResponse
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

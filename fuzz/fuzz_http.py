@@ -1,9 +1,9 @@
 """HTTP requests: raw bytes through the server's parser glue, without sockets.
 
-Each case is fed to a real :class:`capabilities.http_server._Connection` (its
+Each case is fed to a real :class:`wascc_capabilities.http_server._Connection` (its
 httptools parser, size limits, chunked-body and header accounting) in one to
 three pieces, as recv() might deliver them.  Every request it completes must
-turn into an :class:`~wascc.codec.HttpRequest` that encodes (what the actor
+turn into an :class:`~wascc.wire.codec.HttpRequest` that encodes (what the actor
 would be sent); every refusal must be a clean error status (400, 413, 417,
 431, 505) rendered as a response.  Anything else is a finding.
 """
@@ -16,16 +16,16 @@ import zlib
 from typing import Any, cast
 
 import httptools
-
-from capabilities.http_server import (
+from wascc_capabilities.http_server import (
     ServerSettings,
     _Connection,
     _Refusal,
     _render,
     _Request,
 )
-from wascc.codec import HttpRequest
+
 from wascc.errors import ProviderError
+from wascc.wire.codec import HttpRequest
 
 from fuzz.engine import Target
 

@@ -12,7 +12,6 @@ which a comparison call by call cannot hold (the conformance suite tests it).
 from __future__ import annotations
 
 import random
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -21,15 +20,15 @@ from typing import Any
 import msgpack
 
 from wascc._providers import library
-from wascc.codec import OP_BIND_ACTOR, OP_REMOVE_ACTOR, SYSTEM_ACTOR, CapabilityConfiguration
 from wascc.errors import ProviderCallError
-from wascc.keys import KeyPair, KeyType
 from wascc.providers.native import NativeProvider, load_native_provider
+from wascc.wire.codec import OP_BIND_ACTOR, OP_REMOVE_ACTOR, SYSTEM_ACTOR, CapabilityConfiguration
+from wascc.wire.keys import KeyPair, KeyType
 
 from fuzz.engine import Target
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from servers import Server
+from servers import ServerProcess, start_redis, which
 
 OPERATIONS = [
     "Get",
@@ -56,20 +55,16 @@ REDIS = KeyPair.generate(KeyType.MODULE).public_key
 
 
 class _State:
-    server: Server | None = None
+    server: ServerProcess | None = None
     home: tempfile.TemporaryDirectory[str] | None = None
     provider: NativeProvider | None = None
 
 
 def setup() -> None:
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
+    if which("redis-server") is None:
         raise SystemExit("fuzz_keyvalue needs redis-server (bash .ci/system-deps)")
     _State.home = tempfile.TemporaryDirectory()
-    home = _State.home.name
-    command = [redis_server, "--port", "{port}", "--bind", "127.0.0.1", "--save", ""]
-    command += ["--appendonly", "no", "--dir", home]
-    _State.server = Server("redis-server", command, Path(home) / "redis.log").start()
+    _State.server = start_redis(Path(_State.home.name))
     provider = load_native_provider(library("keyvalue"))
     url = f"redis://127.0.0.1:{_State.server.port}"
     for actor, values in ((MEMORY, {}), (REDIS, {"URL": url})):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -13,9 +14,10 @@ from typing import Any
 
 import pytest
 import wasmtime
-from servers import Server
 
 from wascc import ActorSettings, Host, KeyPair, KeyType, sign_module
+
+from servers import ServerProcess, start_mosquitto, start_nats, start_redis, which
 
 ROOT = Path(__file__).parent.parent
 ACTORS = Path(__file__).parent / "actors"
@@ -118,6 +120,20 @@ def start_actor(host: Host, sign: Signer) -> Callable[..., str]:
     return _start
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`wascc up` serves its control socket in $XDG_RUNTIME_DIR by default: a private one."""
+    saved = {k: os.environ.get(k) for k in ("XDG_RUNTIME_DIR", "WASCC_CONTROL")}
+    os.environ["XDG_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("runtime"))
+    os.environ.pop("WASCC_CONTROL", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="wascc")
@@ -189,19 +205,34 @@ def examples() -> BuiltExamples:
     return BuiltExamples(account=KeyPair.from_seed(seed).public_key)
 
 
-REDIS_SERVER = shutil.which("redis-server")
+# ---- real servers, once per session (tests/servers.py) ---------------------------------
+
+REDIS_SERVER = which("redis-server")
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One real redis-server for the session, on 127.0.0.1 and a free port, no persistence."""
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (bash .ci/system-deps installs it)")
-    home = tmp_path_factory.mktemp("redis")
-    command = [REDIS_SERVER, "--port", "{port}", "--bind", "127.0.0.1", "--save", ""]
-    command += ["--appendonly", "no", "--dir", str(home)]
-    server = Server("redis-server", command, home / "redis.log").start()
+    server = start_redis(tmp_path_factory.mktemp("redis"))
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A nats-server on 127.0.0.1 for the whole session (tests may kill and restart it)."""
+    server = start_nats(tmp_path_factory.mktemp("nats"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mqtt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A mosquitto broker on 127.0.0.1 for the whole session."""
+    server = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield server
+    server.stop()

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from wascc_capabilities.http_server import HttpServerProvider
 
-from capabilities.http_server import HttpServerProvider
 from wascc import BindingError, GuestError, Host, KeyPair, KeyType, hookimpl
-from wascc.codec import CODEC_VALUE, HttpRequest
-from wascc.invocation import Invocation
+from wascc.wire.codec import CODEC_VALUE, HttpRequest
+from wascc.wire.invocation import Invocation
 
 from conftest import ROOT, Signer
 from providers import TESTING, RecordingProvider

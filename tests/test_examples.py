@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from wascc import GuestError, Host, NotBound
 from wascc._providers import library
-from wascc.codec import HttpRequest, HttpResponse
 from wascc.providers.native import load_native_provider
+from wascc.wire.codec import HttpRequest, HttpResponse
 
 from conftest import BuiltExamples
+
+EXAMPLES_DIR = Path(__file__).parent.parent / "examples"
 
 
 @pytest.fixture
@@ -204,7 +208,116 @@ def test_chat_unbound_from_telnet_cannot_answer(host: Host, examples: BuiltExamp
         host.call_actor(actor, "SessionStarted", b"\x81\xa7session\xa1x")
 
 
+# ---- sensors over the in-process broker and over NATS ------------------------
+
+
+def sensors_rig(host: Host, examples: BuiltExamples, **values: str) -> tuple[str, Any]:
+    """The sensors actor bound to native keyvalue and to messaging (``values`` added)."""
+    from wascc_capabilities.messaging import MessagingProvider
+
+    actor = host.add_actor(examples.signed("sensors"))
+    host.add_provider(load_native_provider(library("keyvalue")))
+    provider = MessagingProvider()
+    host.add_provider(provider)
+    host.set_binding(actor, "wascc:keyvalue")
+    subscription = {"SUBSCRIPTION": "sensors.*.temperature,stats.get"}
+    host.set_binding(actor, "wascc:messaging", values={**subscription, **values})
+    return actor, provider
+
+
+def test_sensors_average_alert_and_answer_stats_in_process(
+    host: Host, examples: BuiltExamples
+) -> None:
+    _, provider = sensors_rig(host, examples)
+    broker = provider.broker
+    alerts: list[tuple[str, bytes]] = []
+    alerted = threading.Event()
+
+    def on_alert(subject: str, _reply: str, body: bytes) -> None:
+        alerts.append((subject, body))
+        alerted.set()
+
+    broker.subscribe("alerts.>", on_alert)
+    for sensor, reading in [("kitchen", b"21.5"), ("kitchen", b"22.5"), ("attic", b"31.2")]:
+        broker.publish(f"sensors.{sensor}.temperature", reading)
+    broker.publish("sensors.attic.temperature", b"warm")  # not a number: logged, goes on
+    # stats.get is another subscription (ordered on its own): wait for the readings first
+    assert alerted.wait(10)
+    deadline = time.monotonic() + 10
+    while provider.stats().failed < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stats = json.loads(broker.request("stats.get", b"kitchen", 5.0))
+    assert stats == {"sensor": "kitchen", "count": 2, "average": 22.0}
+    every = json.loads(broker.request("stats.get", b"", 5.0))["sensors"]
+    assert sorted(s["sensor"] for s in every) == ["attic", "kitchen"]
+    assert alerts == [("alerts.attic", b'{"sensor":"attic","temperature":31.2,"average":31.2}')]
+    assert provider.stats().failed == 1
+
+
+def test_sensors_manifest_runs_under_wascc_up_over_nats(
+    examples: BuiltExamples, nats_server: Any, tmp_path: Path
+) -> None:
+    import asyncio
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import nats
+
+    url = f"nats://127.0.0.1:{nats_server.port}"
+    built = EXAMPLES_DIR / "sensors" / "build" / "manifest.yaml"
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(
+        built.read_text()
+        .replace("nats://127.0.0.1:4222", url)
+        .replace("./sensors_s.wasm", str(built.parent / "sensors_s.wasm"))
+    )
+    wascc = str(Path(sys.executable).parent / "wascc")
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [wascc, "up", "--manifest", str(manifest), "--health-interval", "0",
+             "--trusted-issuer", examples.account],
+            stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ),
+        )  # fmt: skip
+
+    async def talk() -> tuple[dict[str, Any], list[bytes]]:
+        nc = await nats.connect(url)
+        alerts: list[bytes] = []
+
+        async def on_alert(msg: Any) -> None:
+            alerts.append(msg.data)
+
+        await nc.subscribe("alerts.>", cb=on_alert)
+        for _ in range(200):  # until the host is up and subscribed
+            try:
+                await nc.request("stats.get", b"porch", timeout=0.1)
+                break
+            except Exception:
+                await asyncio.sleep(0.05)
+        for reading in (b"29.0", b"33.0"):
+            await nc.publish("sensors.porch.temperature", reading)
+        await nc.flush()
+        for _ in range(100):
+            reply = json.loads((await nc.request("stats.get", b"porch", timeout=2)).data)
+            if reply["count"] == 2 and alerts:
+                break
+            await asyncio.sleep(0.05)
+        await nc.close()
+        return reply, alerts
+
+    try:
+        reply, alerts = asyncio.run(talk())
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(30)
+    assert reply == {"sensor": "porch", "count": 2, "average": 31.0}, log.read_text()
+    assert alerts == [b'{"sensor":"porch","temperature":33.0,"average":31.0}']
+
+
 def test_example_actors_are_small(examples: BuiltExamples) -> None:
-    sizes = {name: len(examples.signed(name)) for name in ("echo", "kvcounter", "logger", "chat")}
+    names = ("echo", "kvcounter", "logger", "chat", "sensors")
+    sizes = {name: len(examples.signed(name)) for name in names}
     print("signed example sizes:", sizes)
     assert all(size < 64 * 1024 for size in sizes.values())

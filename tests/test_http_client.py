@@ -1,4 +1,4 @@
-"""capabilities.http_client (wascc:http_client) against a local HTTP server.
+"""wascc_capabilities.http_client (wascc:http_client) against a local HTTP server.
 
 The server is the standard library's ThreadingHTTPServer on 127.0.0.1.  The
 actor tests/guests/c/http_fetch.c forwards its payload to PerformRequest, so
@@ -20,11 +20,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from wascc_capabilities import http_client
+from wascc_capabilities.http_client import ClientSettings, HttpClientProvider
 
-from capabilities import http_client
-from capabilities.http_client import ClientSettings, HttpClientProvider
 from wascc import BindingError, GuestError, Host, ProviderCallError
-from wascc.codec import CapabilityConfiguration, HttpRequest, HttpResponse
+from wascc.wire.codec import CapabilityConfiguration, HttpRequest, HttpResponse
 
 from conftest import ROOT, Signer
 

@@ -1,4 +1,4 @@
-"""capabilities.http_server (wascc:http_server) with real sockets on 127.0.0.1.
+"""wascc_capabilities.http_server (wascc:http_server) with real sockets on 127.0.0.1.
 
 Most tests serve the echo example actor (its JSON echo shows exactly what the
 actor was handed); kvcounter with a slow Python keyvalue provider makes
@@ -24,11 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from wascc_capabilities import http_server
+from wascc_capabilities.http_server import HttpServerProvider, ServerSettings
 
-from capabilities import http_server
-from capabilities.http_server import HttpServerProvider, ServerSettings
 from wascc import BindingError, CapabilityProvider, Host, NotFound, ProviderError
-from wascc.codec import (
+from wascc.wire.codec import (
     AddRequest,
     AddResponse,
     CapabilityConfiguration,

@@ -19,11 +19,10 @@ from typing import Any
 import msgpack
 import pytest
 import redis
-from servers import Server
 from test_native_keyvalue import KV, Store, native_keyvalue
 
 from wascc import GuestError, Host
-from wascc.codec import (
+from wascc.wire.codec import (
     AddRequest,
     DelRequest,
     GetRequest,
@@ -43,6 +42,8 @@ from wascc.codec import (
     unpack,
 )
 
+from servers import ServerProcess
+
 BACKENDS = ["memory", "redis"]
 
 
@@ -51,7 +52,7 @@ def backend(request: pytest.FixtureRequest) -> dict[str, str]:
     """The binding's values that select the backend (an empty Redis for each test)."""
     if request.param == "memory":
         return {}
-    server: Server = request.getfixturevalue("redis_server")
+    server: ServerProcess = request.getfixturevalue("redis_server")
     redis.Redis(port=server.port).flushall()
     return {"URL": f"redis://127.0.0.1:{server.port}/0"}
 

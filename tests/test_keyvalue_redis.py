@@ -22,19 +22,19 @@ from pathlib import Path
 
 import pytest
 import redis
-from servers import Server, free_port
 from test_native_keyvalue import KV, Store, native_keyvalue
 
 from wascc import GuestError, Host
-from wascc.claims import extract_claims
 from wascc.errors import BindingError
+from wascc.wire.claims import extract_claims
 
 from conftest import REDIS_SERVER, BuiltExamples
+from servers import ServerProcess, free_port, start_redis
 
 Bind = Callable[..., Store]
 
 
-def redis_url(server: Server, db: int = 0) -> str:
+def redis_url(server: ServerProcess, db: int = 0) -> str:
     return f"redis://127.0.0.1:{server.port}/{db}"
 
 
@@ -52,14 +52,12 @@ def bind(host: Host, start_actor: Callable[..., str]) -> Bind:
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[Server]:
+def own_redis(tmp_path: Path) -> Iterator[ServerProcess]:
     """A redis-server of this test's own (to stop, restart or slow down), with a Unix socket."""
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (bash .ci/system-deps installs it)")
-    command = [REDIS_SERVER, "--port", "{port}", "--bind", "127.0.0.1", "--save", ""]
-    command += ["--appendonly", "no", "--dir", str(tmp_path)]
-    command += ["--unixsocket", str(tmp_path / "redis.sock"), "--enable-debug-command", "yes"]
-    server = Server("redis-server", command, tmp_path / "redis.log").start()
+    unix_socket = str(tmp_path / "redis.sock")
+    server = start_redis(tmp_path, "--unixsocket", unix_socket, "--enable-debug-command", "yes")
     try:
         yield server
     finally:
@@ -113,7 +111,7 @@ def test_the_password_never_appears_in_a_message(bind: Bind, auth: str, shown: s
     assert "s3cret" not in str(refused.value)
 
 
-def test_a_user_without_a_password_sends_no_auth(bind: Bind, redis_server: Server) -> None:
+def test_a_user_without_a_password_sends_no_auth(bind: Bind, redis_server: ServerProcess) -> None:
     kv = bind({"URL": f"redis://nobody@127.0.0.1:{redis_server.port}/0"})
     assert kv.set("who", "default user").value == "default user"
 
@@ -127,7 +125,7 @@ def test_a_user_without_a_password_sends_no_auth(bind: Bind, redis_server: Serve
     ],
 )
 def test_bad_pool_size_or_timeout_is_refused(
-    bind: Bind, redis_server: Server, values: dict[str, str], message: str
+    bind: Bind, redis_server: ServerProcess, values: dict[str, str], message: str
 ) -> None:
     with pytest.raises(BindingError, match=message):
         bind({"URL": redis_url(redis_server), **values})
@@ -142,7 +140,7 @@ def test_a_server_that_never_answers_is_refused_after_timeout_ms(bind: Bind) -> 
             bind({"URL": f"redis://127.0.0.1:{port}", "TIMEOUT_MS": "200"})
 
 
-def test_password_and_database_in_the_url(bind: Bind, redis_server: Server) -> None:
+def test_password_and_database_in_the_url(bind: Bind, redis_server: ServerProcess) -> None:
     admin = redis.Redis(port=redis_server.port)
     admin.acl_setuser(
         "alice", enabled=True, passwords=["+pa:ss@word"], keys=["*"], commands=["+@all"]
@@ -160,7 +158,7 @@ def test_password_and_database_in_the_url(bind: Bind, redis_server: Server) -> N
         redis.Redis(port=redis_server.port, db=3).flushdb()
 
 
-def test_a_unix_socket_url(bind: Bind, own_redis: Server, tmp_path: Path) -> None:
+def test_a_unix_socket_url(bind: Bind, own_redis: ServerProcess, tmp_path: Path) -> None:
     for scheme in ("unix", "redis+unix"):
         kv = bind({"URL": f"{scheme}://{tmp_path / 'redis.sock'}?db=2"}, name=scheme)
         assert kv.add("via-socket", 1) >= 1
@@ -171,7 +169,7 @@ def test_a_unix_socket_url(bind: Bind, own_redis: Server, tmp_path: Path) -> Non
 
 
 def test_rebind_switches_backends_and_a_bad_rebind_keeps_the_working_one(
-    host: Host, bind: Bind, redis_server: Server
+    host: Host, bind: Bind, redis_server: ServerProcess
 ) -> None:
     redis.Redis(port=redis_server.port, db=5).flushdb()
     redis.Redis(port=redis_server.port, db=6).flushdb()
@@ -193,7 +191,9 @@ def test_rebind_switches_backends_and_a_bad_rebind_keeps_the_working_one(
     assert redis.Redis(port=redis_server.port, db=5).get("k") == b"in db 5"
 
 
-def test_actors_of_one_binding_each_use_their_own_backend(bind: Bind, redis_server: Server) -> None:
+def test_actors_of_one_binding_each_use_their_own_backend(
+    bind: Bind, redis_server: ServerProcess
+) -> None:
     redis.Redis(port=redis_server.port, db=7).flushdb()
     on_redis = bind({"URL": redis_url(redis_server, 7)}, name="on-redis")
     in_memory = bind({}, name="in-memory")
@@ -206,7 +206,9 @@ def test_actors_of_one_binding_each_use_their_own_backend(bind: Bind, redis_serv
 # ---- pools, timeouts, failures -------------------------------------------------------------
 
 
-def test_a_small_pool_serves_many_threads_atomically(bind: Bind, redis_server: Server) -> None:
+def test_a_small_pool_serves_many_threads_atomically(
+    bind: Bind, redis_server: ServerProcess
+) -> None:
     redis.Redis(port=redis_server.port, db=8).flushdb()
     kv = bind({"URL": redis_url(redis_server, 8), "POOL_SIZE": "2"})
     seen: list[int] = []
@@ -231,7 +233,9 @@ def test_a_small_pool_serves_many_threads_atomically(bind: Bind, redis_server: S
     assert len([c for c in clients if c["db"] == "8"]) == 2
 
 
-def test_a_slow_redis_times_out_and_the_next_call_works(bind: Bind, own_redis: Server) -> None:
+def test_a_slow_redis_times_out_and_the_next_call_works(
+    bind: Bind, own_redis: ServerProcess
+) -> None:
     kv = bind({"URL": redis_url(own_redis), "TIMEOUT_MS": "100", "POOL_SIZE": "1"})
     kv.set("k", "v")
     with socket.create_connection(("127.0.0.1", own_redis.port)) as sleeper:
@@ -247,7 +251,7 @@ def test_a_slow_redis_times_out_and_the_next_call_works(bind: Bind, own_redis: S
 
 
 def test_redis_stopped_mid_run_gives_errors_then_recovers(
-    host: Host, bind: Bind, own_redis: Server
+    host: Host, bind: Bind, own_redis: ServerProcess
 ) -> None:
     kv = bind({"URL": redis_url(own_redis), "POOL_SIZE": "3"})
     assert [kv.add("n", 1) for _ in range(3)] == [1, 2, 3]
@@ -270,7 +274,7 @@ def test_redis_stopped_mid_run_gives_errors_then_recovers(
 
 
 def test_redis_restarted_between_calls_costs_at_most_one_error(
-    bind: Bind, own_redis: Server
+    bind: Bind, own_redis: ServerProcess
 ) -> None:
     kv = bind({"URL": redis_url(own_redis), "POOL_SIZE": "4"})
     threads = [threading.Thread(target=kv.add, args=("warm", 1)) for _ in range(8)]
@@ -294,7 +298,7 @@ def test_redis_restarted_between_calls_costs_at_most_one_error(
 
 
 def test_kvcounter_on_redis_under_wascc_up_counts_over_http(
-    tmp_path: Path, examples: BuiltExamples, redis_server: Server
+    tmp_path: Path, examples: BuiltExamples, redis_server: ServerProcess
 ) -> None:
     redis.Redis(port=redis_server.port, db=9).flushdb()
     (tmp_path / "kvcounter_s.wasm").write_bytes(examples.signed("kvcounter"))
@@ -366,7 +370,7 @@ bindings:
 
 
 def test_rebind_and_unbind_close_the_old_pools_connections(
-    host: Host, bind: Bind, redis_server: Server
+    host: Host, bind: Bind, redis_server: ServerProcess
 ) -> None:
     admin = redis.Redis(port=redis_server.port)
 

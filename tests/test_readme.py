@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+from conftest import BuiltExamples
+
 README = Path(__file__).parent.parent / "README.md"
 
 
@@ -21,3 +25,17 @@ def test_readme_tour_runs() -> None:
 def test_readme_shows_the_two_commands() -> None:
     text = README.read_text()
     assert "make run" in text and "make test" in text
+
+
+def test_readme_messaging_example_runs(
+    examples: BuiltExamples, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = README.read_text()
+    section = text[text.index("### Messaging: in-process") :]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None
+    monkeypatch.chdir(README.parent)
+    exec(compile(block.group(1), "README.md", "exec"), {"__name__": "readme_messaging"})
+    printed = capsys.readouterr().out.splitlines()
+    expected = [line.strip().removeprefix("# ") for line in block.group(1).splitlines()[-2:]]
+    assert printed == expected

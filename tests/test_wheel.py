@@ -3,6 +3,7 @@ the SDK headers, and compiles docs/first-actor.md's actor with them."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import venv
@@ -24,6 +25,7 @@ def _run(*cmd: str, cwd: Path | None = None) -> str:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would pack stale files
     _run(
         sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
         "-w", str(out), str(ROOT),
@@ -32,10 +34,15 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-def test_the_wheel_ships_the_sdk_headers(wheel: Path) -> None:
+def test_the_wheel_ships_headers_and_no_top_level_name_that_can_clash(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for header in ("actor.h", "contracts.h", "msgpack.h", "json.h", "provider.h"):
         assert f"wascc/_sdk/include/wascc/{header}" in names
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"wascc", "wascc_capabilities"}, top
+    assert "wascc_capabilities/http_server.py" in names or any(
+        n.startswith("wascc_capabilities/http_server/") for n in names
+    )
 
 
 def test_a_fresh_venv_compiles_the_first_actor_with_the_shipped_headers(

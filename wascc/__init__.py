@@ -13,26 +13,32 @@ signed claims grant it.  Start with :class:`Host`::
 from __future__ import annotations
 
 from wascc.actor import ActorSettings
-from wascc.claims import Claims, sign_module, verify_module
+from wascc.bindings import Binding
+from wascc.engine.runtime import Runtime
 from wascc.errors import (
     ActorLoadError,
+    ActorRetired,
     ActorTrap,
     BindingError,
     ClaimsError,
     CodecError,
+    ControlError,
     GuestError,
     HashMismatch,
     HostStopped,
     InstancesBusy,
+    InstantiateError,
     InvalidSignature,
     InvocationError,
     InvocationTimeout,
     KeyFormatError,
     MalformedToken,
+    ManifestError,
     MemoryLimitExceeded,
     MiddlewareError,
     MissingClaims,
     ModuleError,
+    NativeLoadError,
     NotBound,
     NotFound,
     PluginError,
@@ -47,17 +53,17 @@ from wascc.errors import (
 from wascc.health import HealthReport
 from wascc.hookspecs import hookimpl, hookspec
 from wascc.host import ActorInfo, Host, ProviderInfo
-from wascc.invocation import Invocation, InvocationResponse
-from wascc.keys import KeyPair, KeyType
 from wascc.providers.base import CapabilityProvider, Dispatcher
-from wascc.routing import Binding
-from wascc.wapc import Runtime
+from wascc.wire.claims import Claims, sign_module, verify_module
+from wascc.wire.invocation import Invocation, InvocationResponse
+from wascc.wire.keys import KeyPair, KeyType
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActorInfo",
     "ActorLoadError",
+    "ActorRetired",
     "ActorSettings",
     "ActorTrap",
     "Binding",
@@ -66,6 +72,7 @@ __all__ = [
     "Claims",
     "ClaimsError",
     "CodecError",
+    "ControlError",
     "Dispatcher",
     "GuestError",
     "HashMismatch",
@@ -73,6 +80,7 @@ __all__ = [
     "Host",
     "HostStopped",
     "InstancesBusy",
+    "InstantiateError",
     "InvalidSignature",
     "Invocation",
     "InvocationError",
@@ -82,10 +90,12 @@ __all__ = [
     "KeyPair",
     "KeyType",
     "MalformedToken",
+    "ManifestError",
     "MemoryLimitExceeded",
     "MiddlewareError",
     "MissingClaims",
     "ModuleError",
+    "NativeLoadError",
     "NotBound",
     "NotFound",
     "PluginError",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["libraries", "library"]
+__all__ = ["NATIVE_SUFFIXES", "libraries", "library"]
+
+#: What a native provider library's file name ends with (Linux, macOS).
+NATIVE_SUFFIXES = (".so", ".dylib")
 
 _HERE = Path(__file__).resolve().parent
 
@@ -13,7 +16,7 @@ def libraries() -> dict[str, Path]:
     """Short name (``keyvalue``) -> path of each installed first-party library."""
     found: dict[str, Path] = {}
     for path in sorted(_HERE.glob("libwascc_*")):
-        if path.suffix in (".so", ".dylib"):
+        if path.suffix in NATIVE_SUFFIXES:
             found[path.stem.removeprefix("libwascc_")] = path
     return found
 

@@ -404,7 +404,9 @@ typedef struct wascc_broker_message {
 static inline int wascc__broker_field(void *ctx, wascc_str key, wmp_reader *r) {
     wascc_broker_message *m = (wascc_broker_message *)ctx;
     if (wascc_str_eq(key, "subject")) return wascc_read_string(r, &m->subject);
-    if (wascc_str_eq(key, "replyTo")) return wascc_read_string(r, &m->reply_to);
+    /* replyTo as the contract writes it; reply_to as some SDKs did (CONTRACTS section 3) */
+    if (wascc_str_eq(key, "replyTo") || wascc_str_eq(key, "reply_to"))
+        return wascc_read_string(r, &m->reply_to);
     if (wascc_str_eq(key, "body")) {
         if (wmp_peek(r) == WMP_NIL) return wmp_read_nil(r) ? 0 : -1;
         return wmp_read_bin(r, &m->body, &m->body_len) ? 0 : -1;

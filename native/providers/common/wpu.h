@@ -11,12 +11,34 @@
  *   wpu_uuid4(buf)                      a random UUIDv4 string (37 bytes)
  *   wpu_utf8_seq(s, n, &cp)             length of the UTF-8 sequence at s (0: invalid)
  *   wpu_utf8_valid(s, n)                is s[0, n) well-formed UTF-8?
+ *
+ * The provider skeleton (the whole ABI glue of provider.h, once):
+ *
+ *   static const wpu_provider_def DEF = {...};   descriptor + callbacks
+ *   WPU_PROVIDER(DEF)                   defines __capability_provider_create
+ *   wpu_dispatcher(state)               the host's dispatcher (NULL before
+ *                                       configure_dispatch and after stop)
+ *
+ * The skeleton allocates one block holding the wascc_provider struct and the
+ * provider's own state (def.state_size bytes, zeroed, then def.init), keeps
+ * the dispatcher, and answers handle_call: the core operations are refused
+ * unless the caller is "system"; GetCapabilityDescriptor is answered from
+ * def.descriptor; BindActor and RemoveActor parse the CapabilityConfiguration
+ * and hand it to def.bind / def.remove (absent: nothing is kept per actor,
+ * the call succeeds); HealthRequest goes to def.health (absent: healthy
+ * until stop).  Any other operation must be one the descriptor lists as
+ * callable by actors (to_provider or both); it goes to def.call with its
+ * index in the descriptor, and an operation the descriptor does not list is
+ * refused naming the ones it does.  stop calls def.stop and then forgets the
+ * dispatcher; destroy calls stop if the host did not (a refused provider),
+ * then def.destroy, then frees the block.
  */
 #ifndef WASCC_WPU_H
 #define WASCC_WPU_H
 
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,5 +303,169 @@ static int wpu_utf8_valid(const uint8_t *s, size_t n) {
     }
     return 1;
 }
+
+/* ---- the provider skeleton ---------------------------------------------- */
+
+/* One call of an operation the provider offers to actors. */
+typedef struct {
+    const char *actor;  /* the caller's public key (or "system") */
+    const char *op;     /* the operation's name */
+    size_t index;       /* its index in the descriptor's operations */
+    const uint8_t *msg; /* the payload; NULL when len is 0 */
+    size_t len;
+} wpu_call;
+
+/* What a provider is: its descriptor and its callbacks.  Every callback gets
+ * the provider's own state (def.state_size bytes); the ones that answer set
+ * *out / *out_len as handle_call does (wpu_empty, wpu_error, wpu_finish). */
+typedef struct {
+    const wpu_descriptor_t *descriptor; /* its id prefixes the skeleton's errors */
+    size_t state_size;
+    /* Optional: set the zeroed state up; nonzero refuses creation. */
+    int (*init)(void *state);
+    /* Optional: BindActor (a bind, or a re-bind: provider.h section 2). */
+    int32_t (*bind)(void *state, const wpu_config *cfg, uint8_t **out, size_t *out_len);
+    /* Optional: RemoveActor (idempotent). */
+    int32_t (*remove)(void *state, const wpu_config *cfg, uint8_t **out, size_t *out_len);
+    /* Optional: HealthRequest. */
+    int32_t (*health)(void *state, uint8_t **out, size_t *out_len);
+    /* Required if the descriptor lists operations for actors to call. */
+    int32_t (*call)(void *state, const wpu_call *call, uint8_t **out, size_t *out_len);
+    /* Optional: stop threads, close sockets; called once. */
+    void (*stop)(void *state);
+    /* Optional: release what the state holds (the skeleton frees the block). */
+    void (*destroy)(void *state);
+} wpu_provider_def;
+
+typedef struct {
+    wascc_provider iface; /* handed to the host; iface.state is this block */
+    const wpu_provider_def *def;
+    const wascc_dispatcher *dispatcher; /* __atomic: read from the provider's threads */
+    int stopped;                        /* __atomic */
+    _Alignas(max_align_t) unsigned char state[];
+} wpu_block;
+
+static wpu_block *wpu_block_of(void *state) {
+    return (wpu_block *)((char *)state - offsetof(wpu_block, state));
+}
+
+/* The host's dispatcher, or NULL before configure_dispatch and after stop. */
+static const wascc_dispatcher *wpu_dispatcher(void *state) {
+    return __atomic_load_n(&wpu_block_of(state)->dispatcher, __ATOMIC_ACQUIRE);
+}
+
+static int wpu_is_core(const char *op) {
+    return strcmp(op, "GetCapabilityDescriptor") == 0 || strcmp(op, "BindActor") == 0 ||
+           strcmp(op, "RemoveActor") == 0 || strcmp(op, "HealthRequest") == 0;
+}
+
+static int32_t wpu_abi_configure(void *block, const wascc_dispatcher *dispatcher) {
+    __atomic_store_n(&((wpu_block *)block)->dispatcher, dispatcher, __ATOMIC_RELEASE);
+    return WASCC_OK;
+}
+
+static int32_t wpu_unknown_operation(const wpu_descriptor_t *d, const char *op, uint8_t **out,
+                                     size_t *out_len) {
+    char offered[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < d->n_operations && used < sizeof offered; i++) {
+        if (d->operations[i].direction == 0) continue; /* to_actor: actors do not call it */
+        int n = snprintf(offered + used, sizeof offered - used, "%s%s", used ? ", " : "",
+                         d->operations[i].name);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
+    return wpu_error(out, out_len,
+                     "%s: unknown operation '%s': %s does not support the operation %s "
+                     "(it offers %s)",
+                     d->id, op, d->id, op, used ? offered : "none");
+}
+
+static int32_t wpu_abi_core(wpu_block *b, const char *op, const uint8_t *msg, size_t msg_len,
+                            uint8_t **out, size_t *out_len) {
+    const wpu_provider_def *def = b->def;
+    void *state = b->state;
+    if (strcmp(op, "GetCapabilityDescriptor") == 0)
+        return wpu_descriptor_reply(def->descriptor, out, out_len);
+    if (strcmp(op, "HealthRequest") == 0) {
+        if (def->health) return def->health(state, out, out_len);
+        int stopped = __atomic_load_n(&b->stopped, __ATOMIC_ACQUIRE);
+        return wpu_health(out, out_len, !stopped, stopped ? "stopped" : "");
+    }
+    /* BindActor / RemoveActor */
+    wpu_config cfg;
+    if (wpu_config_parse(msg, msg_len, &cfg) != 0)
+        return wpu_error(out, out_len,
+                         "%s %s: payload is not a CapabilityConfiguration (a msgpack map "
+                         "with a string field 'module')",
+                         def->descriptor->id, op);
+    int32_t (*fn)(void *, const wpu_config *, uint8_t **, size_t *) =
+        op[0] == 'B' ? def->bind : def->remove;
+    int32_t rc = fn ? fn(state, &cfg, out, out_len) : wpu_empty(out, out_len);
+    wpu_config_free(&cfg);
+    return rc;
+}
+
+static int32_t wpu_abi_handle_call(void *block, const char *actor, const char *op,
+                                   const uint8_t *msg, size_t msg_len, uint8_t **out,
+                                   size_t *out_len) {
+    wpu_block *b = block;
+    const wpu_descriptor_t *d = b->def->descriptor;
+    *out = NULL;
+    *out_len = 0;
+    if (!actor || !op) return wpu_error(out, out_len, "%s: no actor or operation", d->id);
+    if (wpu_is_core(op)) {
+        if (strcmp(actor, WPU_SYSTEM) != 0)
+            return wpu_error(out, out_len,
+                             "%s: %s is reserved for the host; actor %s may not send it", d->id,
+                             op, actor);
+        return wpu_abi_core(b, op, msg, msg_len, out, out_len);
+    }
+    for (size_t i = 0; i < d->n_operations; i++) {
+        if (d->operations[i].direction == 0 || strcmp(op, d->operations[i].name) != 0) continue;
+        if (!b->def->call) break;
+        wpu_call call = {actor, op, i, msg, msg_len};
+        return b->def->call(b->state, &call, out, out_len);
+    }
+    return wpu_unknown_operation(d, op, out, out_len);
+}
+
+static void wpu_abi_stop(void *block) {
+    wpu_block *b = block;
+    if (__atomic_exchange_n(&b->stopped, 1, __ATOMIC_ACQ_REL)) return;
+    if (b->def->stop) b->def->stop(b->state);
+    __atomic_store_n(&b->dispatcher, NULL, __ATOMIC_RELEASE);
+}
+
+static void wpu_abi_destroy(void *block) {
+    wpu_block *b = block;
+    wpu_abi_stop(b); /* a provider the host refused is destroyed without a stop */
+    if (b->def->destroy) b->def->destroy(b->state);
+    free(b);
+}
+
+static wascc_provider *wpu_provider_create(const wpu_provider_def *def) {
+    wpu_block *b = calloc(1, sizeof *b + def->state_size);
+    if (!b) return NULL;
+    b->def = def;
+    if (def->init && def->init(b->state) != 0) {
+        free(b);
+        return NULL;
+    }
+    b->iface.abi_version = WASCC_PROVIDER_ABI_VERSION;
+    b->iface.state = b;
+    b->iface.configure_dispatch = wpu_abi_configure;
+    b->iface.handle_call = wpu_abi_handle_call;
+    b->iface.free_buffer = wpu_free;
+    b->iface.stop = wpu_abi_stop;
+    b->iface.destroy = wpu_abi_destroy;
+    return &b->iface;
+}
+
+/* Defines the provider's exported entry point from its wpu_provider_def. */
+#define WPU_PROVIDER(def)                                                              \
+    WASCC_EXPORT wascc_provider *__capability_provider_create(void) {                  \
+        return wpu_provider_create(&(def));                                            \
+    }
 
 #endif /* WASCC_WPU_H */

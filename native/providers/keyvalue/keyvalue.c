@@ -78,14 +78,14 @@ typedef struct {
     kv_redis *redis;
 } kv_binding;
 
+/* The provider's state, inside the skeleton's block (wpu.h).  The struct is
+ * tagged: kvops.h's handlers take a struct kv_provider *. */
 typedef struct kv_provider {
-    wascc_provider iface; /* handed to the host; freed with the rest */
     pthread_mutex_t lock; /* the in-memory store */
     kv_store store;
-    int stopped;
-    const wascc_dispatcher *dispatcher; /* unused: keyvalue never calls actors */
-    pthread_rwlock_t bindings_lock;     /* bindings, n_bindings */
-    kv_binding *bindings;               /* only actors served by Redis */
+    int stopped;                    /* __atomic; written under lock */
+    pthread_rwlock_t bindings_lock; /* bindings, n_bindings */
+    kv_binding *bindings;           /* only actors served by Redis */
     size_t n_bindings, cap_bindings;
 } kv_provider;
 
@@ -639,73 +639,67 @@ static int32_t op_key_exists(kv_provider *p, const kv_op *op, const kv_request *
     return kv_reply_value_exists("", 0, e != NULL, out, out_len);
 }
 
-static const kv_op kv_ops[] = {
-    {"Get", op_get, kvr_get, F_KEY, 0,
-     "Gets the string value of a key: {key} -> {value, exists}; a missing or expired key, "
-     "or one holding a list or set, answers {value: \"\", exists: false}"},
-    {"Set", op_set, kvr_set, F_KEY | F_VALUE, F_EXPIRES,
-     "Sets the string value of a key, replacing any type: {key, value, expires} -> {value}; "
-     "expires is a time to live in seconds, 0 = never"},
-    {"Del", op_del, kvr_del, F_KEY, 0, "Deletes a key of any type: {key} -> {key}"},
-    {"Add", op_add, kvr_add, F_KEY | F_IVALUE, 0,
-     "Atomically adds an i32 to the integer in a key (a missing key counts as 0): "
-     "{key, value} -> {value}"},
-    {"Push", op_push, kvr_push, F_KEY | F_VALUE, 0,
-     "Pushes a value onto the head of a list (Redis LPUSH: newest first in Range 0 -1): "
-     "{key, value} -> {newCount: the list's new length}"},
-    {"ListItemDelete", op_list_item_delete, kvr_list_item_delete, F_KEY | F_VALUE, 0,
-     "Removes every occurrence of a value from a list (Redis LREM key 0 value): "
-     "{key, value} -> {newCount: how many were removed}"},
-    {"Range", op_range, kvr_range, F_KEY, F_START | F_STOP,
-     "Selects list items from start to stop inclusive, negative indexes counting from the "
-     "end (Redis LRANGE): {key, start, stop} -> {values}"},
-    {"Clear", op_clear, kvr_del, F_KEY, 0,
-     "Deletes a list (or a key of any type; Redis DEL): {key} -> {key}"},
-    {"SetAdd", op_set_add, kvr_set_add, F_KEY | F_VALUE, 0,
-     "Adds a member to a set (Redis SADD): {key, value} -> {newCount: 1 if added, else 0}"},
-    {"SetRemove", op_set_remove, kvr_set_remove, F_KEY | F_VALUE, 0,
-     "Removes a member from a set (Redis SREM): {key, value} -> {newCount: 1 if removed, "
-     "else 0}"},
-    {"SetUnion", op_set_union, kvr_set_union, F_KEYS, 0,
-     "Returns the union of the sets at keys: {keys} -> {values}"},
-    {"SetIntersection", op_set_intersection, kvr_set_intersection, F_KEYS, 0,
-     "Returns the intersection of the sets at keys: {keys} -> {values}"},
-    {"SetQuery", op_set_query, kvr_set_query, F_KEY, 0,
-     "Returns the members of a set: {key} -> {values}"},
-    {"KeyExists", op_key_exists, kvr_key_exists, F_KEY, 0,
-     "Tells whether a key of any type exists: {key} -> {value: \"\", exists}"},
+/* The operations, in one list: it makes both the handler table and the
+ * descriptor's operations, in the same order (the skeleton passes the index).
+ * Each has its in-memory and its Redis handler. */
+#define KV_OPS(X)                                                                              \
+    X("Get", op_get, kvr_get, F_KEY, 0,                                                        \
+      "Gets the string value of a key: {key} -> {value, exists}; a missing or expired key, "   \
+      "or one holding a list or set, answers {value: \"\", exists: false}")                    \
+    X("Set", op_set, kvr_set, F_KEY | F_VALUE, F_EXPIRES,                                      \
+      "Sets the string value of a key, replacing any type: {key, value, expires} -> {value}; " \
+      "expires is a time to live in seconds, 0 = never")                                       \
+    X("Del", op_del, kvr_del, F_KEY, 0, "Deletes a key of any type: {key} -> {key}")           \
+    X("Add", op_add, kvr_add, F_KEY | F_IVALUE, 0,                                             \
+      "Atomically adds an i32 to the integer in a key (a missing key counts as 0): "           \
+      "{key, value} -> {value}")                                                               \
+    X("Push", op_push, kvr_push, F_KEY | F_VALUE, 0,                                           \
+      "Pushes a value onto the head of a list (Redis LPUSH: newest first in Range 0 -1): "     \
+      "{key, value} -> {newCount: the list's new length}")                                     \
+    X("ListItemDelete", op_list_item_delete, kvr_list_item_delete, F_KEY | F_VALUE, 0,         \
+      "Removes every occurrence of a value from a list (Redis LREM key 0 value): "             \
+      "{key, value} -> {newCount: how many were removed}")                                     \
+    X("Range", op_range, kvr_range, F_KEY, F_START | F_STOP,                                   \
+      "Selects list items from start to stop inclusive, negative indexes counting from the "   \
+      "end (Redis LRANGE): {key, start, stop} -> {values}")                                    \
+    X("Clear", op_clear, kvr_del, F_KEY, 0,                                                    \
+      "Deletes a list (or a key of any type; Redis DEL): {key} -> {key}")                      \
+    X("SetAdd", op_set_add, kvr_set_add, F_KEY | F_VALUE, 0,                                   \
+      "Adds a member to a set (Redis SADD): {key, value} -> {newCount: 1 if added, else 0}")   \
+    X("SetRemove", op_set_remove, kvr_set_remove, F_KEY | F_VALUE, 0,                          \
+      "Removes a member from a set (Redis SREM): {key, value} -> {newCount: 1 if removed, "    \
+      "else 0}")                                                                               \
+    X("SetUnion", op_set_union, kvr_set_union, F_KEYS, 0,                                      \
+      "Returns the union of the sets at keys: {keys} -> {values}")                             \
+    X("SetIntersection", op_set_intersection, kvr_set_intersection, F_KEYS, 0,                 \
+      "Returns the intersection of the sets at keys: {keys} -> {values}")                      \
+    X("SetQuery", op_set_query, kvr_set_query, F_KEY, 0,                                       \
+      "Returns the members of a set: {key} -> {values}")                                       \
+    X("KeyExists", op_key_exists, kvr_key_exists, F_KEY, 0,                                    \
+      "Tells whether a key of any type exists: {key} -> {value: \"\", exists}")
+
+#define KV_HANDLER(name, mem, redis, required, optional, doctext)                              \
+    {name, mem, redis, required, optional, doctext},
+#define KV_OPERATION(name, mem, redis, required, optional, doctext)                            \
+    {name, 1 /* to_provider */, doctext},
+
+static const kv_op kv_ops[] = {KV_OPS(KV_HANDLER)};
+static const wpu_operation KV_OPERATIONS[] = {KV_OPS(KV_OPERATION)};
+
+static const wpu_descriptor_t KV_DESCRIPTOR = {
+    .id = KV_CAPABILITY,
+    .name = "wascc In-Memory and Redis Key-Value Provider (native)",
+    .version = "0.2.0",
+    .revision = 2,
+    .long_description =
+        "Strings, lists, sets and expiry, in C: in process (one key space per binding, "
+        "shared by the actors bound to it), or on Redis for an actor whose binding has "
+        "a URL (one connection pool per bound actor, through hiredis).",
+    .operations = KV_OPERATIONS,
+    .n_operations = sizeof KV_OPERATIONS / sizeof KV_OPERATIONS[0],
 };
 
-#define KV_N_OPS (sizeof kv_ops / sizeof kv_ops[0])
-
-/* ---- core operations ---------------------------------------------------- */
-
-static int32_t describe(uint8_t **out, size_t *out_len) {
-    wpu_operation ops[KV_N_OPS];
-    for (size_t i = 0; i < KV_N_OPS; i++) {
-        ops[i].name = kv_ops[i].name;
-        ops[i].direction = 1; /* to_provider */
-        ops[i].doctext = kv_ops[i].doctext;
-    }
-    wpu_descriptor_t d = {
-        .id = KV_CAPABILITY,
-        .name = "wascc In-Memory and Redis Key-Value Provider (native)",
-        .version = "0.2.0",
-        .revision = 2,
-        .long_description =
-            "Strings, lists, sets and expiry, in C: in process (one key space per binding, "
-            "shared by the actors bound to it), or on Redis for an actor whose binding has "
-            "a URL (one connection pool per bound actor, through hiredis).",
-        .operations = ops,
-        .n_operations = KV_N_OPS,
-    };
-    return wpu_descriptor_reply(&d, out, out_len);
-}
-
-static int is_core(const char *op) {
-    return strcmp(op, "GetCapabilityDescriptor") == 0 || strcmp(op, "BindActor") == 0 ||
-           strcmp(op, "RemoveActor") == 0 || strcmp(op, "HealthRequest") == 0;
-}
+/* ---- bindings ----------------------------------------------------------- */
 
 /* The binding of an actor served by Redis, or NULL; bindings_lock held. */
 static kv_binding *find_binding(kv_provider *p, const char *actor) {
@@ -714,6 +708,7 @@ static kv_binding *find_binding(kv_provider *p, const char *actor) {
     return NULL;
 }
 
+/* bindings_lock held for writing (or the provider being destroyed). */
 static void drop_binding(kv_provider *p, kv_binding *b) {
     kvr_unref(b->redis);
     free(b->actor);
@@ -725,7 +720,8 @@ static void drop_binding(kv_provider *p, kv_binding *b) {
  * unreachable server refuses the bind), no URL the in-memory store.  A
  * re-bind with other values sets up the new backend first and releases the
  * old one only once the new one works (provider.h, section 2). */
-static int32_t bind_actor(kv_provider *p, const wpu_config *cfg, uint8_t **out, size_t *out_len) {
+static int32_t kv_bind(void *state, const wpu_config *cfg, uint8_t **out, size_t *out_len) {
+    kv_provider *p = state;
     const char *url = wpu_config_get(cfg, "URL");
     const char *pool = wpu_config_get(cfg, "POOL_SIZE");
     const char *timeout = wpu_config_get(cfg, "TIMEOUT_MS");
@@ -794,8 +790,10 @@ static int32_t bind_actor(kv_provider *p, const wpu_config *cfg, uint8_t **out, 
     return wpu_empty(out, out_len);
 }
 
-static int32_t remove_actor(kv_provider *p, const wpu_config *cfg, uint8_t **out,
-                            size_t *out_len) {
+/* RemoveActor: an actor served by Redis gives its pool back (freed when its
+ * last call returns); an in-memory one keeps nothing per actor. */
+static int32_t kv_remove(void *state, const wpu_config *cfg, uint8_t **out, size_t *out_len) {
+    kv_provider *p = state;
     pthread_rwlock_wrlock(&p->bindings_lock);
     kv_binding *b = find_binding(p, cfg->module);
     if (b) drop_binding(p, b);
@@ -803,58 +801,25 @@ static int32_t remove_actor(kv_provider *p, const wpu_config *cfg, uint8_t **out
     return wpu_empty(out, out_len);
 }
 
-static int32_t core(kv_provider *p, const char *op, const uint8_t *msg, size_t msg_len,
-                    uint8_t **out, size_t *out_len) {
-    if (strcmp(op, "GetCapabilityDescriptor") == 0) return describe(out, out_len);
-    /* healthy even while a Redis is down: its actors get errors, the provider lives on */
-    if (strcmp(op, "HealthRequest") == 0) return wpu_health(out, out_len, 1, "");
-    wpu_config cfg;
-    if (wpu_config_parse(msg, msg_len, &cfg) != 0)
-        return wpu_error(out, out_len,
-                         KV_CAPABILITY " %s: payload is not a CapabilityConfiguration "
-                                       "(a msgpack map with a string field 'module')",
-                         op);
-    int32_t rc = strcmp(op, "BindActor") == 0 ? bind_actor(p, &cfg, out, out_len)
-                                              : remove_actor(p, &cfg, out, out_len);
-    wpu_config_free(&cfg);
-    return rc;
+/* Healthy even while a Redis is down (its actors get errors, the provider
+ * lives on) and after stop, as before the skeleton. */
+static int32_t kv_health(void *state, uint8_t **out, size_t *out_len) {
+    (void)state;
+    return wpu_health(out, out_len, 1, "");
 }
 
-/* ---- the ABI ------------------------------------------------------------ */
+/* ---- the provider (the ABI glue is wpu.h's skeleton) --------------------- */
 
-static int32_t kv_configure_dispatch(void *state, const wascc_dispatcher *dispatcher) {
+static int32_t kv_call(void *state, const wpu_call *call, uint8_t **out, size_t *out_len) {
     kv_provider *p = state;
-    pthread_mutex_lock(&p->lock);
-    p->dispatcher = dispatcher;
-    pthread_mutex_unlock(&p->lock);
-    return WASCC_OK;
-}
-
-static int32_t kv_handle_call(void *state, const char *actor, const char *op, const uint8_t *msg,
-                              size_t msg_len, uint8_t **out, size_t *out_len) {
-    kv_provider *p = state;
-    *out = NULL;
-    *out_len = 0;
-    if (!actor || !op) return wpu_error(out, out_len, KV_CAPABILITY ": no actor or operation");
-    if (is_core(op)) {
-        if (strcmp(actor, WPU_SYSTEM) != 0)
-            return wpu_error(out, out_len,
-                             KV_CAPABILITY ": %s is reserved for the host; actor %s may not "
-                                           "send it",
-                             op, actor);
-        return core(p, op, msg, msg_len, out, out_len);
-    }
-    const kv_op *found = NULL;
-    for (size_t i = 0; i < KV_N_OPS && !found; i++)
-        if (strcmp(op, kv_ops[i].name) == 0) found = &kv_ops[i];
-    if (!found) return wpu_error(out, out_len, KV_CAPABILITY ": unknown operation '%s'", op);
+    const kv_op *found = &kv_ops[call->index];
     kv_request req;
-    int32_t rc = parse_request(found, msg, msg_len, &req, out, out_len);
+    int32_t rc = parse_request(found, call->msg, call->len, &req, out, out_len);
     if (rc != WASCC_OK) return rc;
     kv_redis *redis = NULL;
     if (__atomic_load_n(&p->n_bindings, __ATOMIC_ACQUIRE)) {
         pthread_rwlock_rdlock(&p->bindings_lock);
-        kv_binding *b = find_binding(p, actor);
+        kv_binding *b = find_binding(p, call->actor);
         if (b) {
             redis = b->redis;
             kvr_ref(redis);
@@ -883,11 +848,21 @@ static int32_t kv_handle_call(void *state, const char *actor, const char *op, co
     return rc;
 }
 
+static int kv_init(void *state) {
+    kv_provider *p = state;
+    if (pthread_mutex_init(&p->lock, NULL) != 0) return -1;
+    if (pthread_rwlock_init(&p->bindings_lock, NULL) != 0) {
+        pthread_mutex_destroy(&p->lock);
+        return -1;
+    }
+    kv_store_init(&p->store);
+    return 0;
+}
+
 static void kv_stop(void *state) {
     kv_provider *p = state;
     pthread_mutex_lock(&p->lock);
     __atomic_store_n(&p->stopped, 1, __ATOMIC_RELEASE);
-    p->dispatcher = NULL;
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -898,28 +873,18 @@ static void kv_destroy(void *state) {
     pthread_rwlock_destroy(&p->bindings_lock);
     kv_store_free(&p->store);
     pthread_mutex_destroy(&p->lock);
-    free(p);
 }
 
-WASCC_EXPORT wascc_provider *__capability_provider_create(void) {
-    kv_provider *p = calloc(1, sizeof *p);
-    if (!p) return NULL;
-    if (pthread_mutex_init(&p->lock, NULL) != 0) {
-        free(p);
-        return NULL;
-    }
-    if (pthread_rwlock_init(&p->bindings_lock, NULL) != 0) {
-        pthread_mutex_destroy(&p->lock);
-        free(p);
-        return NULL;
-    }
-    kv_store_init(&p->store);
-    p->iface.abi_version = WASCC_PROVIDER_ABI_VERSION;
-    p->iface.state = p;
-    p->iface.configure_dispatch = kv_configure_dispatch;
-    p->iface.handle_call = kv_handle_call;
-    p->iface.free_buffer = wpu_free;
-    p->iface.stop = kv_stop;
-    p->iface.destroy = kv_destroy;
-    return &p->iface;
-}
+static const wpu_provider_def KV_PROVIDER = {
+    .descriptor = &KV_DESCRIPTOR,
+    .state_size = sizeof(kv_provider),
+    .init = kv_init,
+    .bind = kv_bind,
+    .remove = kv_remove,
+    .health = kv_health,
+    .call = kv_call,
+    .stop = kv_stop,
+    .destroy = kv_destroy,
+};
+
+WPU_PROVIDER(KV_PROVIDER)

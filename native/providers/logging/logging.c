@@ -73,12 +73,12 @@ typedef struct log_binding {
     log_sink *sink;
 } log_binding;
 
+/* The provider's state, inside the skeleton's block (wpu.h). */
 typedef struct {
     pthread_mutex_t lock; /* bindings, sinks, refcounts, stopped */
     log_binding *bindings;
     log_sink *sinks;
     int stopped;
-    const wascc_dispatcher *dispatcher; /* unused: this provider never dispatches */
 } log_state;
 
 static pthread_mutex_t stderr_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -190,32 +190,27 @@ static int parse_level(const char *text) {
     return -1;
 }
 
-static int32_t bind_actor(log_state *st, const uint8_t *msg, size_t len, uint8_t **out,
+static int32_t bind_actor(void *state, const wpu_config *cfg, uint8_t **out,
                           size_t *out_len) {
-    wpu_config cfg;
-    if (wpu_config_parse(msg, len, &cfg) != 0)
-        return wpu_error(out, out_len, "BindActor: the payload is not a CapabilityConfiguration");
+    log_state *st = state;
     int level = LOG_DEFAULT_LEVEL;
-    const char *level_text = wpu_config_get(&cfg, "LEVEL");
+    const char *level_text = wpu_config_get(cfg, "LEVEL");
     if (level_text && *level_text) {
         level = parse_level(level_text);
         if (level < 0) {
-            int32_t rc = wpu_error(out, out_len,
-                                   "BindActor %s: LEVEL %s is not one of OFF, ERROR, WARN, "
-                                   "INFO, DEBUG, TRACE or 0-5",
-                                   cfg.module, level_text);
-            wpu_config_free(&cfg);
-            return rc;
+            return wpu_error(out, out_len,
+                             "BindActor %s: LEVEL %s is not one of OFF, ERROR, WARN, INFO, "
+                             "DEBUG, TRACE or 0-5",
+                             cfg->module, level_text);
         }
     }
-    const char *path = wpu_config_get(&cfg, "FILE");
+    const char *path = wpu_config_get(cfg, "FILE");
     if (path && !*path) path = NULL;
 
     log_binding *b = calloc(1, sizeof *b);
-    if (b) b->actor = strdup(cfg.module);
+    if (b) b->actor = strdup(cfg->module);
     if (!b || !b->actor) {
         free(b);
-        wpu_config_free(&cfg);
         return wpu_error(out, out_len, "BindActor: out of memory");
     }
     b->max_level = level;
@@ -226,17 +221,14 @@ static int32_t bind_actor(log_state *st, const uint8_t *msg, size_t len, uint8_t
         pthread_mutex_unlock(&st->lock);
         free(b->actor);
         free(b);
-        wpu_config_free(&cfg);
         return wpu_error(out, out_len, "BindActor: the logging provider is stopped");
     }
     b->sink = sink_acquire(st, path, err, sizeof err);
     if (!b->sink) {
         pthread_mutex_unlock(&st->lock);
-        int32_t rc = wpu_error(out, out_len, "BindActor %s: %s", cfg.module, err);
         free(b->actor);
         free(b);
-        wpu_config_free(&cfg);
-        return rc;
+        return wpu_error(out, out_len, "BindActor %s: %s", cfg->module, err);
     }
     /* Binding again replaces the previous configuration. */
     log_binding **pp = binding_find(st, b->actor);
@@ -248,25 +240,20 @@ static int32_t bind_actor(log_state *st, const uint8_t *msg, size_t len, uint8_t
     b->next = st->bindings;
     st->bindings = b;
     pthread_mutex_unlock(&st->lock);
-    wpu_config_free(&cfg);
     return wpu_empty(out, out_len);
 }
 
-static int32_t remove_actor(log_state *st, const uint8_t *msg, size_t len, uint8_t **out,
+static int32_t remove_actor(void *state, const wpu_config *cfg, uint8_t **out,
                             size_t *out_len) {
-    wpu_config cfg;
-    if (wpu_config_parse(msg, len, &cfg) != 0)
-        return wpu_error(out, out_len,
-                         "RemoveActor: the payload is not a CapabilityConfiguration");
+    log_state *st = state;
     pthread_mutex_lock(&st->lock);
-    log_binding **pp = binding_find(st, cfg.module);
+    log_binding **pp = binding_find(st, cfg->module);
     if (*pp) {
         log_binding *b = *pp;
         *pp = b->next;
         binding_free(st, b); /* closes the file unless a call is writing to it now */
     }
     pthread_mutex_unlock(&st->lock);
-    wpu_config_free(&cfg);
     return wpu_empty(out, out_len);
 }
 
@@ -443,33 +430,16 @@ static int32_t write_log(log_state *st, const char *actor, const uint8_t *msg, s
     return rc;
 }
 
-/* ---- the ABI ------------------------------------------------------------ */
+/* ---- the provider (the ABI glue is wpu.h's skeleton) --------------------- */
 
-static int32_t log_configure(void *state, const wascc_dispatcher *dispatcher) {
-    ((log_state *)state)->dispatcher = dispatcher;
-    return WASCC_OK;
+static int32_t log_call(void *state, const wpu_call *call, uint8_t **out, size_t *out_len) {
+    /* the descriptor's only operation for actors: WriteLog */
+    return write_log(state, call->actor, call->msg, call->len, out, out_len);
 }
 
-static int32_t log_handle_call(void *state, const char *actor, const char *op,
-                               const uint8_t *msg, size_t msg_len, uint8_t **out,
-                               size_t *out_len) {
+static int log_init(void *state) {
     log_state *st = state;
-    int system = strcmp(actor, WPU_SYSTEM) == 0;
-    if (strcmp(op, "WriteLog") == 0) return write_log(st, actor, msg, msg_len, out, out_len);
-    if (strcmp(op, "GetCapabilityDescriptor") == 0 || strcmp(op, "BindActor") == 0 ||
-        strcmp(op, "RemoveActor") == 0 || strcmp(op, "HealthRequest") == 0) {
-        if (!system)
-            return wpu_error(out, out_len, "%s is reserved for the host (called by %s)", op,
-                             actor);
-        if (op[0] == 'G') return wpu_descriptor_reply(&DESCRIPTOR, out, out_len);
-        if (op[0] == 'B') return bind_actor(st, msg, msg_len, out, out_len);
-        if (op[0] == 'R') return remove_actor(st, msg, msg_len, out, out_len);
-        pthread_mutex_lock(&st->lock);
-        int stopped = st->stopped;
-        pthread_mutex_unlock(&st->lock);
-        return wpu_health(out, out_len, !stopped, stopped ? "stopped" : "");
-    }
-    return wpu_error(out, out_len, "%s does not support the operation %s", LOG_CAPABILITY, op);
+    return pthread_mutex_init(&st->lock, NULL) != 0 ? -1 : 0;
 }
 
 static void log_stop(void *state) {
@@ -484,39 +454,28 @@ static void log_stop(void *state) {
     pthread_mutex_unlock(&st->lock);
 }
 
-typedef struct {
-    wascc_provider provider;
-    log_state state;
-} log_provider;
-
 static void log_destroy(void *state) {
     log_state *st = state;
-    log_stop(st);
+    /* After stop no call is in flight (the host's guarantee): no sink is left
+     * but stderr's, if a call raced the stop. */
     while (st->sinks) {
         log_sink *s = st->sinks;
         s->refs = 1;
         sink_release(st, s);
     }
     pthread_mutex_destroy(&st->lock);
-    /* After stop no call is in flight (the host's guarantee): no sink is left
-     * but stderr's, if a call raced the stop.  state lives in the provider
-     * block: free the block. */
-    free((char *)st - offsetof(log_provider, state));
 }
 
-WASCC_EXPORT wascc_provider *__capability_provider_create(void) {
-    log_provider *p = calloc(1, sizeof *p);
-    if (!p) return NULL;
-    if (pthread_mutex_init(&p->state.lock, NULL) != 0) {
-        free(p);
-        return NULL;
-    }
-    p->provider.abi_version = WASCC_PROVIDER_ABI_VERSION;
-    p->provider.state = &p->state;
-    p->provider.configure_dispatch = log_configure;
-    p->provider.handle_call = log_handle_call;
-    p->provider.free_buffer = wpu_free;
-    p->provider.stop = log_stop;
-    p->provider.destroy = log_destroy;
-    return &p->provider;
-}
+/* HealthRequest is the skeleton's default: healthy until stop. */
+static const wpu_provider_def LOG_PROVIDER = {
+    .descriptor = &DESCRIPTOR,
+    .state_size = sizeof(log_state),
+    .init = log_init,
+    .bind = bind_actor,
+    .remove = remove_actor,
+    .call = log_call,
+    .stop = log_stop,
+    .destroy = log_destroy,
+};
+
+WPU_PROVIDER(LOG_PROVIDER)

@@ -131,7 +131,7 @@ void tn_session_free(tn_session *s) {
  * answer and errors are ignored: the session goes on either way. */
 static void dispatch(tn_session *s, const char *op, const uint8_t *text, size_t len,
                      int with_text) {
-    const wascc_dispatcher *d = s->owner->state->dispatcher;
+    const wascc_dispatcher *d = wpu_dispatcher(s->owner->state);
     if (!d || !d->dispatch) return;
     wmp_writer w;
     wpu_writer(&w);

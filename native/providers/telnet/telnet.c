@@ -390,21 +390,17 @@ static tn_listener *find_listener(tn_state *st, const char *actor) {
 
 /* ---- core operations ---------------------------------------------------- */
 
-static int32_t bind_actor(tn_state *st, const uint8_t *msg, size_t len, uint8_t **out,
+static int32_t bind_actor(void *state, const wpu_config *cfg, uint8_t **out,
                           size_t *out_len) {
-    wpu_config cfg;
-    if (wpu_config_parse(msg, len, &cfg) != 0)
-        return wpu_error(out, out_len, "BindActor: the payload is not a CapabilityConfiguration");
-    if (tn_current == st) {
-        wpu_config_free(&cfg);
+    tn_state *st = state;
+    if (tn_current == st)
         return wpu_error(out, out_len, "BindActor: not from the provider's own threads");
-    }
     char err[512] = "";
     long port = 0, max_sessions = TN_DEFAULT_MAX_SESSIONS;
-    const char *port_text = wpu_config_get(&cfg, "PORT");
-    const char *addr = wpu_config_get(&cfg, "ADDR");
-    const char *motd = wpu_config_get(&cfg, "MOTD");
-    const char *max_text = wpu_config_get(&cfg, "MAX_SESSIONS");
+    const char *port_text = wpu_config_get(cfg, "PORT");
+    const char *addr = wpu_config_get(cfg, "ADDR");
+    const char *motd = wpu_config_get(cfg, "MOTD");
+    const char *max_text = wpu_config_get(cfg, "MAX_SESSIONS");
     if (!addr || !*addr || strcmp(addr, "localhost") == 0) addr = "127.0.0.1";
     if (!port_text)
         snprintf(err, sizeof err, "PORT is required (the TCP port to listen on)");
@@ -428,7 +424,7 @@ static int32_t bind_actor(tn_state *st, const uint8_t *msg, size_t len, uint8_t 
     pthread_mutex_lock(&st->admin);
     pthread_mutex_lock(&st->lock);
     int stopped = st->stopped;
-    tn_listener *old = find_listener(st, cfg.module);
+    tn_listener *old = find_listener(st, cfg->module);
     pthread_mutex_unlock(&st->lock);
     if (stopped) {
         rc = wpu_error(out, out_len, "BindActor: the telnet provider is stopped");
@@ -442,7 +438,7 @@ static int32_t bind_actor(tn_state *st, const uint8_t *msg, size_t len, uint8_t 
      * made first; the old one is closed only once the new one runs. */
     if (*err) goto failed;
     l = calloc(1, sizeof *l);
-    if (!l || !config || !where || !(l->actor = strdup(cfg.module))) {
+    if (!l || !config || !where || !(l->actor = strdup(cfg->module))) {
         snprintf(err, sizeof err, "out of memory");
         goto failed;
     }
@@ -492,7 +488,7 @@ static int32_t bind_actor(tn_state *st, const uint8_t *msg, size_t len, uint8_t 
     rc = wpu_empty(out, out_len);
     goto done;
 failed:
-    rc = wpu_error(out, out_len, "BindActor %s: %s", cfg.module, err);
+    rc = wpu_error(out, out_len, "BindActor %s: %s", cfg->module, err);
     if (l) {
         if (!l->actor) {
             free(l);
@@ -504,25 +500,19 @@ done:
     pthread_mutex_unlock(&st->admin);
     free(config);
     free(where);
-    wpu_config_free(&cfg);
     return rc;
 }
 
-static int32_t remove_actor(tn_state *st, const uint8_t *msg, size_t len, uint8_t **out,
+static int32_t remove_actor(void *state, const wpu_config *cfg, uint8_t **out,
                             size_t *out_len) {
-    wpu_config cfg;
-    if (wpu_config_parse(msg, len, &cfg) != 0)
-        return wpu_error(out, out_len,
-                         "RemoveActor: the payload is not a CapabilityConfiguration");
-    if (tn_current == st) { /* it would join the calling thread */
-        wpu_config_free(&cfg);
+    tn_state *st = state;
+    if (tn_current == st) /* it would join the calling thread */
         return wpu_error(out, out_len, "RemoveActor: not from the provider's own threads");
-    }
     pthread_mutex_lock(&st->admin);
     pthread_mutex_lock(&st->lock);
     tn_listener *l = NULL;
     for (tn_listener **pp = &st->listeners; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->actor, cfg.module) == 0) {
+        if (strcmp((*pp)->actor, cfg->module) == 0) {
             l = *pp;
             *pp = l->next;
             break;
@@ -534,11 +524,11 @@ static int32_t remove_actor(tn_state *st, const uint8_t *msg, size_t len, uint8_
         listener_join_free(l);
     }
     pthread_mutex_unlock(&st->admin);
-    wpu_config_free(&cfg);
     return wpu_empty(out, out_len);
 }
 
-static int32_t health(tn_state *st, uint8_t **out, size_t *out_len) {
+static int32_t health(void *state, uint8_t **out, size_t *out_len) {
+    tn_state *st = state;
     size_t actors = 0, sessions = 0;
     pthread_mutex_lock(&st->lock);
     int stopped = st->stopped;
@@ -622,29 +612,18 @@ static int32_t send_text(tn_state *st, const char *actor, const uint8_t *msg, si
     return rc;
 }
 
-/* ---- the ABI ------------------------------------------------------------ */
+/* ---- the provider (the ABI glue is wpu.h's skeleton) --------------------- */
 
-static int32_t tn_configure(void *state, const wascc_dispatcher *dispatcher) {
-    ((tn_state *)state)->dispatcher = dispatcher;
-    return WASCC_OK;
+static int32_t tn_call(void *state, const wpu_call *call, uint8_t **out, size_t *out_len) {
+    /* the descriptor's only operation for actors: SendText */
+    return send_text(state, call->actor, call->msg, call->len, out, out_len);
 }
 
-static int32_t tn_handle_call(void *state, const char *actor, const char *op,
-                              const uint8_t *msg, size_t msg_len, uint8_t **out,
-                              size_t *out_len) {
+static int tn_init(void *state) {
     tn_state *st = state;
-    if (strcmp(op, "SendText") == 0) return send_text(st, actor, msg, msg_len, out, out_len);
-    if (strcmp(op, "GetCapabilityDescriptor") == 0 || strcmp(op, "BindActor") == 0 ||
-        strcmp(op, "RemoveActor") == 0 || strcmp(op, "HealthRequest") == 0) {
-        if (strcmp(actor, WPU_SYSTEM) != 0)
-            return wpu_error(out, out_len, "%s is reserved for the host (called by %s)", op,
-                             actor);
-        if (op[0] == 'G') return wpu_descriptor_reply(&DESCRIPTOR, out, out_len);
-        if (op[0] == 'B') return bind_actor(st, msg, msg_len, out, out_len);
-        if (op[0] == 'R') return remove_actor(st, msg, msg_len, out, out_len);
-        return health(st, out, out_len);
-    }
-    return wpu_error(out, out_len, "%s does not support the operation %s", TN_CAPABILITY, op);
+    pthread_mutex_init(&st->admin, NULL);
+    pthread_mutex_init(&st->lock, NULL);
+    return 0;
 }
 
 static void tn_stop(void *state) {
@@ -664,30 +643,22 @@ static void tn_stop(void *state) {
     pthread_mutex_unlock(&st->admin);
 }
 
-typedef struct {
-    wascc_provider provider;
-    tn_state state;
-} tn_provider;
-
 static void tn_destroy(void *state) {
     tn_state *st = state;
-    tn_stop(st); /* a no-op after stop */
     pthread_mutex_destroy(&st->lock);
     pthread_mutex_destroy(&st->admin);
-    free((char *)st - offsetof(tn_provider, state));
 }
 
-WASCC_EXPORT wascc_provider *__capability_provider_create(void) {
-    tn_provider *p = calloc(1, sizeof *p);
-    if (!p) return NULL;
-    pthread_mutex_init(&p->state.admin, NULL);
-    pthread_mutex_init(&p->state.lock, NULL);
-    p->provider.abi_version = WASCC_PROVIDER_ABI_VERSION;
-    p->provider.state = &p->state;
-    p->provider.configure_dispatch = tn_configure;
-    p->provider.handle_call = tn_handle_call;
-    p->provider.free_buffer = wpu_free;
-    p->provider.stop = tn_stop;
-    p->provider.destroy = tn_destroy;
-    return &p->provider;
-}
+static const wpu_provider_def TN_PROVIDER = {
+    .descriptor = &DESCRIPTOR,
+    .state_size = sizeof(tn_state),
+    .init = tn_init,
+    .bind = bind_actor,
+    .remove = remove_actor,
+    .health = health,
+    .call = tn_call,
+    .stop = tn_stop,
+    .destroy = tn_destroy,
+};
+
+WPU_PROVIDER(TN_PROVIDER)

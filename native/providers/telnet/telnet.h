@@ -94,7 +94,6 @@ struct tn_state {
     pthread_mutex_t lock;
     tn_listener *listeners; /* guarded by lock */
     int stopped;            /* guarded by lock */
-    const wascc_dispatcher *dispatcher;
 };
 
 /* Set in every thread this provider starts (the re-entrancy guard). */

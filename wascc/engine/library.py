@@ -1,0 +1,169 @@
+"""Native capability provider libraries behind ``native/include/wascc/provider.h``.
+
+:class:`NativeLibrary` is one provider created by a shared object's
+``__capability_provider_create``; its dispatcher calls back into Python
+through :func:`wh_py_dispatch`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from wascc.engine.ffi import (
+    _NULL,
+    _bind_wasmtime,
+    _buffer,
+    _error_text,
+    _ffi,
+    _from_handle,
+    _lib,
+    _take_error,
+)
+from wascc.errors import NativeLoadError
+
+__all__ = ["NativeDispatch", "NativeLibrary", "provider_abi_layout"]
+
+
+NativeDispatch = Callable[[str, str, bytes], bytes]
+
+_provider_call = _lib.wh_provider_call
+_provider_free = _lib.wh_provider_free
+_replies = threading.local()
+
+
+def _thread_reply() -> Any:
+    """This thread's reply struct (one allocation per thread, not per call)."""
+    try:
+        return _replies.reply
+    except AttributeError:
+        _replies.reply = _ffi.new("wh_reply *")
+        return _replies.reply
+
+
+@_ffi.def_extern()  # type: ignore[untyped-decorator]
+def wh_py_dispatch(handle: Any, reply: Any, actor: Any, op: Any, msg: Any, msg_len: int) -> int:
+    try:
+        dispatch: NativeDispatch = _from_handle(handle)
+        data = dispatch(
+            _ffi.string(actor).decode("utf-8", "replace"),
+            _ffi.string(op).decode("utf-8", "replace"),
+            _buffer(msg, msg_len)[:] if msg_len else b"",
+        )
+        ok = 1
+    except BaseException as exc:
+        data, ok = _error_text(exc), 0
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    if _lib.wh_reply_set(reply, data, len(data)) != 0:
+        return 0  # the reply holds "host out of memory", not an empty success
+    return ok
+
+
+class NativeLibrary:
+    """One provider created by a shared object's ``__capability_provider_create``.
+
+    The library is loaded with RTLD_NODELETE and never unloaded.  ``call`` is
+    safe from many threads at once (the provider's own guarantee); the GIL
+    is released while the provider runs.  Once :meth:`stop` begins, new calls
+    are refused, and ``destroy`` waits for calls in flight: a provider is
+    never destroyed under a running call.
+    """
+
+    def __init__(self, path: str) -> None:
+        _bind_wasmtime()
+        why = _ffi.new("int *")
+        err = _ffi.new("char **")
+        ptr = _lib.wh_provider_open(path.encode(), why, err)
+        if ptr == _NULL:
+            raise NativeLoadError(_take_error(err), int(why[0]))
+        self._ptr = ptr
+        self._dispatcher: Any = None
+        self._handle: Any = None
+        self._stopped = False
+        self._in_flight = 0
+        self._count_lock = threading.Lock()
+
+    def configure(self, dispatch: NativeDispatch) -> int:
+        """Hand the provider its dispatcher; the provider's status code."""
+        self._handle = _ffi.new_handle(dispatch)
+        self._dispatcher = _lib.wh_dispatcher_new(self._handle)
+        if self._dispatcher == _NULL:
+            raise MemoryError("cannot allocate the provider's dispatcher")
+        return int(_lib.wh_provider_configure(self._ptr, self._dispatcher))
+
+    def call(self, actor: str, operation: str, payload: bytes) -> tuple[bool, bytes]:
+        """``handle_call``: (ok, reply or error text)."""
+        with self._count_lock:
+            if self._stopped:
+                return False, b"the provider has been stopped"
+            self._in_flight += 1
+        try:
+            reply = _thread_reply()
+            status = _provider_call(
+                self._ptr, actor.encode(), operation.encode(), payload, len(payload), reply
+            )
+            n = reply.len
+            if n:
+                data = _buffer(reply.data, n)[:]
+                _provider_free(self._ptr, reply.data)
+            else:
+                data = b""
+                if reply.data != _NULL:
+                    _provider_free(self._ptr, reply.data)
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
+        return status == 0, data
+
+    def stop(self, drain_timeout: float = 30.0) -> bool:
+        """``stop``, wait for calls in flight, then ``destroy``; once.
+
+        Returns False when calls were still running after ``drain_timeout``
+        seconds: the provider is then left undestroyed (a leak) rather than
+        freed under a running call.
+        """
+        with self._count_lock:
+            if self._stopped:
+                return True
+            self._stopped = True
+        _lib.wh_provider_stop(self._ptr)
+        deadline = time.monotonic() + drain_timeout
+        while self._in_flight:  # stop is rare: polling keeps call() to one plain lock
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        _lib.wh_provider_destroy(self._ptr)
+        if self._dispatcher is not None:
+            _lib.wh_dispatcher_free(self._dispatcher)
+            self._dispatcher = None
+        return True
+        # the dispatch handle stays referenced: a stray provider thread must
+        # find a live Python object, never freed memory
+
+
+def provider_abi_layout() -> dict[str, int]:
+    """cffi's view of provider.h: sizes and field offsets (checked by the tests)."""
+    layout: dict[str, int] = {}
+    for struct, fields in (
+        (
+            "wascc_provider",
+            (
+                "abi_version",
+                "state",
+                "configure_dispatch",
+                "handle_call",
+                "free_buffer",
+                "stop",
+                "destroy",
+            ),
+        ),
+        ("wascc_dispatcher", ("abi_version", "host_data", "dispatch", "free_buffer")),
+    ):
+        layout[f"sizeof {struct}"] = int(_ffi.sizeof(struct))
+        for name in fields:
+            layout[f"{struct}.{name}"] = int(_ffi.offsetof(struct, name))
+    layout["WASCC_PROVIDER_ABI_VERSION"] = int(_lib.WASCC_PROVIDER_ABI_VERSION)
+    return layout
