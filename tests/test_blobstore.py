@@ -470,3 +470,17 @@ def test_registers_through_the_wascc_providers_hook() -> None:
     assert blobstore.wascc_providers() == [FsBlobstoreProvider]
     with Host(plugins=[blobstore], health_interval=0, load_entry_points=False) as h:
         assert h.provider_factories()[CAP] is FsBlobstoreProvider
+
+
+def test_uploads_in_progress_are_bounded_by_max_uploads(tmp_path: Path) -> None:
+    p = FsBlobstoreProvider()
+    bind(p, ROOT=str(tmp_path), MAX_UPLOADS="2")
+    create(p, "c")
+    for name in ("a", "b"):
+        call(p, "StartUpload", FileChunk(container="c", id=name, total_bytes=5).encode())
+    call(p, "StartUpload", FileChunk(container="c", id="a", total_bytes=5).encode())  # a restart
+    with pytest.raises(ProviderCallError, match="MAX_UPLOADS"):
+        call(p, "StartUpload", FileChunk(container="c", id="third", total_bytes=5).encode())
+    call(p, "UploadChunk", chunk(0, b"12345", 5, blob="a"))  # completing one frees a place
+    call(p, "StartUpload", FileChunk(container="c", id="third", total_bytes=5).encode())
+    p.stop()

@@ -24,6 +24,7 @@ from wascc.codec import (
     EventList,
     StreamQuery,
     TimeRange,
+    pack,
 )
 
 from conftest import build_test_actor, call_payload
@@ -278,3 +279,23 @@ def test_registers_through_the_wascc_providers_hook() -> None:
     assert eventstreams.wascc_providers() == [EventStreamsProvider]
     with Host(plugins=[eventstreams], health_interval=0, load_entry_points=False) as h:
         assert h.provider_factories()[CAP] is EventStreamsProvider
+
+
+def test_negative_counts_and_times_are_refused_by_both_backends(
+    provider: EventStreamsProvider,
+) -> None:
+    stream = stream_name()
+    write(provider, stream, a="1")
+    for bad in (
+        {"streamId": stream, "count": -1},
+        {"streamId": stream, "range": {"minTime": -5, "maxTime": 10}},
+        {"streamId": stream, "range": {"minTime": 0, "maxTime": -1}},
+    ):
+        with pytest.raises(ProviderCallError, match="must not be negative"):
+            provider.handle_call(ACTOR, "QueryStream", pack(bad))
+
+
+def test_a_count_past_what_redis_can_count_means_all(provider: EventStreamsProvider) -> None:
+    stream = stream_name()
+    ids = [write(provider, stream, a=str(i)) for i in range(3)]
+    assert [e.event_id for e in query(provider, stream, count=2**64 - 1)] == ids

@@ -14,6 +14,7 @@ import pytest
 
 from capabilities import graphdb
 from capabilities.graphdb import GraphProvider
+from capabilities.graphdb.results import Names, to_result_set
 from wascc import GuestError, Host, ProviderCallError
 from wascc.codec import (
     OP_BIND_ACTOR,
@@ -231,3 +232,24 @@ def test_registers_through_the_wascc_providers_hook() -> None:
     assert graphdb.wascc_providers() == [GraphProvider]
     with Host(plugins=[graphdb], health_interval=0, load_entry_points=False) as h:
         assert h.provider_factories()[CAP] is GraphProvider
+
+
+# ---- the reply converter on replies a server should not send ------------------------
+
+
+def _no_names(procedure: str) -> list[str]:
+    return []
+
+
+def test_a_reply_nested_past_max_depth_is_refused_not_a_recursion_error() -> None:
+    deep: Any = [3, 1]
+    for _ in range(2000):
+        deep = [6, [deep]]
+    with pytest.raises(ProviderCallError, match="nests deeper than"):
+        to_result_set([[[1, b"d"]], [[deep]], []], Names(_no_names))
+
+
+def test_an_integer_past_i64_is_refused_not_an_encoding_overflow() -> None:
+    reply = [[[1, b"i"]], [[[3, b"9" * 25]]], []]
+    with pytest.raises(ProviderCallError, match="does not fit an i64"):
+        to_result_set(reply, Names(_no_names))

@@ -41,11 +41,13 @@ blob or an upload in progress.
 
 Binding values (keys case-insensitive):
 
-============= ============ =================================================
-``ROOT``      (required)   the directory holding this binding's containers
-                           (created if missing)
-``MAX_BYTES`` 1073741824   the largest blob this binding may store
-============= ============ =================================================
+=============== ============ ===============================================
+``ROOT``        (required)   the directory holding this binding's containers
+                             (created if missing)
+``MAX_BYTES``   1073741824   the largest blob this binding may store
+``MAX_UPLOADS`` 64           uploads in progress at once (each holds an open
+                             file and its early chunks); more are refused
+=============== ============ ===============================================
 """
 
 from __future__ import annotations

@@ -75,9 +75,10 @@ class _Upload:
 class FsStore:
     """Containers are directories of ``root``, blobs are files in them."""
 
-    def __init__(self, root: Path, max_bytes: int) -> None:
+    def __init__(self, root: Path, max_bytes: int, max_uploads: int = 64) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self.max_uploads = max_uploads
         self._uploads: dict[Path, _Upload] = {}
         self._lock = threading.Lock()
         self.closed = False
@@ -176,6 +177,13 @@ class FsStore:
                 f"blob {chunk.id!r} of {chunk.total_bytes} bytes is larger than MAX_BYTES "
                 f"({self.max_bytes})"
             )
+        with self._lock:
+            if final not in self._uploads and len(self._uploads) >= self.max_uploads:
+                # each upload holds an open file (and its early chunks in memory)
+                raise ProviderCallError(
+                    f"cannot start the upload of {chunk.id!r}: {self.max_uploads} uploads are "
+                    "already in progress for this binding (MAX_UPLOADS)"
+                )
         try:
             fd, name = tempfile.mkstemp(dir=final.parent, prefix=TEMP_PREFIX, suffix=_TEMP_SUFFIX)
         except OSError as exc:

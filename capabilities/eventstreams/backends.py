@@ -25,6 +25,7 @@ __all__ = [
     "CURSOR_KEY",
     "BackendUnavailable",
     "MemoryBackend",
+    "MemoryStore",
     "RedisBackend",
     "StreamBackend",
     "format_id",
@@ -109,7 +110,7 @@ class _Stream:
     values: list[dict[str, str]] = field(default_factory=list)
 
 
-class _MemoryStore:
+class MemoryStore:
     """The process-wide in-memory streams: every memory binding of this process shares
     them (as bindings share one Redis), so a provider restarted in-process resumes."""
 
@@ -119,13 +120,13 @@ class _MemoryStore:
         self.changed = threading.Condition()
 
 
-_STORE = _MemoryStore()
+_STORE = MemoryStore()
 
 
 class MemoryBackend(StreamBackend):
     """Streams in this process's memory (the embedded default); lost when it exits."""
 
-    def __init__(self, store: _MemoryStore | None = None) -> None:
+    def __init__(self, store: MemoryStore | None = None) -> None:
         self._store = store or _STORE
         self._woken = False
 

@@ -9,6 +9,7 @@ from capabilities._values import binding_values, read_int
 from capabilities.eventstreams.backends import (
     BackendUnavailable,
     MemoryBackend,
+    MemoryStore,
     RedisBackend,
     StreamBackend,
 )
@@ -68,8 +69,11 @@ class StreamSettings:
         block_ms = read_int(v, "BLOCK_MS", 500, 10, f"{CAPABILITY_ID} for {who}")
         return cls(url=url, streams=streams, block_ms=block_ms)
 
-    def backend(self) -> StreamBackend:
-        return RedisBackend(self.url, block_ms=self.block_ms) if self.url else MemoryBackend()
+    def backend(self, store: MemoryStore | None = None) -> StreamBackend:
+        """Redis at ``url``, else memory (``store``, or the process-wide one)."""
+        if self.url:
+            return RedisBackend(self.url, block_ms=self.block_ms)
+        return MemoryBackend(store)
 
 
 class _Subscriber:
@@ -89,7 +93,7 @@ class _Subscriber:
         self._provider = provider
         self._actor = actor
         self._settings = settings
-        self._backend = settings.backend()
+        self._backend = settings.backend(provider.memory_store)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"eventstreams-{actor[:8]}", daemon=True
@@ -175,8 +179,10 @@ class EventStreamsProvider(CapabilityProvider):
 
     capability_id = CAPABILITY_ID
 
-    def __init__(self) -> None:
+    def __init__(self, *, memory_store: MemoryStore | None = None) -> None:
         super().__init__()
+        #: where memory bindings keep their streams (None: the process-wide store)
+        self.memory_store = memory_store
         self._bindings: dict[str, _Binding] = {}
         self._lock = threading.Lock()
 
@@ -199,7 +205,7 @@ class EventStreamsProvider(CapabilityProvider):
     def bind_actor(self, config: CapabilityConfiguration) -> None:
         actor = config.module
         settings = StreamSettings.from_values(config.values, f"actor {actor}")
-        backend = settings.backend()
+        backend = settings.backend(self.memory_store)
         with self._lock:
             old = self._bindings.pop(actor, None)
         # One reader per actor: the old one stops before the new one starts, so no
@@ -255,6 +261,12 @@ class EventStreamsProvider(CapabilityProvider):
                 if query.range is None
                 else (query.range.min_time, query.range.max_time)
             )
-            events = self._backend(actor).query(query.stream_id, lo, hi, query.count)
+            if query.count < 0 or (lo is not None and lo < 0) or (hi is not None and hi < 0):
+                # u64 on the wire; Redis and memory would read a negative one differently
+                raise ProviderCallError(
+                    f"QueryStream {query.stream_id!r}: count and times must not be negative"
+                )
+            count = 0 if query.count >= 2**63 else query.count  # more than Redis counts = all
+            events = self._backend(actor).query(query.stream_id, lo, hi, count)
             return EventList(events=tuple(events)).encode()
         raise ProviderCallError(f"{CAPABILITY_ID} has no operation {operation!r}")

@@ -20,6 +20,10 @@ from wascc.errors import ProviderCallError
 
 __all__ = ["Names", "to_result_set"]
 
+#: How deep arrays and maps may nest in a reply (deeper is refused, not a RecursionError).
+MAX_DEPTH = 64
+_I64 = range(-(2**63), 2**63)
+
 # FalkorDB's value types in compact replies.
 NULL, STRING, INTEGER, BOOLEAN, DOUBLE, ARRAY, EDGE, NODE, PATH, MAP, POINT = range(1, 12)
 
@@ -100,7 +104,10 @@ def _scalar(kind: int, value: Any, names: Names) -> Any:
     if kind == STRING:
         return _text(value)
     if kind == INTEGER:
-        return int(value)
+        number = int(value)
+        if number not in _I64:
+            raise ProviderCallError(f"Graph query failure: integer {number} does not fit an i64")
+        return number
     if kind == BOOLEAN:
         return _text(value) == "true"
     if kind == DOUBLE:
@@ -108,18 +115,25 @@ def _scalar(kind: int, value: Any, names: Names) -> Any:
     return json.dumps(_plain(kind, value, names), ensure_ascii=False, default=str)
 
 
-def _plain(kind: int, value: Any, names: Names) -> Any:
+def _plain(kind: int, value: Any, names: Names, depth: int = 0) -> Any:
     """Arrays, maps, points, paths, nodes and relations as JSON-able data."""
+    if depth > MAX_DEPTH:
+        raise ProviderCallError(
+            f"Graph query failure: a value nests deeper than {MAX_DEPTH} levels"
+        )
     if kind == ARRAY:
-        return [_plain(k, v, names) for k, v in value]
+        return [_plain(k, v, names, depth + 1) for k, v in value]
     if kind == MAP:
         pairs = ((value[i], value[i + 1]) for i in range(0, len(value), 2))
-        return {_text(key): _plain(k, v, names) for key, (k, v) in pairs}
+        return {_text(key): _plain(k, v, names, depth + 1) for key, (k, v) in pairs}
     if kind == POINT:
         return {"latitude": float(value[0]), "longitude": float(value[1])}
     if kind == PATH:
         (_, nodes), (_, edges) = value
-        return {"nodes": _plain(ARRAY, nodes, names), "relations": _plain(ARRAY, edges, names)}
+        return {
+            "nodes": _plain(ARRAY, nodes, names, depth + 1),
+            "relations": _plain(ARRAY, edges, names, depth + 1),
+        }
     if kind == NODE:
         node = _value(kind, value, names).node
         return {"labels": list(node.labels), "properties": node.properties}
