@@ -253,3 +253,25 @@ def test_an_integer_past_i64_is_refused_not_an_encoding_overflow() -> None:
     reply = [[[1, b"i"]], [[[3, b"9" * 25]]], []]
     with pytest.raises(ProviderCallError, match="does not fit an i64"):
         to_result_set(reply, Names(_no_names))
+
+
+def _names(procedure: str) -> list[str]:
+    return {"db.labels()": ["P"], "db.propertyKeys()": ["p"], "db.relationshipTypes()": ["R"]}[
+        procedure
+    ]
+
+
+def test_nodes_nested_in_properties_become_one_json_text_not_json_of_json() -> None:
+    # Each level used to be JSON-encoded inside the next (escapes doubling per level).
+    inner: Any = [2, b"v"]
+    for _ in range(20):
+        inner = [8, [0, [0], [[0, *inner]]]]
+    got = to_result_set([[[1, b"n"]], [[inner]], []], Names(_names))
+    node = got.columns[0].nodes
+    assert node is not None
+    text = node[0].properties["p"]
+    assert len(text) < 2000 and text.count("\\") == 0
+    for _ in range(70):
+        inner = [8, [0, [0], [[0, *inner]]]]
+    with pytest.raises(ProviderCallError, match="nests deeper than"):
+        to_result_set([[[1, b"n"]], [[inner]], []], Names(_names))

@@ -75,8 +75,9 @@ class _Relation:
         self.relation = relation
 
 
-def _properties(raw: Sequence[Any], names: Names) -> dict[str, Any]:
-    return {names.get("keys", key): _scalar(kind, value, names) for key, kind, value in raw}
+def _properties(raw: Sequence[Any], names: Names, depth: int) -> dict[str, Any]:
+    """A node's or relation's properties as contract scalars (see :func:`_scalar`)."""
+    return {names.get("keys", key): _scalar(kind, value, names, depth) for key, kind, value in raw}
 
 
 def _value(kind: int, value: Any, names: Names) -> Any:
@@ -85,20 +86,21 @@ def _value(kind: int, value: Any, names: Names) -> Any:
         _, labels, props = value
         node = GraphNode(
             labels=tuple(names.get("labels", i) for i in labels),
-            properties=_properties(props, names),
+            properties=_properties(props, names, 1),
         )
         return _Node(node)
     if kind == EDGE:
         _, type_index, _, _, props = value
         relation = GraphRelation(
-            type_name=names.get("types", type_index), properties=_properties(props, names)
+            type_name=names.get("types", type_index), properties=_properties(props, names, 1)
         )
         return _Relation(relation)
-    return _scalar(kind, value, names)
+    return _scalar(kind, value, names, 0)
 
 
-def _scalar(kind: int, value: Any, names: Names) -> Any:
-    """A plain value; what the contract's Scalar cannot hold becomes its JSON text."""
+def _scalar(kind: int, value: Any, names: Names, depth: int) -> Any:
+    """A plain value; what the contract's Scalar cannot hold becomes its JSON text
+    (written once, at the top: nested values are plain data inside that one text)."""
     if kind == NULL:
         return None
     if kind == STRING:
@@ -112,11 +114,11 @@ def _scalar(kind: int, value: Any, names: Names) -> Any:
         return _text(value) == "true"
     if kind == DOUBLE:
         return float(value)
-    return json.dumps(_plain(kind, value, names), ensure_ascii=False, default=str)
+    return json.dumps(_plain(kind, value, names, depth), ensure_ascii=False, default=str)
 
 
-def _plain(kind: int, value: Any, names: Names, depth: int = 0) -> Any:
-    """Arrays, maps, points, paths, nodes and relations as JSON-able data."""
+def _plain(kind: int, value: Any, names: Names, depth: int) -> Any:
+    """Any compact value as JSON-able data, nested values included."""
     if depth > MAX_DEPTH:
         raise ProviderCallError(
             f"Graph query failure: a value nests deeper than {MAX_DEPTH} levels"
@@ -134,14 +136,14 @@ def _plain(kind: int, value: Any, names: Names, depth: int = 0) -> Any:
             "nodes": _plain(ARRAY, nodes, names, depth + 1),
             "relations": _plain(ARRAY, edges, names, depth + 1),
         }
-    if kind == NODE:
-        node = _value(kind, value, names).node
-        return {"labels": list(node.labels), "properties": node.properties}
-    if kind == EDGE:
-        rel = _value(kind, value, names).relation
-        return {"type": rel.type_name, "properties": rel.properties}
+    if kind in (NODE, EDGE):
+        props = value[2] if kind == NODE else value[4]
+        plain = {names.get("keys", k): _plain(t, v, names, depth + 1) for k, t, v in props}
+        if kind == NODE:
+            return {"labels": [names.get("labels", i) for i in value[1]], "properties": plain}
+        return {"type": names.get("types", value[1]), "properties": plain}
     if kind in (NULL, STRING, INTEGER, BOOLEAN, DOUBLE):
-        return _scalar(kind, value, names)
+        return _scalar(kind, value, names, depth)
     return _text(value) if isinstance(value, bytes) else value
 
 
