@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).parent.parent / "README.md"
 
 
@@ -21,3 +23,15 @@ def test_readme_tour_runs() -> None:
 def test_readme_shows_the_two_commands() -> None:
     text = README.read_text()
     assert "make run" in text and "make test" in text
+
+
+def test_readme_data_capability_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    text = README.read_text()
+    section = text[text.index("## Data capabilities") : text.index("## How a call flows")]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 3
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {"__name__": "readme_data"})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1:] == ["[{'sku': '42'}]", "4 meow", "[('Ann',), ('Bob',)]"]
+    assert re.fullmatch(r"\d{13}-\d+", printed[0])
