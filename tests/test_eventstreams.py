@@ -13,7 +13,7 @@ import redis
 from capabilities import eventstreams
 from capabilities.eventstreams import EventStreamsProvider
 from capabilities.eventstreams.backends import CURSOR_KEY
-from wascc import GuestError, Host, ProviderCallError
+from wascc import BackendUnavailable, GuestError, Host, ProviderCallError
 from wascc.codec import (
     OP_BIND_ACTOR,
     OP_REMOVE_ACTOR,
@@ -266,8 +266,13 @@ def test_a_reader_survives_a_redis_restart(redis_server: Server) -> None:
     write(p, stream, n="1")
     seen.wait_for(1)
     redis_server.stop()
-    time.sleep(0.3)  # the reader fails and backs off
-    redis_server.start()
+    try:
+        with pytest.raises(BackendUnavailable) as caught:
+            write(p, stream, n="lost")
+        assert isinstance(caught.value, ConnectionError)
+        time.sleep(0.3)  # the reader fails and backs off
+    finally:
+        redis_server.start()
     time.sleep(0.1)
     write(p, stream, n="2")
     got = seen.wait_for(2)

@@ -17,6 +17,7 @@ from wascc.claims import Claims, sign_module, verify_module
 from wascc.errors import (
     ActorLoadError,
     ActorTrap,
+    BackendUnavailable,
     BindingError,
     ClaimsError,
     CodecError,
@@ -60,6 +61,7 @@ __all__ = [
     "ActorLoadError",
     "ActorSettings",
     "ActorTrap",
+    "BackendUnavailable",
     "Binding",
     "BindingError",
     "CapabilityProvider",

@@ -19,11 +19,10 @@ from typing import Any
 import redis
 
 from wascc.codec import Event
-from wascc.errors import ProviderCallError, ProviderError
+from wascc.errors import BackendUnavailable, ProviderCallError, ProviderError
 
 __all__ = [
     "CURSOR_KEY",
-    "BackendUnavailable",
     "MemoryBackend",
     "MemoryStore",
     "RedisBackend",
@@ -35,10 +34,6 @@ __all__ = [
 #: The Redis key holding an actor's cursor on a stream: ``{actor}`` and ``{stream}``.
 CURSOR_KEY = "wascc:eventstreams:cursor:{actor}:{stream}"
 _MAX_SEQ = 2**64 - 1
-
-
-class BackendUnavailable(ProviderCallError):
-    """The backend could not be reached (a reader retries; a caller gets the error)."""
 
 
 def parse_id(text: str) -> tuple[int, int]:

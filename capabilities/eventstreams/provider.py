@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from capabilities._values import binding_values, read_int
 from capabilities.eventstreams.backends import (
-    BackendUnavailable,
     MemoryBackend,
     MemoryStore,
     RedisBackend,
@@ -23,7 +22,7 @@ from wascc.codec import (
     OperationDescriptor,
     StreamQuery,
 )
-from wascc.errors import ActorTrap, GuestError, ProviderCallError, WasccError
+from wascc.errors import ActorTrap, BackendUnavailable, GuestError, ProviderCallError, WasccError
 from wascc.logs import provider_logger
 from wascc.providers.base import CapabilityProvider
 

@@ -20,7 +20,7 @@ from wascc.codec import (
     QueryGraphRequest,
     ResultSet,
 )
-from wascc.errors import ProviderCallError, ProviderError
+from wascc.errors import BackendUnavailable, ProviderCallError, ProviderError
 from wascc.logs import provider_logger
 from wascc.providers.base import CapabilityProvider
 
@@ -162,7 +162,7 @@ class GraphProvider(CapabilityProvider):
         except redis.ResponseError as exc:
             raise ProviderCallError(f"{QUERY_FAILURE}: {exc}") from exc
         except redis.RedisError as exc:
-            raise ProviderCallError(
+            raise BackendUnavailable(
                 f"{QUERY_FAILURE}: cannot reach {backend.where} ({exc})"
             ) from exc
 
@@ -176,7 +176,7 @@ class GraphProvider(CapabilityProvider):
         except redis.ResponseError as exc:
             raise ProviderCallError(f"{DELETE_FAILURE}: {graph!r}: {exc}") from exc
         except redis.RedisError as exc:
-            raise ProviderCallError(
+            raise BackendUnavailable(
                 f"{DELETE_FAILURE}: cannot reach {backend.where} ({exc})"
             ) from exc
         finally:
