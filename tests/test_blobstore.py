@@ -189,6 +189,8 @@ def test_ids_that_cannot_be_made_safe_are_refused_with_the_reason(
         call(store, "StartDownload", StreamRequest(id=bad, container="c").encode())
     with pytest.raises(ProviderCallError, match=reason):
         call(store, "RemoveObject", Blob(id="x", container=bad).encode())
+    with pytest.raises(ProviderCallError, match=reason):  # not the "none" blob: the reason
+        call(store, "GetObjectInfo", Blob(id=bad, container="c").encode())
     assert sorted(p.name for p in root.parent.iterdir()) == ["blobs"]  # nothing escaped
     assert sorted(p.name for p in root.iterdir()) == ["c"]
 

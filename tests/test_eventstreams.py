@@ -13,7 +13,7 @@ import redis
 from capabilities import eventstreams
 from capabilities.eventstreams import EventStreamsProvider
 from capabilities.eventstreams.backends import CURSOR_KEY
-from wascc import BackendUnavailable, GuestError, Host, ProviderCallError
+from wascc import BackendUnavailable, GuestError, Host, ProviderCallError, ProviderError
 from wascc.codec import (
     OP_BIND_ACTOR,
     OP_REMOVE_ACTOR,
@@ -210,11 +210,32 @@ def test_cursor_is_a_redis_key_per_actor_and_stream(redis_server: Server) -> Non
 
 def test_bad_binding_values_are_refused() -> None:
     p = EventStreamsProvider()
-    with pytest.raises(Exception, match="URL"):
+    with pytest.raises(ProviderError, match="URL"):
         bind(p, {"URL": "http://example.com"})
-    with pytest.raises(Exception, match="BLOCK_MS"):
+    with pytest.raises(ProviderError, match="BLOCK_MS"):
         bind(p, {"BLOCK_MS": "soon"})
     p.stop()
+
+
+def test_a_rebind_keeps_serving_calls_and_moves_delivery_to_the_new_streams(
+    values: dict[str, str],
+) -> None:
+    one, two = stream_name(), stream_name()
+    p, seen = EventStreamsProvider(), Recorder()
+    p.configure_dispatch(seen)
+    bind(p, {**values, "STREAMS": one, "BLOCK_MS": "50"})
+    time.sleep(0.1)
+    write(p, one, n="1")
+    seen.wait_for(1)
+    bind(p, {**values, "STREAMS": two, "BLOCK_MS": "50"})  # a reconfiguration
+    time.sleep(0.1)
+    write(p, one, n="not delivered")
+    write(p, two, n="2")
+    got = seen.wait_for(2)
+    time.sleep(0.1)
+    p.stop()
+    assert [(e.stream, e.values["n"]) for e in got] == [(one, "1"), (two, "2")]
+    assert len(seen.events) == 2
 
 
 # ---- Redis stopped mid-run --------------------------------------------------------

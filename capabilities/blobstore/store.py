@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -149,11 +150,15 @@ class FsStore:
         return blobs
 
     def info(self, container_id: str, blob_id: str) -> Blob | None:
+        """The blob's size; None when it (or its container) does not exist.
+
+        An id that cannot be made safe is still refused, with its reason."""
+        path = self.container(container_id, exists=False) / safe_name(blob_id, "blob id")
         try:
-            path = self.blob(container_id, blob_id)
-            size = path.stat().st_size if path.is_file() else None
-        except (ProviderCallError, OSError):
+            st = path.stat()
+        except OSError:
             return None
+        size = st.st_size if stat.S_ISREG(st.st_mode) else None
         return (
             None if size is None else Blob(id=path.name, container=path.parent.name, byte_size=size)
         )

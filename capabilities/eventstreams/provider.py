@@ -22,7 +22,14 @@ from wascc.codec import (
     OperationDescriptor,
     StreamQuery,
 )
-from wascc.errors import ActorTrap, BackendUnavailable, GuestError, ProviderCallError, WasccError
+from wascc.errors import (
+    ActorTrap,
+    BackendUnavailable,
+    GuestError,
+    ProviderCallError,
+    ProviderError,
+    WasccError,
+)
 from wascc.logs import provider_logger
 from wascc.providers.base import CapabilityProvider
 
@@ -59,7 +66,7 @@ class StreamSettings:
         v = binding_values(values)
         url = v.get("URL", "")
         if url and not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ProviderCallError(
+            raise ProviderError(
                 f"{CAPABILITY_ID}: URL={url!r} for {who} is not redis://, rediss:// or unix://"
             )
         streams = tuple(
@@ -206,15 +213,17 @@ class EventStreamsProvider(CapabilityProvider):
         settings = StreamSettings.from_values(config.values, f"actor {actor}")
         backend = settings.backend(self.memory_store)
         with self._lock:
-            old = self._bindings.pop(actor, None)
+            old = self._bindings.get(actor)
         # One reader per actor: the old one stops before the new one starts, so no
         # event is delivered twice; the new one resumes from the stored cursors.
-        if old is not None:
-            old.close()
+        # Calls keep using the old backend until the new binding is in place.
+        if old is not None and old.subscriber is not None:
+            old.subscriber.stop()
         subscriber = _Subscriber(self, actor, settings) if settings.streams else None
-        binding = _Binding(settings, backend, subscriber)
         with self._lock:
-            self._bindings[actor] = binding
+            self._bindings[actor] = _Binding(settings, backend, subscriber)
+        if old is not None:
+            old.backend.close()
         if subscriber is not None:
             subscriber.start()
         log.info(
