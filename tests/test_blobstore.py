@@ -486,3 +486,20 @@ def test_uploads_in_progress_are_bounded_by_max_uploads(tmp_path: Path) -> None:
     call(p, "UploadChunk", chunk(0, b"12345", 5, blob="a"))  # completing one frees a place
     call(p, "StartUpload", FileChunk(container="c", id="third", total_bytes=5).encode())
     p.stop()
+
+
+def test_an_abandoned_upload_gives_its_place_to_a_new_one(tmp_path: Path) -> None:
+    p = FsBlobstoreProvider()
+    bind(p, ROOT=str(tmp_path), MAX_UPLOADS="1", UPLOAD_TIMEOUT="1")
+    create(p, "c")
+    call(p, "StartUpload", FileChunk(container="c", id="left", total_bytes=5).encode())
+    call(p, "UploadChunk", chunk(0, b"12", 5, blob="left"))
+    with pytest.raises(ProviderCallError, match="MAX_UPLOADS"):  # still fresh
+        call(p, "StartUpload", FileChunk(container="c", id="new", total_bytes=5).encode())
+    time.sleep(1.1)  # UPLOAD_TIMEOUT passes without a chunk
+    call(p, "StartUpload", FileChunk(container="c", id="new", total_bytes=5).encode())
+    with pytest.raises(ProviderCallError, match="StartUpload first"):
+        call(p, "UploadChunk", chunk(1, b"345", 5, blob="left"))
+    assert sorted(x.name for x in (tmp_path / "c").iterdir() if not x.name.startswith(".")) == []
+    assert len(list((tmp_path / "c").iterdir())) == 1  # only the new upload's temporary file
+    p.stop()

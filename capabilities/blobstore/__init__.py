@@ -41,13 +41,17 @@ blob or an upload in progress.
 
 Binding values (keys case-insensitive):
 
-=============== ============ ===============================================
-``ROOT``        (required)   the directory holding this binding's containers
-                             (created if missing)
-``MAX_BYTES``   1073741824   the largest blob this binding may store
-``MAX_UPLOADS`` 64           uploads in progress at once (each holds an open
-                             file and its early chunks); more are refused
-=============== ============ ===============================================
+================== ============ =========================================
+``ROOT``           (required)   the directory holding this binding's
+                                containers (created if missing)
+``MAX_BYTES``      1073741824   the largest blob this binding may store
+``MAX_UPLOADS``    64           uploads in progress at once (each holds an
+                                open file and its early chunks); more are
+                                refused
+``UPLOAD_TIMEOUT`` 600          seconds without a chunk after which an
+                                upload may be dropped to make room for a
+                                new one
+================== ============ =========================================
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ log = provider_logger(__name__, CAPABILITY_ID)
 DEFAULT_MAX_BYTES = 1 << 30
 DEFAULT_CHUNK = 512 * 1024
 DEFAULT_MAX_UPLOADS = 64
+DEFAULT_UPLOAD_TIMEOUT = 600
 #: The largest chunk a download sends, whatever the actor asks (bounds memory).
 MAX_CHUNK = 16 << 20
 #: What GetObjectInfo answers for a blob that does not exist (the original's rule).
@@ -87,7 +88,8 @@ class FsBlobstoreProvider(CapabilityProvider):
             raise ProviderError(f"{where}: ROOT (the directory holding the blobs) is required")
         max_bytes = read_int(values, "MAX_BYTES", DEFAULT_MAX_BYTES, 0, where)
         max_uploads = read_int(values, "MAX_UPLOADS", DEFAULT_MAX_UPLOADS, 1, where)
-        store = FsStore(Path(root).expanduser().resolve(), max_bytes, max_uploads)
+        timeout = read_int(values, "UPLOAD_TIMEOUT", DEFAULT_UPLOAD_TIMEOUT, 1, where)
+        store = FsStore(Path(root).expanduser().resolve(), max_bytes, max_uploads, timeout)
         with self._lock:
             old = self._stores.get(config.module)
             self._stores[config.module] = store

@@ -65,6 +65,7 @@ class _Upload:
     pending: dict[int, bytes] = field(default_factory=dict)
     pending_bytes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    last: float = field(default_factory=time.monotonic)  # when a chunk last arrived
 
     def discard(self) -> None:
         with contextlib.suppress(OSError):
@@ -76,10 +77,13 @@ class _Upload:
 class FsStore:
     """Containers are directories of ``root``, blobs are files in them."""
 
-    def __init__(self, root: Path, max_bytes: int, max_uploads: int = 64) -> None:
+    def __init__(
+        self, root: Path, max_bytes: int, max_uploads: int = 64, upload_timeout: float = 600.0
+    ) -> None:
         self.root = root
         self.max_bytes = max_bytes
         self.max_uploads = max_uploads
+        self.upload_timeout = upload_timeout
         self._uploads: dict[Path, _Upload] = {}
         self._lock = threading.Lock()
         self.closed = False
@@ -184,6 +188,8 @@ class FsStore:
             )
         with self._lock:
             if final not in self._uploads and len(self._uploads) >= self.max_uploads:
+                self._drop_idle()
+            if final not in self._uploads and len(self._uploads) >= self.max_uploads:
                 # each upload holds an open file (and its early chunks in memory)
                 raise ProviderCallError(
                     f"cannot start the upload of {chunk.id!r}: {self.max_uploads} uploads are "
@@ -217,6 +223,18 @@ class FsStore:
         except OSError as exc:
             raise ProviderCallError(f"cannot create blob {final.name!r}: {exc}") from exc
 
+    def _drop_idle(self) -> None:
+        """Abandon uploads that got no chunk for ``upload_timeout`` seconds (lock held),
+        so an actor that gave up on some cannot lock itself out of MAX_UPLOADS."""
+        cutoff = time.monotonic() - self.upload_timeout
+        for final, upload in list(self._uploads.items()):
+            if upload.last < cutoff and upload.lock.acquire(blocking=False):
+                try:
+                    del self._uploads[final]
+                    upload.discard()
+                finally:
+                    upload.lock.release()
+
     def upload_chunk(self, chunk: FileChunk) -> None:
         """Write a chunk in ``sequenceNo`` order (later ones wait); rename when complete."""
         final = self.blob(chunk.container, chunk.id)
@@ -230,6 +248,7 @@ class FsStore:
         with upload.lock:
             if self._uploads.get(final) is not upload:
                 raise ProviderCallError(f"the upload of {chunk.id!r} was restarted or cancelled")
+            upload.last = time.monotonic()
             try:
                 done = self._accept(upload, chunk)
             except ProviderCallError:
