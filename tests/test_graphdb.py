@@ -290,3 +290,39 @@ def test_the_embedded_server_outlives_the_thread_that_started_it(graph: str) -> 
     assert query(p, graph, "RETURN 3").columns == (Column(scalars=(3,)),)
     assert p.embedded.pid == pid  # the same server, not one started again
     p.stop()
+
+
+def test_names_are_not_taken_from_a_server_that_was_replaced(graph: str) -> None:
+    # Label, type and key ids are per server: a restarted (empty) one numbers them anew.
+    p = GraphProvider()
+    bind(p, {})
+    query(p, graph, "CREATE (:Person {name: 'Ann'})-[:FOLLOWS]->(:Person)")
+    assert query(p, graph, "MATCH (n {name: 'Ann'}) RETURN n").columns[0].nodes == (
+        GraphNode(labels=("Person",), properties={"name": "Ann"}),
+    )
+    proc = p.embedded._proc
+    assert proc is not None
+    proc.kill()
+    proc.wait()
+    got = query(p, graph, "CREATE (n:Admin {level: 1})-[r:OWNS {at: 2}]->(:Box) RETURN n, r")
+    assert got.columns == (
+        Column(nodes=(GraphNode(labels=("Admin",), properties={"level": 1}),)),
+        Column(relations=(GraphRelation(type_name="OWNS", properties={"at": 2}),)),
+    )
+    p.stop()
+
+
+def test_names_are_not_taken_from_a_url_server_that_restarted(
+    falkordb_server: Server, graph: str
+) -> None:
+    p = GraphProvider()
+    bind(p, {"URL": f"redis://127.0.0.1:{falkordb_server.port}"})
+    query(p, graph, "CREATE (:Person {name: 'Ann'})")
+    assert query(p, graph, "MATCH (n) RETURN n").columns[0].nodes == (
+        GraphNode(labels=("Person",), properties={"name": "Ann"}),
+    )
+    falkordb_server.stop()
+    falkordb_server.start()  # empty: it numbers labels anew
+    got = query(p, graph, "CREATE (n:Admin {level: 1}) RETURN n")
+    assert got.columns == (Column(nodes=(GraphNode(labels=("Admin",), properties={"level": 1}),)),)
+    p.stop()

@@ -42,13 +42,28 @@ class _Backend:
     where: str
     url_client: Any = None
     embedded: EmbeddedFalkorDB | None = None
+    #: label / relation type / property key names per graph: ids are a server's
+    #: own, so they are dropped when the server may have changed (see forget)
     names: dict[str, Names] = field(default_factory=dict)
+    generation: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def client(self) -> Any:
         if self.embedded is not None:
-            return self.embedded.client()
+            client = self.embedded.client()
+            if self.embedded.generation != self.generation:  # started again: new ids
+                self.forget()
+                self.generation = self.embedded.generation
+            return client
         return self.url_client
+
+    def forget(self, graph: str | None = None) -> None:
+        """Drop cached names (of one graph, or of all after a connection failure)."""
+        with self.lock:
+            if graph is None:
+                self.names.clear()
+            else:
+                self.names.pop(graph, None)
 
     def names_of(self, graph: str) -> Names:
         with self.lock:
@@ -101,8 +116,21 @@ class GraphProvider(CapabilityProvider):
     def bind_actor(self, config: CapabilityConfiguration) -> None:
         url = binding_values(config.values).get("URL", "")
         if url:
+            backend = _Backend(where="FalkorDB")
+
+            def connected(connection: Any) -> None:
+                # A new connection may reach a restarted server (redis-py reconnects
+                # without telling us): its label ids are not the cached ones.
+                connection.on_connect()
+                backend.forget()
+
             try:
-                client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=60.0)
+                client = redis.Redis.from_url(
+                    url,
+                    socket_connect_timeout=2.0,
+                    socket_timeout=60.0,
+                    redis_connect_func=connected,
+                )
             except (ValueError, redis.RedisError) as exc:
                 raise ProviderError(
                     f"{CAPABILITY_ID}: URL {url!r} for actor {config.module} is not a Redis URL"
@@ -110,7 +138,8 @@ class GraphProvider(CapabilityProvider):
                 ) from exc
             kw = client.connection_pool.connection_kwargs
             where = kw.get("path") or f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
-            backend = _Backend(where=f"FalkorDB at {where}", url_client=client)
+            backend.where = f"FalkorDB at {where}"
+            backend.url_client = client
         else:
             self._embedded.client()  # start it now: a bind that cannot work fails here
             backend = _Backend(where="the embedded FalkorDB", embedded=self._embedded)
@@ -162,6 +191,7 @@ class GraphProvider(CapabilityProvider):
         except redis.ResponseError as exc:
             raise ProviderCallError(f"{QUERY_FAILURE}: {exc}") from exc
         except redis.RedisError as exc:
+            backend.forget()  # the server that comes back may be another one
             raise BackendUnavailable(
                 f"{QUERY_FAILURE}: cannot reach {backend.where} ({exc})"
             ) from exc
@@ -176,9 +206,9 @@ class GraphProvider(CapabilityProvider):
         except redis.ResponseError as exc:
             raise ProviderCallError(f"{DELETE_FAILURE}: {graph!r}: {exc}") from exc
         except redis.RedisError as exc:
+            backend.forget()
             raise BackendUnavailable(
                 f"{DELETE_FAILURE}: cannot reach {backend.where} ({exc})"
             ) from exc
         finally:
-            with backend.lock:
-                backend.names.pop(graph, None)
+            backend.forget(graph)

@@ -48,6 +48,8 @@ class EmbeddedFalkorDB:
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
         self._client: Any = None
+        #: how many times the server was started: a new one numbers labels anew
+        self.generation = 0
 
     @property
     def pid(self) -> int | None:
@@ -102,7 +104,10 @@ class EmbeddedFalkorDB:
                 tail = logfile.read_text(errors="replace")[-1500:]
                 raise ProviderError(f"wascc:graphdb: the embedded FalkorDB did not start:\n{tail}")
             time.sleep(0.02)
+        if self._client is not None:
+            self._client.close()
         self._client = client
+        self.generation += 1
         log.info("embedded FalkorDB started (pid %d, %s)", self._proc.pid, self.socket)
 
     @staticmethod
