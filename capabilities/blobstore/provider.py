@@ -166,6 +166,20 @@ class FsBlobstoreProvider(CapabilityProvider):
 
         A blob of 0 bytes is sent as one empty chunk, so the actor learns it ended.
         """
+        try:
+            self._stream(actor, store, request, file, size, chunk_size)
+        except Exception:  # nobody waits on this thread's future: say it here
+            log.exception("download of %r to %s failed", request.id, actor)
+
+    def _stream(
+        self,
+        actor: str,
+        store: FsStore,
+        request: StreamRequest,
+        file: BinaryIO,
+        size: int,
+        chunk_size: int,
+    ) -> None:
         with file:
             sequence = 0
             sent = 0

@@ -144,6 +144,8 @@ class _Subscriber:
                 log.warning("DeliverEvent to %s waits for its backend: %s", self._actor, exc)
             except WasccError as exc:
                 log.error("DeliverEvent to %s: %s", self._actor, exc)
+            except Exception:  # a bug must not end the subscription silently
+                log.exception("DeliverEvent to %s failed unexpectedly", self._actor)
             self._stop.wait(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)
 

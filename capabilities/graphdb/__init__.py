@@ -14,13 +14,14 @@ a private temporary directory, started at the first such bind and stopped
 (by pid) with the provider.  The embedded graph is kept in memory only.
 
 Talking to it: redis-py's ``execute_command("GRAPH.QUERY", g, q,
-"--compact")``, decoded in :mod:`capabilities.graphdb.results`.  We
-measured no need for the ``falkordb`` client package: it sends the same
-command through redis-py and builds its own objects, which we would then
-convert again.  Compact replies name labels, relation types and property
-keys by id; the names are cached per graph and dropped whenever a new
-connection is made (redis-py reconnects silently, and a restarted server
-numbers them anew) or the embedded server is started again.
+"--compact")``, decoded in :mod:`capabilities.graphdb.results`, rather
+than the ``falkordb`` client package: that package sends the same command
+through redis-py and builds objects of its own, which we would then convert
+again (one dependency and one conversion fewer).  Compact replies name
+labels, relation types and property keys by id; the names are cached per
+graph and dropped whenever a new connection is made (redis-py reconnects
+silently, and a restarted server numbers them anew) or the embedded server
+is started again.
 
 The ResultSet (CONTRACTS, exactly): column-major; a column whose values are
 all nodes is a node column, all relations a relation column, anything else
