@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +22,7 @@ from wascc.codec import HttpRequest, HttpResponse
 from wascc.manifest import load_manifest
 
 from conftest import EXAMPLES, BuiltExamples
+from servers import free_port
 
 
 @pytest.fixture
@@ -135,3 +141,41 @@ def test_the_manifests_name_the_capabilities_and_their_values(examples: BuiltExa
 
 def test_data_example_actors_are_small(examples: BuiltExamples) -> None:
     assert all(len(examples.signed(n)) < 64 * 1024 for n in ("blobdrop", "follows"))
+
+
+def test_follows_manifest_under_wascc_up_serves_http_and_stops_its_graph_server(
+    examples: BuiltExamples, tmp_path: Path
+) -> None:
+    port = free_port()
+    manifest = (EXAMPLES / "follows" / "build" / "manifest.yaml").read_text()
+    (tmp_path / "follows_s.wasm").write_bytes(examples.signed("follows"))
+    (tmp_path / "follows.yaml").write_text(manifest.replace('"8083"', f'"{port}"'))
+    wascc = str(Path(sys.executable).parent / "wascc")
+    log = tmp_path / "up.log"
+    command = [wascc, "up", "--manifest", str(tmp_path / "follows.yaml")]
+    command += ["--control", str(tmp_path / "ctl.sock"), "--trusted-issuer", examples.account]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60  # only reached when the host never comes up
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    urllib.request.Request(f"{base}/follow?who=Ann&whom=Bob", method="POST")
+                ) as answer:
+                    assert answer.status == 200
+                break
+            except OSError:
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"{base}/followers/Bob") as answer:
+            assert json.loads(answer.read()) == {"name": "Bob", "followers": ["Ann"]}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, log.read_text()
+    found = re.search(r"embedded FalkorDB started \(pid (\d+),", log.read_text())
+    assert found, log.read_text()
+    with pytest.raises(ProcessLookupError):  # stopped with the host, by its pid
+        os.kill(int(found.group(1)), 0)
