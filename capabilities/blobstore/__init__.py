@@ -22,7 +22,8 @@ new one, never half of one, and a crash mid-upload leaves only the hidden
 temporary file, removed at the next bind once it is an hour old.  A
 StartUpload with ``totalBytes`` 0 creates the blob empty at once (as the
 original's did); chunks that then announce a size still complete it.
-Uploads of different blobs run concurrently.  ``MAX_BYTES`` bounds a
+Uploads of different blobs run concurrently.  Blob files are created
+mode 0600 (private to the host's user), as temporary files are.  ``MAX_BYTES`` bounds a
 blob: a larger ``totalBytes``, or chunks past it, are refused and the
 upload is dropped.
 
