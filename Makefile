@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-SOURCES := setup.py setup.cfg pyproject.toml wascc/_ffi_build.py \
+SOURCES := setup.py setup.cfg pyproject.toml wascc/engine/_ffi_build.py \
            $(wildcard native/host/* native/include/wascc/* native/providers/*/*.[ch] native/Makefile) \
            $(wildcard examples/*/*.c examples/Makefile)
 
@@ -64,6 +64,6 @@ else
 endif
 
 clean:
-	rm -rf $(VENV) build *.egg-info wascc/_wascc_ffi*.so
+	rm -rf $(VENV) build *.egg-info wascc/engine/_wascc_ffi*.so wascc/_wascc_ffi*.so
 	$(MAKE) -s -C native clean
 	$(MAKE) -s -C examples clean

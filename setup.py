@@ -1,5 +1,5 @@
 """Build hooks.  The metadata lives in setup.cfg; this file adds what setup.cfg
-cannot express: the cffi module (wascc._wascc_ffi), the first-party native
+cannot express: the cffi module (wascc.engine._wascc_ffi), the first-party native
 providers (native/, built with make and shipped in wascc/_providers/) and the
 C headers of the actor SDK and provider ABI (native/include, shipped in
 wascc/_sdk/include so `wascc sdk --cflags` finds them after a pip install)."""
@@ -52,6 +52,6 @@ class BuildWithNativeProviders(build_ext):
 
 
 setup(
-    cffi_modules=["wascc/_ffi_build.py:ffibuilder"],
+    cffi_modules=["wascc/engine/_ffi_build.py:ffibuilder"],
     cmdclass={"build_ext": BuildWithNativeProviders},
 )

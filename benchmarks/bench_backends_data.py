@@ -44,7 +44,7 @@ import wasmtime
 from capabilities.blobstore import FsBlobstoreProvider
 from capabilities.graphdb import GraphProvider
 from wascc import Host, KeyPair, KeyType, sign_module
-from wascc.codec import CapabilityConfiguration, FileChunk, QueryGraphRequest, StreamRequest
+from wascc.wire.codec import CapabilityConfiguration, FileChunk, QueryGraphRequest, StreamRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1 << 20

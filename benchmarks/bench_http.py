@@ -37,7 +37,7 @@ from pathlib import Path
 
 from capabilities.http_server import HttpServerProvider
 from wascc import Host, KeyPair
-from wascc.codec import CapabilityConfiguration, HttpResponse
+from wascc.wire.codec import CapabilityConfiguration, HttpResponse
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

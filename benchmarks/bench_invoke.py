@@ -62,8 +62,8 @@ from wasmtime import _bindings as capi
 
 import wascc
 from wascc import CapabilityProvider, Host, KeyPair, KeyType, sign_module
-from wascc.codec import CapabilityDescriptor
-from wascc.wapc import WAPC_IMPORTS
+from wascc.engine.runtime import WAPC_IMPORTS
+from wascc.wire.codec import CapabilityDescriptor
 
 HERE = Path(__file__).resolve().parent
 BENCH_CAPABILITY = "wascc:bench"

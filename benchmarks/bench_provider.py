@@ -6,7 +6,7 @@ In one run, microseconds per call (best of several interleaved repetitions):
   the first-party native ``wascc:keyvalue`` provider's ``Get`` (loaded from
   ``wascc/_providers``, the C ABI of ``native/include/wascc/provider.h``);
 * python:  the same round trip to a Python provider doing the same ``Get``
-  (a dict behind a lock, msgpack through ``wascc.codec``);
+  (a dict behind a lock, msgpack through ``wascc.wire.codec``);
 * bare cffi: one ``handle_call`` into the same native library straight
   through cffi, with no actor and no host around it;
 * floor host call: ``bench_invoke``'s floor, a waPC host over wasmtime's
@@ -39,9 +39,9 @@ import wasmtime
 
 from wascc import CapabilityProvider, Host, KeyPair, KeyType, sign_module
 from wascc._providers import library
-from wascc.codec import CapabilityDescriptor, GetRequest, GetResponse, SetRequest, SetResponse
-from wascc.ffi import _ffi, _lib
+from wascc.engine.ffi import _ffi, _lib
 from wascc.providers.native import NativeProvider, load_native_provider
+from wascc.wire.codec import CapabilityDescriptor, GetRequest, GetResponse, SetRequest, SetResponse
 
 from bench_invoke import (
     FloorHost,

@@ -1,9 +1,9 @@
 """``wascc:http_client``: outbound HTTP(S) requests for actors (CONTRACTS section 3).
 
-An actor calls ``PerformRequest`` with an :class:`~wascc.codec.HttpRequest`
+An actor calls ``PerformRequest`` with an :class:`~wascc.wire.codec.HttpRequest`
 whose ``path`` is the full ``http://`` or ``https://`` URL (``queryString``,
 when set, is appended with ``?`` or ``&``) and gets an
-:class:`~wascc.codec.HttpResponse` back: the status code, the reason phrase,
+:class:`~wascc.wire.codec.HttpResponse` back: the status code, the reason phrase,
 the headers (names lower-cased as the original's Rust client gave them,
 repeated headers joined with ``", "``) and the body exactly as sent (not
 decompressed, so it matches ``Content-Encoding`` and ``Content-Length``).
@@ -56,7 +56,11 @@ from urllib3.exceptions import (
 )
 from urllib3.util import parse_url
 
-from wascc.codec import (
+from wascc.errors import ProviderCallError, ProviderError
+from wascc.hookspecs import hookimpl
+from wascc.logs import provider_logger
+from wascc.providers.base import CapabilityProvider
+from wascc.wire.codec import (
     CapabilityConfiguration,
     CapabilityDescriptor,
     Direction,
@@ -64,10 +68,6 @@ from wascc.codec import (
     HttpResponse,
     OperationDescriptor,
 )
-from wascc.errors import ProviderCallError, ProviderError
-from wascc.hookspecs import hookimpl
-from wascc.logs import provider_logger
-from wascc.providers.base import CapabilityProvider
 
 __all__ = ["CAPABILITY_ID", "OP_PERFORM_REQUEST", "ClientSettings", "HttpClientProvider"]
 

@@ -1,8 +1,8 @@
 """``wascc:http_server``: real HTTP/1.1 in front of actors (CONTRACTS section 3).
 
 One listener per bound actor.  Every request becomes ``HandleRequest`` with an
-:class:`~wascc.codec.HttpRequest` and the actor's
-:class:`~wascc.codec.HttpResponse` is written back with a ``Content-Length``
+:class:`~wascc.wire.codec.HttpRequest` and the actor's
+:class:`~wascc.wire.codec.HttpResponse` is written back with a ``Content-Length``
 this provider computes (the actor's ``Content-Length``, ``Transfer-Encoding``,
 ``Connection`` and other hop-by-hop headers are dropped so they cannot break
 the framing; its ``Content-Type`` and other headers are kept).
@@ -120,15 +120,6 @@ from email.utils import formatdate
 
 import httptools
 
-from wascc.codec import (
-    CapabilityConfiguration,
-    CapabilityDescriptor,
-    Direction,
-    HealthResponse,
-    HttpRequest,
-    HttpResponse,
-    OperationDescriptor,
-)
 from wascc.errors import (
     CodecError,
     HostStopped,
@@ -143,6 +134,15 @@ from wascc.errors import (
 from wascc.hookspecs import hookimpl
 from wascc.logs import provider_logger
 from wascc.providers.base import CapabilityProvider
+from wascc.wire.codec import (
+    CapabilityConfiguration,
+    CapabilityDescriptor,
+    Direction,
+    HealthResponse,
+    HttpRequest,
+    HttpResponse,
+    OperationDescriptor,
+)
 
 __all__ = ["CAPABILITY_ID", "OP_HANDLE_REQUEST", "Handler", "HttpServerProvider", "ServerSettings"]
 

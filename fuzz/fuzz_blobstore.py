@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from capabilities.blobstore import FsBlobstoreProvider
-from wascc.codec import (
+from wascc.wire.codec import (
     Blob,
     CapabilityConfiguration,
     Container,

@@ -1,4 +1,4 @@
-"""The msgpack codec: every wire struct of ``wascc.codec`` on hostile msgpack.
+"""The msgpack codec: every wire struct of ``wascc.wire.codec`` on hostile msgpack.
 
 Each case goes through every struct's ``decode`` (the generated fast path)
 and the generic converter (``_from_wire`` on the unpacked value); the two
@@ -19,8 +19,8 @@ from typing import Any, Union
 
 import msgpack
 
-from wascc import codec
-from wascc.codec import FORMS, Column, Message, WireEnum
+from wascc.wire import codec
+from wascc.wire.codec import FORMS, Column, Message, WireEnum
 
 from fuzz.engine import INTERESTING, Target
 

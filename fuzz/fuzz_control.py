@@ -1,6 +1,6 @@
 """The control protocol: one request line through the server's line handler.
 
-Each case is one line handed to :func:`wascc.control.handle_line` with the
+Each case is one line handed to :func:`wascc.standalone.control.handle_line` with the
 daemon's real handler table over a small real Host (the test actor, signed,
 and the ``wascc:extras`` provider), made once in ``setup``.  The answer must
 be one JSON object line with ``ok`` (and ``error`` when it is false); a
@@ -19,13 +19,13 @@ from typing import Any
 
 import wasmtime
 
-from wascc.claims import sign_module
-from wascc.control import ControlError, handle_line
-from wascc.daemon import Daemon, Options
-from wascc.errors import WasccError
+from wascc.errors import ControlError, WasccError
 from wascc.host import Host
-from wascc.keys import KeyPair, KeyType
 from wascc.providers.extras import ExtrasProvider
+from wascc.standalone.control import handle_line, handlers
+from wascc.standalone.reconciler import Reconciler
+from wascc.wire.claims import sign_module
+from wascc.wire.keys import KeyPair, KeyType
 
 from fuzz.engine import Target
 
@@ -66,14 +66,13 @@ def setup() -> None:
     )
     path = Path(_State.actor_path)
     path.write_bytes(signed)
-    daemon = Daemon(Options(trusted_issuers=(_ACCOUNT.public_key,), health_interval=0))
     host = Host(trusted_issuers=[_ACCOUNT.public_key], health_interval=0, load_entry_points=False)
-    daemon.host = host
     if not any(p.capability_id == _CAP for p in host.providers()):
         host.add_provider(ExtrasProvider())
     host.add_actor(path)
     _State.host = host
-    _State.handlers = {k: _watched(k, v) for k, v in daemon._control_handlers().items()}
+    served = handlers(host, Reconciler(host), dict)
+    _State.handlers = {k: _watched(k, v) for k, v in served.items()}
 
 
 def teardown() -> None:

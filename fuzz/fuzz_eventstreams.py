@@ -6,7 +6,7 @@ import random
 
 from capabilities.eventstreams import EventStreamsProvider
 from capabilities.eventstreams.backends import MemoryStore
-from wascc.codec import CapabilityConfiguration, Event, StreamQuery, TimeRange, pack
+from wascc.wire.codec import CapabilityConfiguration, Event, StreamQuery, TimeRange, pack
 
 from fuzz.engine import Target
 

@@ -11,7 +11,7 @@ import random
 from typing import Any
 
 from capabilities.graphdb.results import Names, to_result_set
-from wascc.codec import ResultSet, pack, unpack
+from wascc.wire.codec import ResultSet, pack, unpack
 
 from fuzz.engine import Target
 

@@ -3,7 +3,7 @@
 Each case is fed to a real :class:`capabilities.http_server._Connection` (its
 httptools parser, size limits, chunked-body and header accounting) in one to
 three pieces, as recv() might deliver them.  Every request it completes must
-turn into an :class:`~wascc.codec.HttpRequest` that encodes (what the actor
+turn into an :class:`~wascc.wire.codec.HttpRequest` that encodes (what the actor
 would be sent); every refusal must be a clean error status (400, 413, 417,
 431, 505) rendered as a response.  Anything else is a finding.
 """
@@ -24,8 +24,8 @@ from capabilities.http_server import (
     _render,
     _Request,
 )
-from wascc.codec import HttpRequest
 from wascc.errors import ProviderError
+from wascc.wire.codec import HttpRequest
 
 from fuzz.engine import Target
 

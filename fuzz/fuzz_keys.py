@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from wascc.keys import KeyPair, KeyType, decode_public_key, verify
+from wascc.wire.keys import KeyPair, KeyType, decode_public_key, verify
 
 from fuzz.engine import Target
 

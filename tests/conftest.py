@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -117,6 +118,20 @@ def start_actor(host: Host, sign: Signer) -> Callable[..., str]:
         return host.add_actor(signed, **settings)
 
     return _start
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`wascc up` serves its control socket in $XDG_RUNTIME_DIR by default: a private one."""
+    saved = {k: os.environ.get(k) for k in ("XDG_RUNTIME_DIR", "WASCC_CONTROL")}
+    os.environ["XDG_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("runtime"))
+    os.environ.pop("WASCC_CONTROL", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from wascc import CapabilityProvider
-from wascc.codec import (
+from wascc.wire.codec import (
     CapabilityConfiguration,
     CapabilityDescriptor,
     Direction,

@@ -26,7 +26,7 @@ from wascc import (
     NotFound,
     WasccError,
 )
-from wascc.ffi import struct_layout
+from wascc.engine.ffi import struct_layout
 
 from conftest import Signer, build_test_actor
 

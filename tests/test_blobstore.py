@@ -16,7 +16,7 @@ import pytest
 from capabilities import blobstore
 from capabilities.blobstore import NONE_BLOB, FsBlobstoreProvider
 from wascc import GuestError, Host, ProviderCallError, ProviderError
-from wascc.codec import (
+from wascc.wire.codec import (
     OP_BIND_ACTOR,
     OP_REMOVE_ACTOR,
     SYSTEM_ACTOR,
@@ -320,7 +320,7 @@ def test_remove_actor_cancels_its_uploads(store: FsBlobstoreProvider, root: Path
 CRASH = """
 import os, signal, sys
 from capabilities.blobstore import FsBlobstoreProvider
-from wascc.codec import CapabilityConfiguration, Container, FileChunk
+from wascc.wire.codec import CapabilityConfiguration, Container, FileChunk
 p = FsBlobstoreProvider()
 actor = "M" + "B" * 55
 p.handle_call("system", "BindActor",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import time
 from typing import Any
 
@@ -12,16 +13,6 @@ import pytest
 import wasmtime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from wascc import claims, wasm
-from wascc.claims import (
-    Claims,
-    decode_token,
-    encode_token,
-    extract_claims,
-    module_hash,
-    sign_module,
-    verify_module,
-)
 from wascc.errors import (
     ClaimsError,
     HashMismatch,
@@ -34,7 +25,17 @@ from wascc.errors import (
     TokenNotYetValid,
     UntrustedIssuer,
 )
-from wascc.keys import KeyPair, KeyType
+from wascc.wire import claims, wasm
+from wascc.wire.claims import (
+    Claims,
+    decode_token,
+    encode_token,
+    extract_claims,
+    module_hash,
+    sign_module,
+    verify_module,
+)
+from wascc.wire.keys import KeyPair, KeyType
 
 LABEL = "actors/echo-test.wasm"
 HEADER = b"\x00asm\x01\x00\x00\x00"
@@ -772,7 +773,10 @@ def test_refusal_messages_name_the_module_label(
 
 def test_public_names_are_exported() -> None:
     assert set(claims.__all__) == {
+        "MAX_TIME",
+        "MAX_TOKEN_BYTES",
         "Claims",
+        "format_time",
         "decode_token",
         "encode_token",
         "extract_claims",
@@ -780,3 +784,325 @@ def test_public_names_are_exported() -> None:
         "sign_module",
         "verify_module",
     }
+
+
+# ---- hostile tokens: every failure is a ClaimsError ---------------------------------
+
+DEEP = 100_000
+
+
+def _raw_token(header: bytes, body: bytes, signer: KeyPair | None = None) -> str:
+    """A token from raw JSON bytes; signed by ``signer``, or with a junk signature."""
+    first, second = _b64(header), _b64(body)
+    signature = signer.sign(f"{first}.{second}".encode()) if signer else b"\x00" * 64
+    return f"{first}.{second}.{_b64(signature)}"
+
+
+GOOD_HEADER = b'{"typ":"jwt","alg":"Ed25519"}'
+HEADER_JSON = {"typ": "jwt", "alg": "Ed25519"}
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        _raw_token(GOOD_HEADER, b"[" * DEEP),
+        _raw_token(GOOD_HEADER, b'{"a":' * (DEEP // 4)),
+        _raw_token(b"[" * DEEP, b"{}"),
+        _raw_token(GOOD_HEADER, b"[" * DEEP + b"]" * DEEP),
+        _raw_token(GOOD_HEADER, b'{"iat": ' + b"9" * 5000 + b"}"),
+        _raw_token(GOOD_HEADER, b'{"wascap": {"rev": -' + b"9" * 5000 + b"}}"),
+        _raw_token(GOOD_HEADER, b'{"exp": NaN}'),
+        _raw_token(GOOD_HEADER, b'{"exp": Infinity}'),
+        _raw_token(GOOD_HEADER, b'{"exp": -Infinity}'),
+        _raw_token(GOOD_HEADER, b'{"exp": 1e400}'),
+        _raw_token(GOOD_HEADER, b'{"iss": "A", "iss": "B"}'),
+        _raw_token(GOOD_HEADER, b'{"iss": "\xff\xfe"}'),
+        _raw_token(GOOD_HEADER, b'"just a string"'),
+        _raw_token(GOOD_HEADER, b"null"),
+        _raw_token(b'{"typ":"jwt","alg":"Ed25519","alg":"Ed25519"}', b"{}"),
+        _raw_token(b'{"typ":1,"alg":"Ed25519"}', b"{}"),
+        "A" * (claims.MAX_TOKEN_BYTES + 1),
+        "e30.e30.e30.e30",
+        "e30.e30",
+        "e3=.e30.e30",
+        "e30.e 30.e30",
+    ],
+    ids=[
+        "body-array-100k-deep",
+        "body-object-100k-deep",
+        "header-100k-deep",
+        "body-too-long",
+        "int-5000-digits",
+        "negative-int-5000-digits",
+        "nan",
+        "infinity",
+        "minus-infinity",
+        "float-overflow",
+        "duplicate-key",
+        "not-utf8-json",
+        "body-string",
+        "body-null",
+        "header-duplicate-key",
+        "header-typ-int",
+        "huge",
+        "four-segments",
+        "two-segments",
+        "padding",
+        "space",
+    ],
+)
+def test_hostile_token_needing_no_key_is_malformed(unsigned: bytes, token: str) -> None:
+    module = _replace_token(unsigned, token)
+    with pytest.raises(MalformedToken, match=LABEL):
+        verify_module(module, label=LABEL)
+    with pytest.raises(MalformedToken):
+        verify_module(module, label=LABEL, trusted_issuers=[])
+    with pytest.raises(MalformedToken):
+        extract_claims(module)
+
+
+@pytest.mark.parametrize("field", ["nbf", "exp", "iat"])
+@pytest.mark.parametrize("value", [10**20, 2**63, -(2**63), 2**64, -1, claims.MAX_TIME + 1])
+def test_out_of_range_time_is_malformed_naming_the_field(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair, field: str, value: int
+) -> None:
+    body = _body(issuer, subject.public_key, unsigned, **{field: value})
+    module = _replace_token(unsigned, _hand_token(HEADER_JSON, body, issuer))
+    with pytest.raises(MalformedToken, match=f"`{field}`") as info:
+        verify_module(module, label=LABEL)
+    assert LABEL in str(info.value)
+    with pytest.raises(MalformedToken, match=f"`{field}`"):
+        extract_claims(module)
+
+
+def test_times_at_the_ends_of_the_range_are_accepted(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    body = _body(issuer, subject.public_key, unsigned, iat=0, nbf=0, exp=claims.MAX_TIME)
+    module = _replace_token(unsigned, _hand_token(HEADER_JSON, body, issuer))
+    found = verify_module(module, label=LABEL, now=NOW)
+    assert (found.issued_at, found.not_before, found.expires) == (0, 0, claims.MAX_TIME)
+    assert claims.format_time(claims.MAX_TIME) == "9999-12-31 23:59:59 UTC"
+
+
+@pytest.mark.parametrize("epoch", [None, 0, 10**20, 2**63, -(2**63), 10**400])
+def test_format_time_never_raises(epoch: int | None) -> None:
+    assert isinstance(claims.format_time(epoch), str)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda b: b.update(jti=7), "`jti`"),
+        (lambda b: b.update(sub=["M"]), "`sub`"),
+        (lambda b: b.update(wascap=[1]), "`wascap`"),
+        (lambda b: b.update(wascap=None), "`wascap`"),
+        (lambda b: b["wascap"].update(name=5), "`wascap.name`"),
+        (lambda b: b["wascap"].update(hash={}), "`wascap.hash`"),
+        (lambda b: b["wascap"].update(caps={"a": 1}), "`wascap.caps`"),
+        (lambda b: b["wascap"].update(caps=0), "`wascap.caps`"),
+        (lambda b: b["wascap"].update(caps=["wascc:keyvalue", None]), "`wascap.caps[1]`"),
+        (lambda b: b["wascap"].update(tags=["a", ["b"]]), "`wascap.tags[1]`"),
+        (lambda b: b["wascap"].update(rev=-1), "`wascap.rev`"),
+        (lambda b: b["wascap"].update(rev=2**64), "`wascap.rev`"),
+        (lambda b: b["wascap"].update(rev=1.0), "`wascap.rev`"),
+        (lambda b: b["wascap"].update(ver=[]), "`wascap.ver`"),
+        (lambda b: b["wascap"].update(prov="yes"), "`wascap.prov`"),
+        (lambda b: b["wascap"].update(prov=1), "`wascap.prov`"),
+        (lambda b: b.update(exp=1.5), "`exp`"),
+        (lambda b: b.update(iat="now"), "`iat`"),
+    ],
+    ids=[
+        "jti-int",
+        "sub-list",
+        "wascap-list",
+        "wascap-null",
+        "name-int",
+        "hash-object",
+        "caps-object",
+        "caps-zero",
+        "caps-null-item",
+        "tags-list-item",
+        "rev-negative",
+        "rev-too-big",
+        "rev-float",
+        "ver-list",
+        "prov-string",
+        "prov-int",
+        "exp-float",
+        "iat-string",
+    ],
+)
+def test_wrong_field_type_is_malformed_naming_the_field(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair, edit: Any, field: str
+) -> None:
+    body = _body(issuer, subject.public_key, unsigned)
+    edit(body)
+    module = _replace_token(unsigned, _hand_token(HEADER_JSON, body, issuer))
+    with pytest.raises(MalformedToken) as info:
+        verify_module(module, label=LABEL)
+    assert field in str(info.value) and LABEL in str(info.value)
+
+
+def test_rev_at_the_top_of_u64_is_accepted(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    signed = sign_module(unsigned, issuer=issuer, subject=subject, name="x", rev=2**64 - 1)
+    assert verify_module(signed).rev == 2**64 - 1
+
+
+def test_signing_refuses_claims_verification_would_refuse(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    with pytest.raises(MalformedToken, match="`exp`"):
+        sign_module(unsigned, issuer=issuer, subject=subject, name="x", expires=10**20)
+    with pytest.raises(MalformedToken, match=re.escape("`wascap.rev`")):
+        sign_module(unsigned, issuer=issuer, subject=subject, name="x", rev=-1)
+
+
+# ---- the order: the issuer is trusted and signed before the claims are read -------
+
+
+def _poisoned_body(issuer: KeyPair, subject: KeyPair, module: bytes) -> dict[str, Any]:
+    """Claims wrong in every way that is checked after the issuer."""
+    body = _body(issuer, subject.public_key, module, exp=1, nbf=10**20)
+    body["wascap"].update(hash="0" * 64, caps="not a list", rev=-5)
+    body["sub"] = 42
+    return body
+
+
+def test_untrusted_issuer_is_refused_before_the_claims_are_read(
+    unsigned: bytes, subject: KeyPair
+) -> None:
+    stranger = KeyPair.generate(KeyType.ACCOUNT)
+    token = _hand_token(HEADER_JSON, _poisoned_body(stranger, subject, unsigned), stranger)
+    module = _replace_token(unsigned, token)
+    trusted = [KeyPair.generate(KeyType.ACCOUNT).public_key]
+    with pytest.raises(UntrustedIssuer, match=LABEL):
+        verify_module(module, label=LABEL, trusted_issuers=trusted)
+
+
+def test_untrusted_issuer_is_refused_before_its_signature_is_checked(
+    unsigned: bytes, subject: KeyPair
+) -> None:
+    stranger = KeyPair.generate(KeyType.ACCOUNT)
+    token = _raw_token(
+        GOOD_HEADER, json.dumps(_body(stranger, subject.public_key, unsigned)).encode()
+    )  # junk signature
+    with pytest.raises(UntrustedIssuer):
+        verify_module(_replace_token(unsigned, token), trusted_issuers=[])
+
+
+def test_bad_signature_is_refused_before_the_claims_are_read(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    forger = KeyPair.generate(KeyType.ACCOUNT)
+    body = _poisoned_body(issuer, subject, unsigned)  # claims the trusted issuer
+    token = _hand_token(HEADER_JSON, body, forger)
+    module = _replace_token(unsigned, token)
+    with pytest.raises(InvalidSignature, match=LABEL):
+        verify_module(module, label=LABEL, trusted_issuers=[issuer.public_key])
+    with pytest.raises(InvalidSignature, match=LABEL):
+        verify_module(module, label=LABEL)
+
+
+def test_issuer_is_checked_before_hash_and_time_window(
+    unsigned: bytes, issuer: KeyPair, subject: KeyPair
+) -> None:
+    expired_elsewhere = sign_module(
+        _module(WAT.replace("42", "41")),
+        issuer=issuer,
+        subject=subject,
+        name="x",
+        expires=NOW,
+        now=NOW,
+    )
+    module = _replace_token(unsigned, _token_of(expired_elsewhere))
+    with pytest.raises(UntrustedIssuer):
+        verify_module(module, trusted_issuers=[], now=NOW + 10)
+    with pytest.raises(HashMismatch):
+        verify_module(module, trusted_issuers=[issuer.public_key], now=NOW + 10)
+
+
+def test_decode_token_checks_the_trusted_list(signed: bytes, issuer: KeyPair) -> None:
+    token = _token_of(signed)
+    assert decode_token(token, trusted_issuers=[issuer.public_key]).issuer == issuer.public_key
+    with pytest.raises(UntrustedIssuer):
+        decode_token(token, trusted_issuers=[])
+    assert decode_token(token, verify_signature=False, trusted_issuers=[]).name == "Echo"
+
+
+# ---- the section reader: hostile layouts are ModuleErrors --------------------------
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        bytes([0]) + wasm.write_uleb(0xFFFFFFFF) + b"\x03jwt",
+        bytes([0, 5]) + wasm.write_uleb(0xFFFFFFFF),
+        bytes([0, 4, 3]) + b"jw",
+        bytes([0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]),
+        bytes([0, 0x80, 0x80, 0x80, 0x80, 0x7F]),
+        bytes([0, 4, 3]) + b"j\xffw",
+        bytes([0]),
+    ],
+    ids=[
+        "section-size-4GiB",
+        "name-length-4GiB",
+        "truncated",
+        "leb-longer-than-5",
+        "leb-over-32-bits",
+        "name-not-utf8",
+        "no-size",
+    ],
+)
+def test_hostile_section_layout_is_a_module_error(unsigned: bytes, tail: bytes) -> None:
+    with pytest.raises(ModuleError, match=LABEL):
+        verify_module(unsigned + tail, label=LABEL)
+    with pytest.raises(ModuleError):
+        extract_claims(unsigned + tail)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"[" * DEEP, "nested deeper than 16 levels"),
+        (b'{"a":' * 17 + b"1" + b"}" * 17, "nested deeper than 16 levels"),
+        (b'{"iat": ' + b"9" * 5000 + b"}", "more than 64 digits"),
+        (b'{"exp": NaN}', "NaN is not a JSON number"),
+        (b'{"exp": 1e999}', "too large for a float"),
+        (b'{"iss": 1, "iss": 2}', "the key 'iss' appears twice"),
+        (b"{", "line 1, column 2: not valid JSON: "),
+    ],
+    ids=["deep", "deep-17", "digits", "nan", "float", "duplicate", "truncated"],
+)
+def test_hostile_json_is_refused_with_its_reason(unsigned: bytes, body: bytes, reason: str) -> None:
+    module = _replace_token(unsigned, _raw_token(GOOD_HEADER, body))
+    with pytest.raises(MalformedToken, match=re.escape(reason)) as info:
+        verify_module(module, label=LABEL)
+    assert str(info.value).startswith(f"{LABEL}: the token's claims: ")
+
+
+def test_claims_sixteen_deep_are_read(unsigned: bytes, issuer: KeyPair, subject: KeyPair) -> None:
+    body = _body(issuer, subject.public_key, unsigned)
+    body["extra"] = json.loads("[" * 15 + "]" * 15)
+    module = _replace_token(unsigned, _hand_token(HEADER_JSON, body, issuer))
+    assert verify_module(module).name == "hand"
+
+
+def test_claims_section_that_is_too_long_is_refused_unread(unsigned: bytes) -> None:
+    module = _replace_token(unsigned, b"." * (claims.MAX_TOKEN_BYTES + 1))
+    with pytest.raises(MalformedToken, match="longer than"):
+        verify_module(module, label=LABEL)
+
+
+def test_two_jwt_sections_are_malformed(signed: bytes) -> None:
+    twice = wasm.append_custom_section(signed, "jwt", _token_of(signed).encode())
+    with pytest.raises(MalformedToken, match="more than one"):
+        verify_module(twice, label=LABEL)
+
+
+@pytest.mark.parametrize("token", [b"e30.e30.e30", None, 5])
+def test_decode_token_of_something_that_is_not_text_is_malformed(token: Any) -> None:
+    with pytest.raises(MalformedToken, match="a token is text"):
+        decode_token(token)

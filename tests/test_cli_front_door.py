@@ -90,6 +90,9 @@ def test_demo_prints_its_urls_only_once_they_answer(tmp_path: Path) -> None:
     try:
         assert demo.stdout is not None
         first = demo.stdout.readline()
+        if not first:  # it exited: show why
+            demo.wait(30)
+            raise AssertionError(f"exit {demo.returncode}: {demo.communicate()[1]}")
         assert first.startswith("wascc: starting the built-in demo (its keys are in ")
         urls = demo.stdout.readline()
         assert f"http://127.0.0.1:{port}/" in urls
@@ -127,3 +130,24 @@ def test_demo_refuses_a_port_that_is_not_a_number(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip() == "error: WASCC_DEMO_PORT='eighty' is not a port number (1-65534)"
+
+
+def test_claims_sign_warns_on_a_capability_nobody_offers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wasmtime
+
+    monkeypatch.setenv("WASCC_KEYS", str(tmp_path / "keys"))
+    module = tmp_path / "m.wasm"
+    module.write_bytes(wasmtime.wat2wasm("(module)"))
+    runner = CliRunner()
+    sign = ["claims", "sign", str(module), "-n", "m"]
+    typo = runner.invoke(main, [*sign, "-c", "wascc:http-server"])
+    assert typo.exit_code == 0, typo.output
+    assert (
+        "warning: no installed provider and no known contract offers 'wascc:http-server' "
+        "(did you mean wascc:http_server?)"
+    ) in typo.stderr
+    good = runner.invoke(main, [*sign, "-c", "wascc:http_server", "-c", "acme:x"])
+    assert good.exit_code == 0
+    assert "wascc:http_server" not in good.stderr and "'acme:x'" in good.stderr

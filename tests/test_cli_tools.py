@@ -5,9 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import stat
-import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,9 @@ from click.testing import CliRunner, Result
 from wascc import Host, KeyPair, KeyType
 from wascc.cli import main
 from wascc.cli.tools import _jsonable, describe_type
-from wascc.codec import pack
+from wascc.wire import wasm
+from wascc.wire.claims import module_hash
+from wascc.wire.codec import pack
 
 from conftest import NativeBuilder, Signer, build_test_actor
 
@@ -142,7 +142,10 @@ def test_keys_gen_unknown_type_is_a_usage_error() -> None:
 
 
 def inspect_json(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(ok(run("claims", "inspect", "--json", str(path))).stdout)
+    """`claims inspect --json`; it exits 1 when the claims do not verify."""
+    result = run("claims", "inspect", "--json", str(path))
+    data: dict[str, Any] = json.loads(result.stdout)
+    assert result.exit_code == (0 if data["status"] == "valid" else 1), result.stderr
     return data
 
 
@@ -272,8 +275,9 @@ def test_claims_inspect_tampered_shows_invalid(signed_actor: tuple[Path, KeyPair
     data = path.read_bytes()
     assert data.count(b"VERSION1") == 1
     path.write_bytes(data.replace(b"VERSION1", b"VERSION2"))
-    out = ok(run("claims", "inspect", str(path))).stdout
-    assert "Status        INVALID: " in out and "modified after signing" in out
+    shown = run("claims", "inspect", str(path))
+    assert shown.exit_code == 1  # printed, and the exit status says it is invalid
+    assert "Status        INVALID: " in shown.stdout and "modified after signing" in shown.stdout
     assert inspect_json(path)["status"].startswith("INVALID: ")
 
 
@@ -282,6 +286,67 @@ def test_claims_inspect_expired(tmp_path: Path, sign: Signer) -> None:
     path = tmp_path / "old.wasm"
     path.write_bytes(signed)
     assert "expired" in inspect_json(path)["status"]
+
+
+# ---- hostile claims: one line, never a traceback ----------------------------------
+
+
+def _seg(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _hostile_module(kind: str, account: KeyPair) -> bytes:
+    """The test actor carrying a hostile `jwt` section of the given kind."""
+    bare = build_test_actor()
+    header = _seg(b'{"typ":"jwt","alg":"Ed25519"}')
+    if kind == "deep":  # no key needed
+        body = b"[" * 100_000
+    elif kind == "digits":  # no key needed
+        body = b'{"iat": ' + b"9" * 5000 + b"}"
+    else:  # signed by a real account, one time field out of range
+        field, value = kind.split("=")
+        claims = {
+            "jti": "x",
+            "iat": 1_600_000_000,
+            "iss": account.public_key,
+            "sub": KeyPair.generate(KeyType.MODULE).public_key,
+            "wascap": {"name": "hostile", "hash": module_hash(bare), "prov": False},
+            field: int(value),
+        }
+        body = json.dumps(claims).encode()
+    first = f"{header}.{_seg(body)}"
+    token = f"{first}.{_seg(account.sign(first.encode()))}"
+    return wasm.append_custom_section(bare, "jwt", token.encode())
+
+
+HOSTILE = ["deep", "digits", f"nbf={10**20}", f"exp={-(2**63)}", f"iat={10**20}", f"exp={2**63}"]
+
+
+@pytest.fixture(params=HOSTILE)
+def hostile(request: pytest.FixtureRequest, tmp_path: Path, account: KeyPair) -> Path:
+    path = tmp_path / "hostile.wasm"
+    path.write_bytes(_hostile_module(request.param, account))
+    return path
+
+
+def test_claims_inspect_of_hostile_claims_is_one_line(hostile: Path) -> None:
+    result = run("claims", "inspect", str(hostile))
+    error(result, str(hostile), "claim")
+    assert "Traceback" not in result.output
+
+
+def test_call_of_hostile_claims_is_one_line(hostile: Path) -> None:
+    result = run("call", str(hostile), "Echo", "--raw", "-d", "x")
+    error(result, "hostile.wasm", "claim")
+    assert "Traceback" not in result.output
+
+
+def test_inspect_of_hostile_claims_describes_the_module_as_invalid(hostile: Path) -> None:
+    result = ok(run("inspect", str(hostile)))
+    assert "INVALID: " in result.stdout
+    assert result.stdout.rstrip().endswith("waPC actor: valid")
+    info = json.loads(ok(run("inspect", "--json", str(hostile))).stdout)
+    assert info["claims_status"].startswith("INVALID: ")
 
 
 # ---- inspect ------------------------------------------------------------------
@@ -403,23 +468,26 @@ def test_inspect_broken_wasm(tmp_path: Path) -> None:
 
 
 def test_describe_type_formats() -> None:
-    module = wasmtime.Module(
-        wasmtime.Engine(),
+    module = wasmtime.wat2wasm(
         """(module
              (memory (export "m") 1 3)
              (global (export "g") (mut i64) (i64.const 0))
              (global (export "c") f32 (f32.const 0))
+             (global (export "v") v128 (v128.const i64x2 0 0))
              (table (export "t") 2 funcref)
              (func (export "f") (param i32 i32 i64) (result i32 f64)
-               i32.const 0 f64.const 0))""",
+               i32.const 0 f64.const 0)
+             (func (export "s") (param v128) (result v128) local.get 0))"""
     )
-    shown = {e.name: describe_type(e.type) for e in module.exports}
+    shown = {name: describe_type(e.type) for name, e in wasm.interface(module).exports.items()}
     assert shown == {
         "m": ("memory", "memory min=1 max=3 (pages)"),
         "g": ("global", "global mut i64"),
         "c": ("global", "global f32"),
+        "v": ("global", "global v128"),
         "t": ("table", "table funcref min=2"),
         "f": ("func", "(i32 x2, i64) -> (i32, f64)"),
+        "s": ("func", "(v128) -> v128"),
     }
 
 
@@ -519,63 +587,11 @@ def test_call_not_wasm(tmp_path: Path) -> None:
 # ---- call --control ----------------------------------------------------------------
 
 
-def test_call_control_not_available(
-    monkeypatch: pytest.MonkeyPatch, signed_actor: tuple[Path, KeyPair]
-) -> None:
-    _, module = signed_actor
-    monkeypatch.setitem(sys.modules, "wascc.control", None)  # as if it did not exist
-    error(
-        run("call", module.public_key, "Echo", "--control", "/tmp/wascc.sock"),
-        "--control is not available",
-    )
-
-
-def fake_control(monkeypatch: pytest.MonkeyPatch, answer: Any) -> list[dict[str, Any]]:
-    seen: list[dict[str, Any]] = []
-    module = types.ModuleType("wascc.control")
-
-    def request(path: str, command: str, **args: Any) -> Any:
-        seen.append({"path": path, "command": command, **args})
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    module.request = request  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "wascc.control", module)
-    return seen
-
-
-def test_call_control_sends_the_call_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    key = KeyPair.generate(KeyType.MODULE).public_key
-    seen = fake_control(monkeypatch, {"ok": True, "reply_b64": "gaFhAQ=="})  # msgpack {"a": 1}
-    result = ok(run("call", key, "Echo", "--data", '{"a": 1}', "--control", "/run/h.sock"))
-    assert json.loads(result.stdout) == {"a": 1}
-    assert seen == [
-        {
-            "path": "/run/h.sock",
-            "command": "call",
-            "actor": key,
-            "operation": "Echo",
-            "payload_b64": "gaFhAQ==",
-        }
-    ]
-    raw = ok(run("call", key, "Echo", "--raw", "-d", "x", "--control", "/run/h.sock"))
-    assert raw.stdout_bytes == b"\x81\xa1a\x01"
-    assert seen[-1]["payload_b64"] == "eA=="
-
-
-def test_call_control_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_call_control_refuses_file_options(tmp_path: Path) -> None:
     key = KeyPair.generate(KeyType.MODULE).public_key
     sock = str(tmp_path / "h.sock")
-    fake_control(monkeypatch, {"ok": False, "error": "no actor MABC is running"})
-    error(run("call", key, "Echo", "--control", sock), "no actor MABC is running")
-    fake_control(monkeypatch, TimeoutError("timed out"))
-    error(run("call", key, "Echo", "--control", sock), sock, "timed out")
-    error(run("call", "echo.wasm", "Echo", "--control", sock), "public key")
-    error(
-        run("call", key, "Echo", "--allow-unsigned", "--control", sock),
-        "not to --control",
-    )
+    error(run("call", key, "Echo", "--allow-unsigned", "--control", sock), "not to --control")
+    error(run("call", key, "Echo", "--control", sock), "cannot reach", sock)
 
 
 # ---- helpers -----------------------------------------------------------------------
@@ -598,8 +614,9 @@ def test_click_runner_separates_stderr() -> None:
 def test_call_control_through_a_real_socket(
     tmp_path: Path, signed_actor: tuple[Path, KeyPair], host: Host
 ) -> None:
-    """The real client (wascc.control.request) against a ControlServer on a socket."""
-    control = pytest.importorskip("wascc.control")
+    """The real client (wascc.standalone.control.request) against a ControlServer on a socket."""
+    from wascc.standalone import control
+
     path, module = signed_actor
     key = host.add_actor(path)
     assert key == module.public_key
@@ -620,6 +637,7 @@ def test_call_control_through_a_real_socket(
         error(run("call", key, "Fail", "--raw", "-d", "nope", "--control", str(sock)), "nope")
         other = KeyPair.generate(KeyType.MODULE).public_key
         error(run("call", other, "Echo", "--control", str(sock)), other)
+        error(run("call", key, "Echo", "--control", str(sock), "-d", "{"), "--data is not JSON")
     finally:
         server.stop()
     error(run("call", key, "Echo", "--control", str(sock)), "cannot reach", str(sock))

@@ -8,8 +8,9 @@ from typing import Any
 import msgpack
 import pytest
 
-from wascc import codec
-from wascc.codec import (
+from wascc.errors import CodecError
+from wascc.wire import codec
+from wascc.wire.codec import (
     AddRequest,
     AddResponse,
     Blob,
@@ -66,7 +67,6 @@ from wascc.codec import (
     Transfer,
     WriteLogRequest,
 )
-from wascc.errors import CodecError
 
 # One sample per struct, every field away from its default, with the exact wire
 # keys the contract names.

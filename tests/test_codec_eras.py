@@ -21,8 +21,8 @@ import pytest
 
 from capabilities.http_server import HttpServerProvider
 from wascc import BindingError, GuestError, Host, KeyPair, KeyType, hookimpl
-from wascc.codec import CODEC_VALUE, HttpRequest
-from wascc.invocation import Invocation
+from wascc.wire.codec import CODEC_VALUE, HttpRequest
+from wascc.wire.invocation import Invocation
 
 from conftest import ROOT, Signer
 from providers import TESTING, RecordingProvider

@@ -1,4 +1,4 @@
-"""wascc.control: the control socket's server against real Unix sockets.
+"""wascc.standalone.control: the control socket's server against real Unix sockets.
 
 Bounded reads, a bounded pool of workers behind a real listen backlog, an
 error answer for every bad line, and an idle timeout.  The daemon-level
@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from wascc.control import ControlError, ControlServer, handle_line, request
-from wascc.errors import ActorLoadError, NotFound, ProviderError
+from wascc.errors import ActorLoadError, ControlError, NotFound, ProviderError
 from wascc.host import Host
-from wascc.providers.resolve import resolve_provider
+from wascc.standalone.control import ControlServer, handle_line, request
+from wascc.standalone.resolve import resolve_provider
 
 
 def _handlers() -> dict[str, Any]:

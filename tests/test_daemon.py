@@ -22,10 +22,11 @@ from click.testing import CliRunner
 
 from wascc import KeyPair, KeyType
 from wascc.cli import main
-from wascc.codec import CapabilityConfiguration
-from wascc.control import ControlError, b64, request, unb64
-from wascc.daemon import Daemon, Options
-from wascc.manifest import BindingSpec, Manifest
+from wascc.errors import ControlError
+from wascc.standalone.control import b64, request, unb64
+from wascc.standalone.daemon import Daemon, Options
+from wascc.standalone.manifest import BindingSpec, Manifest
+from wascc.wire.codec import CapabilityConfiguration
 
 from conftest import NativeBuilder, Signer, build_test_actor, call_payload
 from providers import TESTING, RecordingProvider
@@ -308,31 +309,96 @@ def test_wascc_ctl_manages_a_running_host(
     host = up("--actors-dir", str(tmp_path))  # an empty directory: nothing runs yet
     runner = CliRunner()
 
-    def ctl(*args: str) -> str:
-        result = runner.invoke(main, ["ctl", "--control", str(host.control), *args])
+    def ctl(*args: str, after: bool = False) -> str:
+        where = ["--control", str(host.control)]
+        argv = ["ctl", *args, *where] if after else ["ctl", *where, *args]
+        result = runner.invoke(main, argv)
         assert result.exit_code == 0, result.output + result.stderr
         return result.output
 
     module = KeyPair.generate(KeyType.MODULE)
     v1, key = actor_file("managed", caps=(NATIVETEST,), module=module)
     v2, _ = actor_file("managed", caps=(NATIVETEST,), version="VERSION2", module=module)
-    assert ctl("start-actor", str(v1)).strip() == key
-    ctl("add-provider", str(build_native("testprovider")), "--binding", "slot")
-    ctl("bind", key, NATIVETEST, "--binding", "slot", "-v", "K=V")
-    inventory = json.loads(ctl("inventory"))
+    assert ctl("start-actor", str(v1), "--deadline", "3") == f"started managed ({key})\n"
+    assert ctl("add-provider", str(build_native("testprovider")), "--binding", "slot") == (
+        f"added provider {NATIVETEST} on binding slot\n"
+    )
+    # by name, and with --control after the subcommand
+    assert ctl("bind", "managed", NATIVETEST, "--binding", "slot", "-v", "K=V", after=True) == (
+        f"bound managed ({key}) to {NATIVETEST} (slot)\n"
+    )
+    inventory = json.loads(ctl("inventory", "--json"))
     assert inventory["bindings"] == [
         {"actor": key, "capability": NATIVETEST, "binding": "slot", "values": {"K": "V"}}
     ]
     assert {p["capability_id"] for p in inventory["providers"]} >= {NATIVETEST}
-    assert ctl("call", key, "Version", "--raw") == "VERSION1"
-    ctl("replace-actor", key, str(v2))
+    table = ctl("inventory")
+    assert "actors" in table and "managed" in table and "K=V" in table and key in table
+    assert ctl("call", "managed", "Version", "--raw") == "VERSION1"
+    assert ctl("replace-actor", key, str(v2)) == f"replaced managed ({key}) with {v2.name}\n"
     assert ctl("call", key, "Version", "--raw") == "VERSION2"
-    ctl("unbind", key, NATIVETEST, "--binding", "slot")
-    ctl("remove-provider", NATIVETEST, "--binding", "slot")
-    ctl("stop-actor", key)
-    assert json.loads(ctl("inventory"))["actors"] == []
+    assert json.loads(ctl("inventory", "--json"))["actors"][0]["calls"] >= 1
+    assert ctl("unbind", key, NATIVETEST, "--binding", "slot") == (
+        f"unbound managed ({key}) from {NATIVETEST} (slot)\n"
+    )
+    assert ctl("remove-provider", NATIVETEST, "--binding", "slot") == (
+        f"removed provider {NATIVETEST} from binding slot\n"
+    )
+    assert ctl("stop-actor", "managed") == f"stopped managed ({key})\n"
+    assert json.loads(ctl("inventory", "--json"))["actors"] == []
     result = runner.invoke(main, ["ctl", "--control", str(host.control), "stop-actor", key])
-    assert result.exit_code == 1 and result.stderr.startswith("error: no actor")
+    assert result.exit_code == 1 and result.stderr.startswith("error: no actor named")
+    bad = runner.invoke(main, ["ctl", "--control", str(host.control), "bind", key, "x", "-v", "K"])
+    assert bad.exit_code == 2 and "'K' is not K=V" in bad.output + bad.stderr
+
+
+def test_wascc_up_serves_the_default_control_socket(up: Starter, tmp_path: Path) -> None:
+    """Without --control, `wascc up` serves $XDG_RUNTIME_DIR/wascc.sock and ctl finds it."""
+    runtime = tmp_path / "rt"
+    env = {"XDG_RUNTIME_DIR": str(runtime)}
+    started = subprocess.Popen(
+        [WASCC, "up", "--actors-dir", str(tmp_path), "--health-interval", "0"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for((runtime / "wascc.sock").exists, "the default control socket")
+        found = subprocess.run(
+            [WASCC, "ctl", "inventory", "--json"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(found.stdout)["actors"] == []
+        # a second host finds the default taken: it runs without one, and says so
+        log = tmp_path / "second.log"
+        with log.open("w") as out:
+            second = subprocess.Popen(
+                [WASCC, "up", "--actors-dir", str(tmp_path), "--health-interval", "0"],
+                env={**os.environ, **env},
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+            )
+        try:
+            wait_for(lambda: "no control socket" in log.read_text(), "the warning")
+            assert "another host is listening" in log.read_text()
+            assert second.poll() is None  # it runs on without one
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(30)
+    finally:
+        started.send_signal(signal.SIGTERM)
+        started.communicate(timeout=30)
+    quiet = subprocess.run(
+        [WASCC, "up", "--no-control", "--control", "/tmp/x.sock"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert quiet.returncode == 1 and "contradict" in quiet.stderr
 
 
 @pytest.mark.parametrize(
@@ -345,7 +411,12 @@ def test_wascc_ctl_manages_a_running_host(
         ),
         ("capabilities:\n  - path: ./notalib.so", "notalib.so: is not a shared object"),
         ("capabilities:\n  - path: no.such.module:Provider", "cannot import no.such.module"),
-        ("bindings:\n  - actor: MZZZ\n    capability: wascc:x", "not an actor's public key"),
+        ("capabilities:\n  - path: .relative.module", "cannot import .relative.module"),
+        ("capabilities:\n  - path: ./" + "x" * 5000 + ".so", "cannot use this path"),
+        (
+            "bindings:\n  - actor: M" + "A" * 55 + "\n    capability: wascc:x",
+            "not an actor's public key",
+        ),
     ],
 )
 def test_bad_manifest_is_refused_before_anything_starts(
@@ -739,3 +810,139 @@ def test_a_failed_ctl_rebind_keeps_the_working_listener(up: Starter, tmp_path: P
     assert status(moved) == 200
     with socket.socket() as s, pytest.raises(ConnectionRefusedError):
         s.connect(("127.0.0.1", port))
+
+
+# One daemon per format; each broken kind is written in turn, then SIGHUP.
+BROKEN_ON_SIGHUP: dict[str, list[bytes]] = {
+    "yaml": [
+        b"labels:\n  a: \xff\xfe\n",  # not UTF-8
+        b"1: a\n",  # a key that is not a string
+        b"labels:\n  a: " + b"9" * 5000 + b"\n",  # past Python's int-string limit
+        b"labels: " + b"[" * 100_000 + b"]" * 100_000 + b"\n",  # deep nesting
+        b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+        b"e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+        b"labels: *f\n",  # an alias bomb
+    ],
+    "json": [
+        b'{"labels": {"a": "\xff"}}',
+        b'{"labels": {"a": ' + b"9" * 5000 + b"}}",
+        b'{"labels": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"labels": {"a": NaN}}',
+    ],
+    "toml": [
+        b'[labels]\na = "\xff"\n',
+        b"[labels]\na = " + b"9" * 5000 + b"\n",
+        b"labels = " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        b"a" + b".a" * 100_000 + b" = 1\n",  # tomllib's memory grows with parts squared
+    ],
+}
+
+
+def _http_manifest(fmt: str, actor: Path, key: str, port: int) -> str:
+    values = {"PORT": str(port), "ADDRESS": "127.0.0.1"}
+    if fmt == "json":
+        return json.dumps(
+            {
+                "actors": [str(actor)],
+                "capabilities": [{"path": "wascc:http_server"}],
+                "bindings": [{"actor": key, "capability": "wascc:http_server", "values": values}],
+            }
+        )
+    if fmt == "toml":
+        return (
+            f'actors = ["{actor}"]\n[[capabilities]]\npath = "wascc:http_server"\n'
+            f'[[bindings]]\nactor = "{key}"\ncapability = "wascc:http_server"\n'
+            f'[bindings.values]\nPORT = "{port}"\nADDRESS = "127.0.0.1"\n'
+        )
+    return (
+        f"actors: [{actor}]\ncapabilities:\n  - path: wascc:http_server\n"
+        f"bindings:\n  - actor: {key}\n    capability: wascc:http_server\n"
+        f"    values: {{PORT: '{port}', ADDRESS: 127.0.0.1}}\n"
+    )
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("fmt", sorted(BROKEN_ON_SIGHUP))
+def test_each_broken_manifest_on_sighup_keeps_the_daemon_serving_http(
+    up: Starter, tmp_path: Path, sign: Signer, fmt: str
+) -> None:
+    from wascc.standalone.demo import BUNDLE
+
+    signed, module = sign((BUNDLE / "echo.wasm").read_bytes(), caps=["wascc:http_server"])
+    actor = tmp_path / "echo_s.wasm"
+    actor.write_bytes(signed)
+    port = free_port_pair()
+    manifest = tmp_path / f"host.{fmt}"
+    good = _http_manifest(fmt, actor, module.public_key, port)
+    manifest.write_text(good)
+    host = up("--manifest", str(manifest))
+    wait_for(lambda: "PORT" in str(host.inventory()["bindings"]), "the HTTP binding")
+    assert _get(port, "/before")[0] == 200
+    for i, broken in enumerate(BROKEN_ON_SIGHUP[fmt], start=1):
+        manifest.write_bytes(broken)
+        host.signal(signal.SIGHUP)
+        wait_for(
+            lambda i=i: (
+                host.output().count("reload refused") == i or host.process.poll() is not None
+            ),
+            f"refusal {i}",
+        )
+        assert host.process.poll() is None, host.output()
+        status, body = _get(port, f"/after-{i}")
+        assert status == 200 and f"/after-{i}".encode() in body
+        assert "Traceback" not in host.output()
+    assert "reloaded" not in host.output()
+    refusals = [line for line in host.output().splitlines() if "reload refused" in line]
+    assert all("keeping the running configuration" in line for line in refusals)
+    assert all(str(manifest) in line for line in refusals)
+    manifest.write_text(good)
+    host.signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in host.output(), "the good manifest")
+    assert _get(port, "/good-again")[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("fmt", "index"),
+    [(fmt, i) for fmt, kinds in sorted(BROKEN_ON_SIGHUP.items()) for i in range(len(kinds))],
+)
+def test_each_broken_manifest_at_start_is_one_line(tmp_path: Path, fmt: str, index: int) -> None:
+    manifest = tmp_path / f"host.{fmt}"
+    manifest.write_bytes(BROKEN_ON_SIGHUP[fmt][index])
+    result = CliRunner().invoke(main, ["up", "--manifest", str(manifest)], catch_exceptions=False)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {manifest}: "), lines
+
+
+def test_manifest_actor_limits_and_a_binding_by_name(
+    up: Starter,
+    tmp_path: Path,
+    actor_file: Callable[..., tuple[Path, str]],
+    build_native: NativeBuilder,
+) -> None:
+    path, key = actor_file("named", caps=(NATIVETEST,))
+    lib = build_native("testprovider")
+    manifest = tmp_path / "host.toml"
+    manifest.write_text(
+        f'[[actors]]\npath = "{path}"\ndeadline = 1.5\nmax_instances = 2\n'
+        f'[[capabilities]]\npath = "{lib}"\n'
+        f'[[bindings]]\nactor = "named"\ncapability = "{NATIVETEST}"\n'
+    )
+    host = up("--manifest", str(manifest))
+    (actor,) = host.inventory()["actors"]
+    assert actor["public_key"] == key
+    assert actor["settings"]["deadline"] == 1.5 and actor["settings"]["max_instances"] == 2
+    assert [b["actor"] for b in host.inventory()["bindings"]] == [key]
+    assert host.call(key, "Call", call_payload(NATIVETEST, "Echo", b"by name")) == b"by name"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from wascc.dev import DevError, DevLoop
+from wascc.standalone.dev import DevError, DevLoop
 
 from conftest import EXAMPLES
 

@@ -14,7 +14,7 @@ from capabilities import eventstreams
 from capabilities.eventstreams import EventStreamsProvider
 from capabilities.eventstreams.backends import CURSOR_KEY
 from wascc import BackendUnavailable, GuestError, Host, ProviderCallError, ProviderError
-from wascc.codec import (
+from wascc.wire.codec import (
     OP_BIND_ACTOR,
     OP_REMOVE_ACTOR,
     SYSTEM_ACTOR,

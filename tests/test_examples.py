@@ -12,8 +12,8 @@ import pytest
 
 from wascc import GuestError, Host, NotBound
 from wascc._providers import library
-from wascc.codec import HttpRequest, HttpResponse
 from wascc.providers.native import load_native_provider
+from wascc.wire.codec import HttpRequest, HttpResponse
 
 from conftest import BuiltExamples
 

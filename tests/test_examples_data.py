@@ -18,8 +18,8 @@ import pytest
 from capabilities.blobstore import FsBlobstoreProvider
 from capabilities.graphdb import GraphProvider
 from wascc import GuestError, Host
-from wascc.codec import HttpRequest, HttpResponse
-from wascc.manifest import load_manifest
+from wascc.standalone.manifest import load_manifest
+from wascc.wire.codec import HttpRequest, HttpResponse
 
 from conftest import EXAMPLES, BuiltExamples
 from servers import free_port

@@ -18,7 +18,7 @@ from capabilities import graphdb
 from capabilities.graphdb import GraphProvider
 from capabilities.graphdb.results import Names, to_result_set
 from wascc import GuestError, Host, ProviderCallError
-from wascc.codec import (
+from wascc.wire.codec import (
     OP_BIND_ACTOR,
     SYSTEM_ACTOR,
     CapabilityConfiguration,

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from wascc import GuestError, Host, codec
+from wascc import GuestError, Host
+from wascc.wire import codec
 
 from conftest import Signer
 from providers import TESTING, RecordingProvider

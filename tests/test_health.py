@@ -9,7 +9,7 @@ import time
 import pytest
 
 from wascc import GuestError, Host, KeyPair
-from wascc.codec import OP_HEALTH_REQUEST, HealthResponse
+from wascc.wire.codec import OP_HEALTH_REQUEST, HealthResponse
 
 from conftest import Signer, call_payload
 from providers import TESTING, RecordingProvider

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import uuid
 from collections.abc import Callable
 
@@ -13,17 +15,16 @@ from wascc import (
     GuestError,
     Host,
     HostStopped,
+    Invocation,
+    KeyPair,
+    KeyType,
     NotBound,
     NotFound,
     ProviderError,
     WasccError,
+    hookimpl,
 )
-from wascc.codec import (
-    CapabilityDescriptor,
-    GeneratorRequest,
-    GeneratorResult,
-    pack,
-)
+from wascc.wire.codec import CapabilityDescriptor, GeneratorRequest, GeneratorResult, pack
 
 from conftest import Signer, build_test_actor, call_payload
 from providers import TESTING, RecordingProvider
@@ -442,3 +443,123 @@ def test_self_call_with_a_pool_of_one_times_out_waiting_for_an_instance(
     with pytest.raises(GuestError, match="all 1 instances stayed busy"):
         host.call_actor(key, "Call", call_payload(key, "Echo", b"me"))
     assert host.call_actor(key, "Echo", b"after") == b"after"
+
+
+# ---- retired modules are freed as soon as their last call ends ---------------
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def test_300_replaces_keep_file_descriptors_and_rss_flat(host: Host, sign: Signer) -> None:
+    module = KeyPair.generate(KeyType.MODULE)
+    versions = [sign(name=f"v{i}", module=module)[0] for i in range(320)]
+    key = host.add_actor(versions[0])
+    for signed in versions[1:20]:  # warm up allocator and caches
+        host.replace_actor(key, signed)
+    fds, rss = _open_fds(), _rss_mib()
+    for signed in versions[20:]:
+        host.replace_actor(key, signed)
+    assert host.call_actor(key, "Echo", b"last") == b"last"
+    assert _open_fds() <= fds + 2, f"{_open_fds() - fds} file descriptors leaked"
+    assert _rss_mib() - rss < 4, f"RSS grew from {rss:.1f} to {_rss_mib():.1f} MiB"
+
+
+def test_1000_add_remove_cycles_keep_file_descriptors_and_rss_flat(
+    host: Host, sign: Signer
+) -> None:
+    signed, _ = sign(name="cycled")
+    for _ in range(20):
+        host.remove_actor(host.add_actor(signed))
+    fds, rss = _open_fds(), _rss_mib()
+    for _ in range(1000):
+        key = host.add_actor(signed)
+        host.remove_actor(key)
+    assert host.actors() == []
+    assert _open_fds() <= fds + 2, f"{_open_fds() - fds} file descriptors leaked"
+    assert _rss_mib() - rss < 4, f"RSS grew from {rss:.1f} to {_rss_mib():.1f} MiB"
+
+
+class _Blocking(RecordingProvider):
+    """``Block`` waits until the test lets it go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.go = threading.Event()
+
+    def handle(self, actor: str, operation: str, msg: bytes) -> bytes:
+        if operation == "Block":
+            self.entered.set()
+            self.go.wait()
+            return b"unblocked"
+        return super().handle(actor, operation, msg)
+
+
+def test_replaced_module_is_freed_when_its_last_call_ends(host: Host, sign: Signer) -> None:
+    provider = _Blocking()
+    host.add_provider(provider)
+    module = KeyPair.generate(KeyType.MODULE)
+    v1, _ = sign(build_test_actor("VERSION1"), module=module, caps=[TESTING])
+    v2, _ = sign(build_test_actor("VERSION2"), module=module, caps=[TESTING])
+    key = host.add_actor(v1, min_instances=1, max_instances=1)
+    host.set_binding(key, TESTING)
+    replies: list[bytes] = []
+    caller = threading.Thread(
+        target=lambda: replies.append(host.call_actor(key, "Call", call_payload(TESTING, "Block")))
+    )
+    caller.start()
+    provider.entered.wait()
+    one_module = _open_fds()
+    host.replace_actor(key, v2)
+    assert host.call_actor(key, "Version") == b"VERSION2"
+    assert host.busy() == 1  # the old module still runs its call
+    provider.go.set()
+    caller.join()
+    assert replies == [b"unblocked"]  # the call in flight finished on the old module
+    assert host.busy() == 0
+    assert _open_fds() <= one_module, "the old module was not freed when its call ended"
+
+
+class _ReplaceDuringAuthorize:
+    """Replaces the actor between the host's lookup of it and the call."""
+
+    def __init__(self, host: Host, key: str, newer: bytes) -> None:
+        self.host, self.key, self.newer = host, key, newer
+        self.done = False
+
+    @hookimpl
+    def wascc_authorize(self, invocation: Invocation) -> None:
+        if not self.done and invocation.operation == "Version":
+            self.done = True
+            self.host.replace_actor(self.key, self.newer)
+
+
+def test_call_that_races_a_replace_runs_on_the_new_module(host: Host, sign: Signer) -> None:
+    module = KeyPair.generate(KeyType.MODULE)
+    v1, _ = sign(build_test_actor("VERSION1"), module=module)
+    v2, _ = sign(build_test_actor("VERSION2"), module=module)
+    key = host.add_actor(v1, min_instances=0)
+    host.add_plugin(_ReplaceDuringAuthorize(host, key, v2))
+    assert host.call_actor(key, "Version") == b"VERSION2"
+    assert host.call_actor(key, "Version") == b"VERSION2"
+
+
+def test_call_that_races_a_remove_is_not_found(host: Host, sign: Signer) -> None:
+    signed, _ = sign(name="gone")
+    key = host.add_actor(signed, min_instances=0)
+
+    class _Remover:
+        @hookimpl
+        def wascc_authorize(self, invocation: Invocation) -> None:
+            host.remove_actor(key)
+
+    host.add_plugin(_Remover())
+    with pytest.raises(NotFound, match="replaced or removed"):
+        host.call_actor(key, "Echo", b"x")

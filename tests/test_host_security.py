@@ -20,8 +20,8 @@ from wascc import (
     TokenExpired,
     TokenNotYetValid,
     UntrustedIssuer,
-    wasm,
 )
+from wascc.wire import wasm
 
 from conftest import Signer, build_test_actor, call_payload
 from providers import TESTING, RecordingProvider

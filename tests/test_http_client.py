@@ -24,7 +24,7 @@ import pytest
 from capabilities import http_client
 from capabilities.http_client import ClientSettings, HttpClientProvider
 from wascc import BindingError, GuestError, Host, ProviderCallError
-from wascc.codec import CapabilityConfiguration, HttpRequest, HttpResponse
+from wascc.wire.codec import CapabilityConfiguration, HttpRequest, HttpResponse
 
 from conftest import ROOT, Signer
 

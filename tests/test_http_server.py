@@ -28,7 +28,7 @@ import pytest
 from capabilities import http_server
 from capabilities.http_server import HttpServerProvider, ServerSettings
 from wascc import BindingError, CapabilityProvider, Host, NotFound, ProviderError
-from wascc.codec import (
+from wascc.wire.codec import (
     AddRequest,
     AddResponse,
     CapabilityConfiguration,

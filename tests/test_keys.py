@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from wascc.errors import KeyFormatError
-from wascc.keys import KeyPair, KeyType, decode_public_key, is_public_key, verify
+from wascc.wire.keys import KeyPair, KeyType, decode_public_key, is_public_key, verify
 
 # The contract's table, written out here rather than read back from KeyType.
 PREFIXES = {
@@ -338,3 +338,23 @@ def test_key_pair_repr_shows_type_and_public_key_but_not_seed() -> None:
 def test_key_format_error_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         decode_public_key("nope")
+
+
+@pytest.mark.parametrize("length", [57, 59, 65, 1 << 20])
+def test_overlong_key_text_is_refused_unread(length: int) -> None:
+    """A key far longer than any nkey is refused before it is decoded or checksummed."""
+    text = "A" * length
+    if length <= 64:
+        with pytest.raises(KeyFormatError):
+            decode_public_key(text)
+        return
+    with pytest.raises(KeyFormatError, match=r"wrong length \(\d+ characters"):
+        decode_public_key(text)
+    with pytest.raises(KeyFormatError, match=r"wrong length \(\d+ characters"):
+        KeyPair.from_seed("S" + text)
+
+
+@pytest.mark.parametrize("seed", [None, 5, b"SAAAA", ["S"]])
+def test_seed_that_is_not_a_string_is_a_key_format_error(seed: object) -> None:
+    with pytest.raises(KeyFormatError, match="must be a string"):
+        KeyPair.from_seed(seed)  # type: ignore[arg-type]

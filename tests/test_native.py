@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from wascc import GuestError, Host, InvocationTimeout, KeyPair, ProviderError
+from wascc.engine.ffi import provider_abi_layout
 from wascc.errors import ProviderCallError
-from wascc.ffi import provider_abi_layout
 from wascc.providers.native import NativeProvider, load_native_provider
 
 from conftest import ROOT, NativeBuilder, Signer, call_payload
@@ -261,3 +261,17 @@ def test_calls_after_stop_are_refused_and_destroy_waits_for_calls_in_flight(
     assert events(lifecycle_log)[-2:] == ["stop", "destroy"]
     with pytest.raises(ProviderCallError, match="has been stopped"):
         provider.handle_call("M" * 56, "Echo", b"late")
+
+
+def test_a_reply_the_host_cannot_copy_is_a_failure_not_an_empty_success() -> None:
+    from wascc.engine.ffi import _ffi, _lib
+
+    reply = _ffi.new("wh_reply *")
+    # a length no malloc can satisfy (the data is never read when the copy fails)
+    assert _lib.wh_reply_set(reply, b"x", 2**62) == -1
+    text = _ffi.buffer(reply.data, reply.len)[:]
+    assert text.startswith(b"host out of memory")
+    _lib.wh_free(_ffi.cast("char *", reply.data))
+    assert _lib.wh_reply_set(reply, b"fine", 4) == 0
+    assert _ffi.buffer(reply.data, reply.len)[:] == b"fine"
+    _lib.wh_free(_ffi.cast("char *", reply.data))

@@ -18,7 +18,9 @@ import pytest
 
 from wascc import GuestError, Host
 from wascc._providers import library
-from wascc.codec import (
+from wascc.errors import ProviderCallError
+from wascc.providers.native import NativeProvider, load_native_provider
+from wascc.wire.codec import (
     OP_BIND_ACTOR,
     OP_REMOVE_ACTOR,
     SYSTEM_ACTOR,
@@ -48,8 +50,6 @@ from wascc.codec import (
     pack,
     unpack,
 )
-from wascc.errors import ProviderCallError
-from wascc.providers.native import NativeProvider, load_native_provider
 
 from conftest import Signer, build_test_actor, call_payload
 

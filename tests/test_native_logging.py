@@ -14,9 +14,9 @@ import pytest
 
 from wascc import BindingError, GuestError, Host
 from wascc._providers import library
-from wascc.codec import CapabilityConfiguration, HealthResponse, WriteLogRequest, pack
 from wascc.errors import ProviderCallError
 from wascc.providers.native import NativeProvider, load_native_provider
+from wascc.wire.codec import CapabilityConfiguration, HealthResponse, WriteLogRequest, pack
 
 from conftest import call_payload
 

@@ -19,7 +19,9 @@ import pytest
 import wasmtime
 
 from wascc import GuestError, Host
-from wascc.codec import (
+from wascc.errors import ProviderCallError
+from wascc.providers.native import NativeProvider, load_native_provider
+from wascc.wire.codec import (
     CapabilityConfiguration,
     CapabilityDescriptor,
     Direction,
@@ -27,8 +29,6 @@ from wascc.codec import (
     HealthResponse,
     OperationDescriptor,
 )
-from wascc.errors import ProviderCallError
-from wascc.providers.native import NativeProvider, load_native_provider
 
 from conftest import ACTORS, Signer, call_payload
 

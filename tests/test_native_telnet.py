@@ -19,9 +19,9 @@ import wasmtime
 
 from wascc import BindingError, GuestError, Host
 from wascc._providers import library
-from wascc.codec import CapabilityConfiguration, HealthResponse, pack
 from wascc.errors import ProviderCallError
 from wascc.providers.native import NativeProvider, load_native_provider
+from wascc.wire.codec import CapabilityConfiguration, HealthResponse, pack
 
 from conftest import ACTORS, Signer, call_payload
 

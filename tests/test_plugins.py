@@ -17,7 +17,7 @@ from wascc import (
     Unauthorized,
     hookimpl,
 )
-from wascc.claims import Claims
+from wascc.wire.claims import Claims
 
 from conftest import Signer, call_payload
 from providers import TESTING, RecordingProvider

@@ -12,15 +12,10 @@ import pytest
 import wasmtime
 
 from wascc import GuestError, Host, KeyPair, ProviderCallError, ProviderError
-from wascc.codec import (
-    CapabilityDescriptor,
-    Direction,
-    OperationDescriptor,
-    PortableCall,
-)
-from wascc.providers.directory import ProviderDirectory
 from wascc.providers.native import NativeProvider
 from wascc.providers.portable import WasiGrant, load_portable_provider
+from wascc.standalone.provider_directory import ProviderDirectory
+from wascc.wire.codec import CapabilityDescriptor, Direction, OperationDescriptor, PortableCall
 
 from conftest import ACTORS, NativeBuilder, Signer, call_payload
 from providers import RecordingProvider
@@ -142,10 +137,28 @@ def provider_dir(tmp_path: Path) -> Path:
     return directory
 
 
+_started: list[ProviderDirectory] = []
+
+
+def watch(host: Host, directory: Path, *, interval: float) -> ProviderDirectory:
+    """Load every provider in ``directory`` into ``host`` and follow it (stopped after the test)."""
+    watcher = ProviderDirectory(host, directory, interval=interval)
+    _started.append(watcher)
+    watcher.start()
+    return watcher
+
+
+@pytest.fixture(autouse=True)
+def _stop_watchers() -> Iterator[None]:
+    yield
+    while _started:
+        _started.pop().stop()
+
+
 @pytest.fixture
 def watched(host: Host, provider_dir: Path) -> Iterator[ProviderDirectory]:
     # a long interval: the tests drive scans themselves, deterministically
-    yield host.watch_providers(provider_dir, interval=3600)
+    yield watch(host, provider_dir, interval=3600)
 
 
 def settle(directory: ProviderDirectory) -> None:
@@ -181,7 +194,7 @@ def test_providers_present_at_start_are_loaded(
     shutil.copy(build_native("testprovider"), provider_dir / "libtest.so")
     (provider_dir / "portable.wasm").write_bytes(portable)
     (provider_dir / "README.txt").write_text("not a provider")
-    directory = host.watch_providers(provider_dir, interval=3600)
+    directory = watch(host, provider_dir, interval=3600)
     assert capabilities(host) >= {(NATIVETEST, "default"), (PORTABLE, "default")}
     assert set(directory.loaded) == {provider_dir / "libtest.so", provider_dir / "portable.wasm"}
 
@@ -270,7 +283,7 @@ def test_bad_file_is_logged_and_the_rest_still_load(
     (provider_dir / "libbroken.so").write_text("not an ELF file")
     shutil.copy(build_native("testprovider"), provider_dir / "libtest.so")
     with caplog.at_level(logging.ERROR):
-        host.watch_providers(provider_dir, interval=3600)
+        watch(host, provider_dir, interval=3600)
     assert (NATIVETEST, "default") in capabilities(host)
     assert any(
         "libbroken.so" in r.getMessage() and "not a shared object" in r.getMessage()
@@ -287,7 +300,7 @@ def test_bad_sidecar_is_refused_with_the_reason(
     shutil.copy(build_native("testprovider"), provider_dir / "libtest.so")
     (provider_dir / "libtest.so.toml").write_text('bindng = "typo"\n')
     with caplog.at_level(logging.ERROR):
-        host.watch_providers(provider_dir, interval=3600)
+        watch(host, provider_dir, interval=3600)
     assert (NATIVETEST, "default") not in capabilities(host)
     assert any("unknown keys ['bindng']" in r.getMessage() for r in caplog.records)
 
@@ -298,7 +311,7 @@ def test_watcher_thread_picks_up_changes_on_its_own(
     with Host(
         trusted_issuers=[account.public_key], health_interval=0, load_entry_points=False
     ) as h:
-        h.watch_providers(provider_dir, interval=0.05)
+        watch(h, provider_dir, interval=0.05)
         shutil.copy(build_native("testprovider"), provider_dir / "libtest.so")
         deadline = time.monotonic() + 30
         while (NATIVETEST, "default") not in capabilities(h):

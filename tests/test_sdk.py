@@ -3,7 +3,7 @@
 Part 1: tests/native/sdk_fuzz.c includes only the freestanding headers (msgpack.h,
 contracts.h, json.h), is built with AddressSanitizer and UndefinedBehaviorSanitizer
 (gcc; a second build with clang's trapping UBSan), and runs every decoder over a
-corpus made here: valid encodings from ``wascc.codec``, every truncation of them,
+corpus made here: valid encodings from ``wascc.wire.codec``, every truncation of them,
 single-bit flips, seeded random bytes and mutations, and hand-made hostile values.
 Besides "no sanitizer report", its per-payload lines are checked against facts
 (valid encodings decode to their fields, no truncation decodes) and against small
@@ -33,7 +33,8 @@ import msgpack
 import pytest
 import wasmtime
 
-from wascc import GuestError, Host, codec
+from wascc import GuestError, Host
+from wascc.wire import codec
 
 from conftest import NATIVE_TESTS, ROOT, Signer
 from providers import TESTING, RecordingProvider

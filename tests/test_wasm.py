@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import wasmtime
 
-from wascc import wasm
 from wascc.errors import ModuleError
-from wascc.wasm import (
+from wascc.wire import wasm
+from wascc.wire.wasm import (
     Section,
     append_custom_section,
     custom_sections,
@@ -333,9 +333,65 @@ def test_read_uleb_refuses_a_truncated_value() -> None:
 
 def test_public_names_are_exported() -> None:
     assert set(wasm.__all__) == {
+        "Export",
+        "ExternType",
+        "FuncSig",
+        "Import",
+        "Interface",
+        "Limits",
+        "interface",
         "Section",
         "append_custom_section",
         "custom_sections",
         "sections",
         "strip_custom_sections",
     }
+
+
+def test_interface_reads_import_and_export_types_from_the_binary() -> None:
+    module = bytes(
+        wasmtime.wat2wasm(
+            """(module
+                 (import "wapc" "__host_call"
+                   (func (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+                 (import "env" "g" (global (mut v128)))
+                 (import "env" "t" (table 3 10 externref))
+                 (memory (export "memory") 2 5)
+                 (global (export "answer") i32 (i32.add (i32.const 40) (i32.const 2)))
+                 (func $f (export "f") (param i64 f32) (result f64 v128)
+                   f64.const 0 v128.const i32x4 0 0 0 0)
+                 (export "alias" (func $f)))"""
+        )
+    )
+    iface = wasm.interface(module)
+    assert [(i.module, i.name, i.type.kind) for i in iface.imports] == [
+        ("wapc", "__host_call", "func"),
+        ("env", "g", "global"),
+        ("env", "t", "table"),
+    ]
+    host_call = iface.imports[0].type.func
+    assert host_call is not None and host_call.params == ("i32",) * 8
+    assert iface.imports[1].type.value == "v128" and iface.imports[1].type.mutable
+    assert iface.imports[2].type.limits == wasm.Limits(3, 10)
+    assert iface.exports["memory"].type.limits == wasm.Limits(2, 5)
+    assert iface.exports["answer"].type.value == "i32"
+    f = iface.exports["alias"].type.func
+    assert f is not None and str(f) == "(i64, f32) -> (f64, v128)"
+    assert iface.exports["f"] == wasm.Export("f", iface.exports["alias"].type)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x01\x05\x01\x60\x01\x63\x00",  # a typed reference parameter
+        b"\x01\x03\x01\x5f\x00",  # a struct type
+        b"\x01\x04\x01\x60\x05\x00",  # more parameters than bytes
+        b"\x07\x05\x01\x01a\x00\x09",  # an export of a function that does not exist
+        b"\x02\x08\x01\x01a\x01b\x07\x00",  # an import of an unknown kind
+    ],
+)
+def test_interface_refuses_what_it_cannot_read(payload: bytes) -> None:
+    section_id, body = payload[0], payload[2:]
+    module = HEADER + bytes([section_id]) + _uleb(len(body)) + body
+    with pytest.raises(ModuleError):
+        wasm.interface(module)

@@ -13,27 +13,33 @@ signed claims grant it.  Start with :class:`Host`::
 from __future__ import annotations
 
 from wascc.actor import ActorSettings
-from wascc.claims import Claims, sign_module, verify_module
+from wascc.bindings import Binding
+from wascc.engine.runtime import Runtime
 from wascc.errors import (
     ActorLoadError,
+    ActorRetired,
     ActorTrap,
     BackendUnavailable,
     BindingError,
     ClaimsError,
     CodecError,
+    ControlError,
     GuestError,
     HashMismatch,
     HostStopped,
     InstancesBusy,
+    InstantiateError,
     InvalidSignature,
     InvocationError,
     InvocationTimeout,
     KeyFormatError,
     MalformedToken,
+    ManifestError,
     MemoryLimitExceeded,
     MiddlewareError,
     MissingClaims,
     ModuleError,
+    NativeLoadError,
     NotBound,
     NotFound,
     PluginError,
@@ -48,17 +54,17 @@ from wascc.errors import (
 from wascc.health import HealthReport
 from wascc.hookspecs import hookimpl, hookspec
 from wascc.host import ActorInfo, Host, ProviderInfo
-from wascc.invocation import Invocation, InvocationResponse
-from wascc.keys import KeyPair, KeyType
 from wascc.providers.base import CapabilityProvider, Dispatcher
-from wascc.routing import Binding
-from wascc.wapc import Runtime
+from wascc.wire.claims import Claims, sign_module, verify_module
+from wascc.wire.invocation import Invocation, InvocationResponse
+from wascc.wire.keys import KeyPair, KeyType
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActorInfo",
     "ActorLoadError",
+    "ActorRetired",
     "ActorSettings",
     "ActorTrap",
     "BackendUnavailable",
@@ -68,6 +74,7 @@ __all__ = [
     "Claims",
     "ClaimsError",
     "CodecError",
+    "ControlError",
     "Dispatcher",
     "GuestError",
     "HashMismatch",
@@ -75,6 +82,7 @@ __all__ = [
     "Host",
     "HostStopped",
     "InstancesBusy",
+    "InstantiateError",
     "InvalidSignature",
     "Invocation",
     "InvocationError",
@@ -84,10 +92,12 @@ __all__ = [
     "KeyPair",
     "KeyType",
     "MalformedToken",
+    "ManifestError",
     "MemoryLimitExceeded",
     "MiddlewareError",
     "MissingClaims",
     "ModuleError",
+    "NativeLoadError",
     "NotBound",
     "NotFound",
     "PluginError",

@@ -1,10 +1,8 @@
-"""An actor: a verified waPC module, its claims, and its pool of instances.
+"""An actor: a verified waPC module with its claims, running as a guest.
 
 :func:`load_actor` reads the module, verifies its claims, compiles it and
-creates its first instances (running ``_start`` and ``wapc_init``).
-:meth:`Actor.invoke` is the hot path of every call into an actor: take an
-instance, run ``__guest_call`` in C, give the instance back, or discard it
-when it trapped, timed out or reached its memory cap.
+creates its first instances (running ``_start`` and ``wapc_init``); the
+call itself is :meth:`wascc.engine.guest.Guest.invoke`.
 """
 
 from __future__ import annotations
@@ -13,69 +11,22 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import wasmtime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from wascc import claims as claims_mod
-from wascc import ffi
-from wascc.claims import Claims
-from wascc.errors import (
-    ActorLoadError,
-    ActorTrap,
-    GuestError,
-    InvocationError,
-    InvocationTimeout,
-    MemoryLimitExceeded,
-    MissingClaims,
-)
-from wascc.ffi import GuestHost, InstantiateError, WapcInstance
-from wascc.keys import KeyPair, KeyType
-from wascc.pool import InstancePool
-from wascc.routing import canonical_capability
-from wascc.wapc import Runtime
+from wascc.engine.ffi import GuestHost
+from wascc.engine.guest import ActorSettings, Guest, read_module
+from wascc.engine.runtime import Runtime
+from wascc.errors import MissingClaims
+from wascc.wire import claims as claims_mod
+from wascc.wire.capability import canonical_capability
+from wascc.wire.claims import Claims
+from wascc.wire.keys import KeyPair, KeyType
 
 __all__ = ["Actor", "ActorSettings", "load_actor", "read_module"]
 
 log = logging.getLogger(__name__)
-
-WASM_PAGE = 65536
-
-
-@dataclass(frozen=True)
-class ActorSettings:
-    """Per-actor limits.  ``deadline`` is seconds per call; ``memory_limit`` bytes
-    of linear memory per instance; the pool grows from ``min_instances`` to
-    ``max_instances`` under concurrent load."""
-
-    deadline: float = 10.0
-    memory_limit: int = 128 * 1024 * 1024
-    min_instances: int = 1
-    max_instances: int = 8
-
-    def __post_init__(self) -> None:
-        if self.deadline <= 0:
-            raise ValueError("deadline must be positive")
-        if self.memory_limit < WASM_PAGE:
-            raise ValueError("memory_limit must be at least one wasm page (65536 bytes)")
-        if not 0 <= self.min_instances <= self.max_instances or self.max_instances < 1:
-            raise ValueError("need 0 <= min_instances <= max_instances and max_instances >= 1")
-
-
-def read_module(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
-    """The module bytes and a label for messages (the file name, or a hash)."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        return data, f"module {hashlib.sha256(data).hexdigest()[:12]}"
-    path = Path(source)
-    try:
-        return path.read_bytes(), path.name
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        raise ActorLoadError(
-            f"cannot read actor {path}: {getattr(exc, 'strerror', None) or exc}"
-        ) from exc
 
 
 def unsigned_claims(wasm: bytes, label: str) -> Claims:
@@ -94,7 +45,7 @@ def unsigned_claims(wasm: bytes, label: str) -> Claims:
     )
 
 
-class Actor:
+class Actor(Guest):
     """A running actor module.  Replacing an actor makes a new :class:`Actor`."""
 
     def __init__(
@@ -106,113 +57,21 @@ class Actor:
         settings: ActorSettings,
         guest_host: GuestHost,
         signed: bool,
-        *,
-        wasi: Callable[[], wasmtime.WasiConfig] | None = None,
     ) -> None:
-        """``wasi`` makes the WASI context of each instance; given only for
-        portable providers (actors get no WASI).  A module that imports WASI
-        without it gets an empty context: no files, no environment."""
         self.claims = claims
         self.public_key = claims.subject
         self.name = claims.name or Path(label).stem
         self.label = label
         self.signed = signed
-        self.settings = settings
         self.module_hash = claims.module_hash
         self.caps = frozenset(canonical_capability(c) for c in claims.caps)
-        #: The codec form (wascc.codec.FORMS) this module reads each request
+        #: The codec form (wascc.wire.codec.FORMS) this module reads each request
         #: struct in, by operation, as the host learned it; a replacement
         #: module starts over.
         self.request_forms: dict[str, str] = {}
-        self._ticks = runtime.ticks(settings.deadline)
-        # An instance above this cannot grow at all: discard it after the call.
-        self._cap_floor = settings.memory_limit - WASM_PAGE
-        # A failed call that grew memory past half the cap most likely had a
-        # growth refused (an allocator doubles its heap when it runs out).
-        self._cap_half = settings.memory_limit // 2
-        who = f"actor {self.name} ({self.public_key})"
-        self.who = who
-        compiled = runtime.load(wasm, who, allow_wasi=wasi is not None)
-        self.size = len(wasm)
-        make_wasi = wasi or wasmtime.WasiConfig
-
-        def create() -> WapcInstance:
-            try:
-                return compiled.pre.instantiate(
-                    guest_host,
-                    memory_limit=settings.memory_limit,
-                    deadline_ticks=self._ticks,
-                    wasi=make_wasi() if compiled.uses_wasi else None,
-                )
-            except InstantiateError as exc:
-                raise ActorLoadError(f"{who} failed to start: {exc}") from exc
-
-        self._pool = InstancePool(
-            create,
-            min_size=settings.min_instances,
-            max_size=settings.max_instances,
-            label=who,
+        super().__init__(
+            wasm, f"actor {self.name} ({self.public_key})", runtime, settings, guest_host
         )
-
-    def invoke(self, operation: str, payload: bytes) -> bytes:
-        """Run one waPC call; the reply, or an :class:`InvocationError`."""
-        pool = self._pool
-        inst = pool.acquire(self.settings.deadline)
-        try:
-            status, data = inst.call(operation.encode(), payload, self._ticks)
-        except BaseException:
-            pool.discard(inst)
-            raise
-        if status == ffi.OK:
-            if inst.memory_size > self._cap_floor:
-                pool.discard(inst)
-            else:
-                pool.release(inst)
-            return data
-        raise self._failure(inst, status, operation, data)
-
-    def _failure(
-        self, inst: WapcInstance, status: int, operation: str, data: bytes
-    ) -> InvocationError:
-        text = data.decode("utf-8", "replace")
-        size = inst.memory_size
-        at_cap = size > self._cap_floor or (inst.memory_grew and size > self._cap_half)
-        if status == ffi.GUEST_ERROR and not at_cap:
-            self._pool.release(inst)
-            return GuestError(f"{self.who} answered {operation} with an error: {text}")
-        self._pool.discard(inst)
-        if status == ffi.TIMEOUT:
-            return InvocationTimeout(
-                f"{self.who} did not finish {operation} within its deadline of "
-                f"{self.settings.deadline:g}s; the instance was discarded"
-            )
-        if at_cap:
-            return MemoryLimitExceeded(
-                f"{self.who} ran into its memory cap of {self.settings.memory_limit} bytes "
-                f"during {operation} (it had grown to {size} bytes); the instance was "
-                f"discarded ({text})"
-            )
-        if status == ffi.GUEST_ERROR:
-            return GuestError(f"{self.who} answered {operation} with an error: {text}")
-        return ActorTrap(
-            f"{self.who} trapped during {operation}: {text}; the instance was discarded"
-        )
-
-    @property
-    def instances(self) -> int:
-        return self._pool.size
-
-    @property
-    def busy(self) -> int:
-        """Calls running on this module now."""
-        return self._pool.busy
-
-    def calls(self) -> int:
-        return self._pool.calls()
-
-    def retire(self) -> None:
-        """Close idle instances now and busy ones when their call ends."""
-        self._pool.retire()
 
 
 def load_actor(

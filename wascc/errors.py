@@ -17,10 +17,15 @@ exception means the same thing, the wascc error also inherits from it (so
     │   ├── TokenNotYetValid                 before `nbf`
     │   └── UntrustedIssuer                  `iss` not on the trusted list
     ├── CodecError (ValueError)              msgpack garbage or wrong shape
+    ├── ManifestError (ValueError)           a manifest cannot be read or run
+    ├── ControlError                         the control socket is unreachable or refused
     ├── ActorLoadError                       module cannot run as a waPC actor
+    │   └── InstantiateError                 an instance could not be made (status)
     ├── NotFound (LookupError)               no such actor / provider / binding
+    │   └── ActorRetired (InvocationError)   the module was replaced or removed
     ├── BindingError                         a binding cannot be set
     ├── ProviderError                        a provider failed (load, call, health)
+    │   └── NativeLoadError                  a native library was refused (reason)
     ├── PluginError                          a pluggy plugin is malformed
     ├── HostStopped                          the host is shutting down
     └── InvocationError                      one call failed
@@ -40,24 +45,29 @@ from __future__ import annotations
 
 __all__ = [
     "ActorLoadError",
+    "ActorRetired",
     "ActorTrap",
     "BackendUnavailable",
     "BindingError",
     "ClaimsError",
     "CodecError",
+    "ControlError",
     "GuestError",
     "HashMismatch",
     "HostStopped",
     "InstancesBusy",
+    "InstantiateError",
     "InvalidSignature",
     "InvocationError",
     "InvocationTimeout",
     "KeyFormatError",
     "MalformedToken",
+    "ManifestError",
     "MemoryLimitExceeded",
     "MiddlewareError",
     "MissingClaims",
     "ModuleError",
+    "NativeLoadError",
     "NotBound",
     "NotFound",
     "PluginError",
@@ -117,6 +127,10 @@ class UntrustedIssuer(ClaimsError):
 
 class CodecError(WasccError, ValueError):
     """A payload is not the msgpack structure the contract requires."""
+
+
+class ManifestError(WasccError, ValueError):
+    """A manifest that cannot be read or run: ``file: [line L, column C:] field: reason``."""
 
 
 class ActorLoadError(WasccError):
@@ -185,3 +199,35 @@ class BackendUnavailable(ProviderCallError, ConnectionError):
 
 class MiddlewareError(InvocationError):
     """A middleware hook raised; the invocation fails closed."""
+
+
+class ActorRetired(NotFound, InvocationError):
+    """A call reached a module after it was replaced or removed (no new call starts there)."""
+
+
+class ControlError(WasccError):
+    """The control socket could not be reached, or it refused a request."""
+
+
+class InstantiateError(ActorLoadError):
+    """An instance could not be made; ``status`` is the engine's TRAP, TIMEOUT or HOST_FAILURE."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NativeLoadError(ProviderError):
+    """A native provider library was refused; ``reason`` says which check failed."""
+
+    REASONS = {
+        1: "not loadable",
+        2: "no entry point",
+        3: "returned NULL",
+        4: "unknown ABI version",
+        5: "incomplete",
+    }
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.reason = self.REASONS.get(code, "unknown")

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from wascc.codec import OP_HEALTH_REQUEST, SYSTEM_ACTOR, HealthRequest, HealthResponse
+from wascc.wire.codec import OP_HEALTH_REQUEST, SYSTEM_ACTOR, HealthRequest, HealthResponse
 
 __all__ = ["HealthMonitor", "HealthReport", "check"]
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from wascc.claims import Claims
-    from wascc.invocation import Invocation, InvocationResponse
+    from wascc.wire.claims import Claims
+    from wascc.wire.invocation import Invocation, InvocationResponse
 
 __all__ = ["hookimpl", "hookspec"]
 

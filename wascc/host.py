@@ -15,11 +15,11 @@ actor only if its claims list that actor's key.  Plugins may deny more
 (``wascc_authorize``) and wrap every invocation in middleware.
 
 Tables are written under one lock and read without one (see
-:mod:`wascc.routing`), so the hot path takes no host-wide lock.
+:mod:`wascc.bindings`), so the hot path takes no host-wide lock.
 
 Requests from providers (and the host's health checks) reach an actor
 through :meth:`Host._deliver`, which writes them in the codec form of the
-actor's era (see :mod:`wascc.codec`): the binding value ``WASCC_CODEC``
+actor's era (see :mod:`wascc.wire.codec`): the binding value ``WASCC_CODEC``
 when the operator set one, else camelCase maps.  If an actor's first
 request of a known struct fails with a de-serialization error naming a field
 or a type, the same request is re-encoded in the older forms (positional
@@ -37,12 +37,32 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from wascc.actor import Actor, ActorSettings, load_actor
-from wascc.claims import Claims
-from wascc.codec import (
+from wascc.bindings import Binding, RouteTable
+from wascc.engine.runtime import Runtime
+from wascc.errors import (
+    ActorRetired,
+    BindingError,
+    GuestError,
+    HostStopped,
+    InvocationError,
+    NotBound,
+    NotFound,
+    ProviderCallError,
+    ProviderError,
+    Unauthorized,
+    WasccError,
+)
+from wascc.health import HealthMonitor, HealthReport, check
+from wascc.plugins import Plugins
+from wascc.providers.base import CapabilityProvider
+from wascc.providers.extras import CAPABILITY_ID as EXTRAS
+from wascc.providers.extras import ExtrasProvider
+from wascc.wire.capability import DEFAULT_BINDING, canonical_capability, normalize_binding
+from wascc.wire.claims import Claims
+from wascc.wire.codec import (
     CODEC_VALUE,
     FORM_ARRAY,
     FORM_MAP,
@@ -61,35 +81,8 @@ from wascc.codec import (
     transcode,
     unpack,
 )
-from wascc.errors import (
-    BindingError,
-    GuestError,
-    HostStopped,
-    InvocationError,
-    NotBound,
-    NotFound,
-    ProviderCallError,
-    ProviderError,
-    Unauthorized,
-    WasccError,
-)
-from wascc.health import HealthMonitor, HealthReport, check
-from wascc.invocation import SYSTEM, Invocation
-from wascc.plugins import Plugins
-from wascc.providers.base import CapabilityProvider
-from wascc.providers.directory import ProviderDirectory
-from wascc.providers.extras import CAPABILITY_ID as EXTRAS
-from wascc.providers.extras import ExtrasProvider
-from wascc.providers.portable import WasiGrant
-from wascc.routing import (
-    DEFAULT_BINDING,
-    Binding,
-    RouteTable,
-    canonical_capability,
-    is_actor_key,
-    normalize_binding,
-)
-from wascc.wapc import Runtime
+from wascc.wire.invocation import SYSTEM, Invocation
+from wascc.wire.keys import is_actor_key
 
 __all__ = ["ActorInfo", "Host", "ProviderInfo"]
 
@@ -121,7 +114,9 @@ class ActorInfo:
     module_hash: str
     instances: int
     calls: int
+    errors: int
     health: HealthReport | None
+    settings: ActorSettings
 
 
 @dataclass(frozen=True)
@@ -239,7 +234,6 @@ class Host:
         self._routes: RouteTable[CapabilityProvider] = RouteTable()
         self._providers: dict[tuple[str, str], _ProviderEntry] = {}
         self._actor_health: dict[str, HealthReport] = {}
-        self._directories: list[ProviderDirectory] = []
         self._retired: list[Actor] = []  # replaced or removed, maybe still running calls
         self._closed = False
         self._draining = False
@@ -275,7 +269,7 @@ class Host:
     def busy(self) -> int:
         """Calls running in actors right now (including replaced modules)."""
         with self._lock:
-            self._retired = [a for a in self._retired if a.busy]
+            self._retired = [a for a in self._retired if not a.freed]
             actors = [*self._actors.values(), *self._retired]
         return sum(a.busy for a in actors)
 
@@ -292,8 +286,6 @@ class Host:
                 return
             self._closed = True
         self._health.stop()
-        for directory in self._directories:
-            directory.stop()
         for key in list(self._actors):
             self.remove_actor(key)
         for capability_id, binding in list(self._providers):
@@ -362,7 +354,10 @@ class Host:
             if self._closed or actor.public_key in self._actors:
                 actor.retire()
                 self._check_open()
-                raise WasccError(f"{actor.who} is already running; use replace_actor to update it")
+                raise WasccError(
+                    f"{actor.who} is already running; replace it instead "
+                    "(wascc ctl replace-actor, Host.replace_actor)"
+                )
             self._actors[actor.public_key] = actor
         log.info("started %s (%s, %d bytes)", actor.who, actor.label, actor.size)
         self._auto_bind(actor)
@@ -394,7 +389,7 @@ class Host:
                 raise WasccError(f"{old.who} changed while it was being replaced; try again")
             self._actors[actor] = new
             self._retired.append(old)
-        old.retire()
+        self._retire(old)
         log.info("replaced %s: %s -> %s", new.who, old.module_hash[:12], new.module_hash[:12])
         for b in self._routes.bindings_of(actor):
             if b.capability_id not in new.caps:
@@ -419,8 +414,17 @@ class Host:
             raise NotFound(f"no actor {actor} is running")
         for b in self._routes.bindings_of(actor):
             self.remove_binding(actor, b.capability_id, b.binding)
-        found.retire()
+        self._retire(found)
         log.info("stopped %s", found.who)
+
+    def _retire(self, actor: Actor) -> None:
+        """Retire a replaced or removed module; forget it once its last call ends."""
+
+        def forget() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._retired.remove(actor)
+
+        actor.retire(forget)
 
     def _auto_bind(self, actor: Actor) -> None:
         if (
@@ -438,6 +442,20 @@ class Host:
         if actor is None:
             raise NotFound(f"no actor {key} is running")
         return actor
+
+    def resolve_actor(self, ref: str) -> str:
+        """The public key of the running actor ``ref`` names: its key, or its unique name."""
+        if ref in self._actors:
+            return ref
+        named = sorted(a.public_key for a in list(self._actors.values()) if a.name == ref)
+        if len(named) == 1:
+            return named[0]
+        if named:
+            raise NotFound(
+                f"{len(named)} running actors are named {ref!r} ({', '.join(named)}): "
+                "use a public key"
+            )
+        raise NotFound(f"no actor named {ref!r} or with that public key is running")
 
     # ---- providers ---------------------------------------------------------
 
@@ -598,8 +616,9 @@ class Host:
         """
         capability_id = canonical_capability(capability_id)
         binding = normalize_binding(binding)
+        key = (capability_id, binding)
         with self._lock:
-            entry = self._providers.get((capability_id, binding))
+            entry = self._providers.get(key)
             if entry is None:
                 raise NotFound(f"no provider of {capability_id} on binding {binding!r}")
             if expected is not None and entry.provider is not expected:
@@ -610,7 +629,7 @@ class Host:
                     f" ({reason})" if reason else "",
                 )
                 return False
-            del self._providers[(capability_id, binding)]
+            del self._providers[key]
             dropped = self._routes.remove_provider(capability_id, binding)
         entry.dispatcher.active = False
         for b in dropped:
@@ -621,31 +640,6 @@ class Host:
         else:
             log.info("removed provider %s (%s)", capability_id, binding)
         return True
-
-    def watch_providers(
-        self,
-        directory: str | os.PathLike[str],
-        *,
-        interval: float = 1.0,
-        grant: WasiGrant | None = None,
-    ) -> ProviderDirectory:
-        """Load every provider in ``directory`` now and follow its changes.
-
-        See :mod:`wascc.providers.directory`: files dropped in are loaded,
-        removed ones unloaded, replaced ones reloaded with bindings re-sent.
-        ``grant`` is the WASI access of portable (``.wasm``) providers.
-        """
-        self._check_open()
-        watcher = ProviderDirectory(self, Path(directory), interval=interval, grant=grant)
-        watcher.start()
-        with self._lock:
-            self._directories.append(watcher)
-        return watcher
-
-    def rescan_providers(self) -> None:
-        """Check every watched provider directory now."""
-        for directory in list(self._directories):
-            directory.scan()
 
     # ---- bindings ----------------------------------------------------------
 
@@ -776,8 +770,24 @@ class Host:
             if plugins.authorizing:
                 plugins.authorize(invocation, origin_claims, actor.claims)
             if plugins.intercepting:
-                return plugins.run(invocation, lambda inv: actor.invoke(inv.operation, inv.msg))
-        return actor.invoke(operation, payload)
+                return plugins.run(
+                    invocation, lambda inv: self._invoke(actor, inv.operation, inv.msg)
+                )
+        try:
+            return actor.invoke(operation, payload)
+        except ActorRetired:
+            return self._invoke(actor, operation, payload)
+
+    def _invoke(self, actor: Actor, operation: str, payload: bytes) -> bytes:
+        """Run the call on ``actor``, or on the module that replaced it meanwhile."""
+        while True:
+            try:
+                return actor.invoke(operation, payload)
+            except ActorRetired:
+                current = self._actors.get(actor.public_key)
+                if current is None or current is actor:
+                    raise
+                actor = current
 
     def _from_actor(
         self, port: _ActorPort, binding: str, namespace: str, operation: str, payload: bytes
@@ -1003,7 +1013,9 @@ class Host:
             module_hash=a.module_hash,
             instances=a.instances,
             calls=a.calls(),
+            errors=a.errors,
             health=self._actor_health.get(a.public_key),
+            settings=a.settings,
         )
 
     def providers(self) -> list[ProviderInfo]:

@@ -24,10 +24,10 @@ from typing import Any
 import pluggy
 
 from wascc import hookspecs
-from wascc.claims import Claims
 from wascc.errors import MiddlewareError, PluginError, Unauthorized
-from wascc.invocation import Invocation, InvocationResponse
-from wascc.routing import canonical_capability
+from wascc.wire.capability import canonical_capability
+from wascc.wire.claims import Claims
+from wascc.wire.invocation import Invocation, InvocationResponse
 
 __all__ = ["ENTRY_POINT_GROUP", "Plugins"]
 

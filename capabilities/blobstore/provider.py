@@ -9,7 +9,10 @@ from typing import BinaryIO
 
 from capabilities._values import binding_values, read_int
 from capabilities.blobstore.store import FsStore
-from wascc.codec import (
+from wascc.errors import ProviderCallError, ProviderError, WasccError
+from wascc.logs import provider_logger
+from wascc.providers.base import CapabilityProvider
+from wascc.wire.codec import (
     Blob,
     BlobList,
     CapabilityConfiguration,
@@ -20,9 +23,6 @@ from wascc.codec import (
     OperationDescriptor,
     StreamRequest,
 )
-from wascc.errors import ProviderCallError, ProviderError, WasccError
-from wascc.logs import provider_logger
-from wascc.providers.base import CapabilityProvider
 
 __all__ = [
     "CAPABILITY_ID",

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from wascc.codec import Blob, FileChunk
 from wascc.errors import ProviderCallError, ProviderError
+from wascc.wire.codec import Blob, FileChunk
 
 __all__ = ["TEMP_PREFIX", "FsStore", "safe_name"]
 

@@ -1,9 +1,9 @@
 """``wascc:eventstreams``: append-only event streams (CONTRACTS section 3).
 
-An actor appends with ``WriteEvent`` (an :class:`~wascc.codec.Event`; the
+An actor appends with ``WriteEvent`` (an :class:`~wascc.wire.codec.Event`; the
 incoming ``eventId`` is ignored and the reply, an
-:class:`~wascc.codec.EventAck`, carries the store's id, ``<ms>-<seq>``) and
-reads with ``QueryStream`` (a :class:`~wascc.codec.StreamQuery`: a time
+:class:`~wascc.wire.codec.EventAck`, carries the store's id, ``<ms>-<seq>``) and
+reads with ``QueryStream`` (a :class:`~wascc.wire.codec.StreamQuery`: a time
 range in milliseconds since the epoch, both ends inclusive, no range = the
 whole stream; ``count`` 0 = all, else the oldest ``count``).
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import redis
 
-from wascc.codec import Event
 from wascc.errors import BackendUnavailable, ProviderCallError, ProviderError
+from wascc.wire.codec import Event
 
 __all__ = [
     "CURSOR_KEY",

@@ -12,16 +12,6 @@ from capabilities.eventstreams.backends import (
     RedisBackend,
     StreamBackend,
 )
-from wascc.codec import (
-    CapabilityConfiguration,
-    CapabilityDescriptor,
-    Direction,
-    Event,
-    EventAck,
-    EventList,
-    OperationDescriptor,
-    StreamQuery,
-)
 from wascc.errors import (
     ActorTrap,
     BackendUnavailable,
@@ -32,6 +22,16 @@ from wascc.errors import (
 )
 from wascc.logs import provider_logger
 from wascc.providers.base import CapabilityProvider
+from wascc.wire.codec import (
+    CapabilityConfiguration,
+    CapabilityDescriptor,
+    Direction,
+    Event,
+    EventAck,
+    EventList,
+    OperationDescriptor,
+    StreamQuery,
+)
 
 __all__ = [
     "CAPABILITY_ID",

@@ -26,7 +26,7 @@ is started again.
 The ResultSet (CONTRACTS, exactly): column-major; a column whose values are
 all nodes is a node column, all relations a relation column, anything else
 a scalar column.  Scalars are nil, booleans, integers, doubles and strings
-(written as arrays of UTF-8 bytes by :mod:`wascc.codec`); values the
+(written as arrays of UTF-8 bytes by :mod:`wascc.wire.codec`); values the
 contract has no scalar for (arrays, maps, points, paths, a node inside an
 array) are sent as a string holding their JSON.  A column mixing nodes or
 relations with other values (an ``OPTIONAL MATCH`` that found nothing gives

@@ -11,7 +11,10 @@ import redis
 from capabilities._values import binding_values
 from capabilities.graphdb.results import Names, to_result_set
 from capabilities.graphdb.server import EmbeddedFalkorDB
-from wascc.codec import (
+from wascc.errors import BackendUnavailable, ProviderCallError, ProviderError
+from wascc.logs import provider_logger
+from wascc.providers.base import CapabilityProvider
+from wascc.wire.codec import (
     CapabilityConfiguration,
     CapabilityDescriptor,
     DeleteGraphRequest,
@@ -20,9 +23,6 @@ from wascc.codec import (
     QueryGraphRequest,
     ResultSet,
 )
-from wascc.errors import BackendUnavailable, ProviderCallError, ProviderError
-from wascc.logs import provider_logger
-from wascc.providers.base import CapabilityProvider
 
 __all__ = ["CAPABILITY_ID", "OP_DELETE_GRAPH", "OP_QUERY_GRAPH", "GraphProvider"]
 

@@ -15,8 +15,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from wascc.codec import Column, GraphNode, GraphRelation, ResultSet
 from wascc.errors import ProviderCallError
+from wascc.wire.codec import Column, GraphNode, GraphRelation, ResultSet
 
 __all__ = ["Names", "to_result_set"]
 

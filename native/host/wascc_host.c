@@ -126,6 +126,10 @@ enum { TRAP_CODE_INTERRUPT = 10 };
     X(wasm_valtype_t *, wasm_valtype_new, (uint8_t))                                  \
     X(void, wasm_valtype_vec_new, (wasm_valtype_vec_t *, size_t, wasm_valtype_t *const *)) \
     X(void, wasm_valtype_vec_new_empty, (wasm_valtype_vec_t *))                       \
+    X(wasm_functype_t *, wasmtime_func_type,                                          \
+      (const wasmtime_context_t *, const wasmtime_func_t *))                          \
+    X(const wasm_valtype_vec_t *, wasm_functype_params, (const wasm_functype_t *))    \
+    X(const wasm_valtype_vec_t *, wasm_functype_results, (const wasm_functype_t *))   \
     X(void, wasmtime_engine_increment_epoch, (wasm_engine_t *))                       \
     X(wasm_engine_t *, wasmtime_engine_clone, (wasm_engine_t *))                      \
     X(void, wasm_engine_delete, (wasm_engine_t *))
@@ -267,9 +271,10 @@ static wasm_trap_t *trap_msg(const char *msg) {
     return p_wasmtime_trap_new(msg, strlen(msg));
 }
 
-/* Checks that [ptr, ptr+len) lies inside linear memory. */
-static int in_bounds(uint32_t ptr, uint32_t len, size_t size) {
-    return (uint64_t)ptr + (uint64_t)len <= (uint64_t)size;
+/* Checks that [ptr, ptr+len) lies inside linear memory.  Lengths are host
+ * sizes (a payload, a provider's reply): never truncated to 32 bits. */
+static int in_bounds(uint32_t ptr, size_t len, size_t size) {
+    return len <= (size_t)size && (uint64_t)ptr <= (uint64_t)(size - len);
 }
 
 #define ARG(i) ((uint32_t)args[i].i32)
@@ -288,8 +293,7 @@ static wasm_trap_t *cb_guest_request(void *env, wasmtime_caller_t *caller,
     uint8_t *mem = guest_memory(st, caller, &size);
     if (!mem) return trap_msg("__guest_request: the actor exports no memory");
     uint32_t op_ptr = ARG(0), ptr = ARG(1);
-    if (!in_bounds(op_ptr, (uint32_t)st->op_len, size) ||
-        !in_bounds(ptr, (uint32_t)st->msg_len, size))
+    if (!in_bounds(op_ptr, st->op_len, size) || !in_bounds(ptr, st->msg_len, size))
         return trap_msg("__guest_request: pointer out of bounds of linear memory");
     if (st->op_len) memcpy(mem + op_ptr, st->op, st->op_len);
     if (st->msg_len) memcpy(mem + ptr, st->msg, st->msg_len);
@@ -372,7 +376,7 @@ static wasm_trap_t *copy_to_guest(wasmtime_caller_t *caller, wasmtime_val_raw_t 
     uint8_t *mem = guest_memory(st, caller, &size);
     if (!mem) return trap_msg("the actor exports no memory");
     uint32_t ptr = ARG(0);
-    if (!in_bounds(ptr, (uint32_t)b->len, size)) return trap_msg(what);
+    if (!in_bounds(ptr, b->len, size)) return trap_msg(what);
     if (b->len) memcpy(mem + ptr, b->data, b->len);
     return NULL;
 }
@@ -482,6 +486,11 @@ void wh_pre_delete(void *pre) { p_wasmtime_instance_pre_delete((wasmtime_instanc
 
 /* ---- instances and calls --------------------------------------------- */
 
+int64_t wh_table_elements(int64_t memory_limit) {
+    if (memory_limit < 0) return -1;
+    return memory_limit / WH_TABLE_ELEMENT_BYTES / 2 / WH_MAX_TABLES;
+}
+
 static void note_memory(wh_instance *inst) {
     state_t *st = STATE(inst);
     uint64_t size = p_wasmtime_memory_data_size(st->ctx, &st->memory);
@@ -525,12 +534,41 @@ static int finish(wh_instance *inst, wasmtime_error_t *e, wasm_trap_t *trap) {
     return status;
 }
 
+/* Does `func` take exactly `nparams` values and return exactly `nresults`?
+ * An unchecked call with the wrong arity writes past its argument array
+ * (wasmtime aborts the process), so every export the host calls is checked
+ * here first, whatever Python checked at load.  Only the counts are read:
+ * wasm_valtype_kind() itself aborts on v128 and GC types, and a same-arity
+ * call with other value types stays inside the raw value array.  The exact
+ * types are checked at load from the binary (wascc/wasm.py). */
+static int func_arity_is(state_t *st, const wasmtime_func_t *func, size_t nparams,
+                         size_t nresults) {
+    wasm_functype_t *ty = p_wasmtime_func_type(st->ctx, func);
+    if (!ty) return 0;
+    int ok = p_wasm_functype_params(ty)->size == nparams &&
+             p_wasm_functype_results(ty)->size == nresults;
+    p_wasm_functype_delete(ty);
+    return ok;
+}
+
+static int fail_text(wh_instance *inst, int status, const char *text) {
+    state_t *st = STATE(inst);
+    buf_assign(&st->result, text, strlen(text));
+    inst->result = st->result.data;
+    inst->result_len = st->result.len;
+    return status;
+}
+
+/* Run an optional () -> () export (_start, wapc_init). */
 static int call_export0(wh_instance *inst, const char *name, uint64_t ticks) {
     state_t *st = STATE(inst);
     wasmtime_extern_t item;
-    if (!p_wasmtime_instance_export_get(st->ctx, &st->instance, name, strlen(name), &item) ||
-        item.kind != EXTERN_FUNC)
+    if (!p_wasmtime_instance_export_get(st->ctx, &st->instance, name, strlen(name), &item))
         return WH_OK;
+    if (item.kind != EXTERN_FUNC || !func_arity_is(st, &item.of.func, 0, 0))
+        return fail_text(inst, WH_HOST_FAILURE,
+                         "the export is not a function of type () -> () (its arity "
+                         "differs), so the host cannot call it");
     wasmtime_val_raw_t args[1];
     wasm_trap_t *trap = NULL;
     p_wasmtime_context_set_epoch_deadline(st->ctx, ticks);
@@ -559,7 +597,8 @@ wh_instance *wh_instance_new(void *engine, void *pre, void *py_handle, int64_t m
     st->self = inst;
     st->ctx = p_wasmtime_store_context(st->store);
     if (memory_limit >= 0)
-        p_wasmtime_store_limiter(st->store, memory_limit, -1, -1, -1, -1);
+        p_wasmtime_store_limiter(st->store, memory_limit, wh_table_elements(memory_limit),
+                                 WH_MAX_INSTANCES, WH_MAX_TABLES, WH_MAX_MEMORIES);
     if (wasi_config) {
         wasmtime_error_t *e = p_wasmtime_context_set_wasi(st->ctx, (wasi_config_t *)wasi_config);
         if (e) {
@@ -587,6 +626,13 @@ wh_instance *wh_instance_new(void *engine, void *pre, void *py_handle, int64_t m
     if (!p_wasmtime_instance_export_get(st->ctx, &st->instance, "__guest_call", 12, &item) ||
         item.kind != EXTERN_FUNC) {
         *err = dup_bytes("the module does not export the function __guest_call", 52);
+        wh_instance_delete(inst);
+        return NULL;
+    }
+    if (!func_arity_is(st, &item.of.func, 2, 1)) {
+        static const char m[] = "the module exports __guest_call with a type other than "
+                                "(i32, i32) -> i32 (its arity differs)";
+        *err = dup_bytes(m, sizeof m - 1);
         wh_instance_delete(inst);
         return NULL;
     }
@@ -817,14 +863,21 @@ wascc_dispatcher *wh_dispatcher_new(void *py_handle) {
 
 void wh_dispatcher_free(wascc_dispatcher *d) { free(d); }
 
-void wh_reply_set(wh_reply *reply, const char *data, size_t len) {
+int wh_reply_set(wh_reply *reply, const char *data, size_t len) {
     reply->data = len ? malloc(len) : NULL;
     if (len && !reply->data) {
-        reply->len = 0;
-        return;
+        /* Never an empty success: the caller turns -1 into a failed call,
+         * and the provider reads why (if even this small copy fails, it
+         * gets a failure with no text). */
+        static const char oom[] = "host out of memory: cannot copy the reply for the provider";
+        reply->data = malloc(sizeof oom - 1);
+        reply->len = reply->data ? sizeof oom - 1 : 0;
+        if (reply->data) memcpy(reply->data, oom, sizeof oom - 1);
+        return -1;
     }
     if (len) memcpy(reply->data, data, len);
     reply->len = len;
+    return 0;
 }
 
 int32_t wh_provider_configure(wascc_provider *p, wascc_dispatcher *d) {

@@ -74,7 +74,24 @@ void wh_linker_delete(void *linker);
 void *wh_pre_new(void *linker, void *module, char **err);
 void wh_pre_delete(void *pre);
 
-/* A fresh store and instance: runs _start and wapc_init when exported.
+/* What one instance (one store) may hold when it has a memory_limit:
+ * one module instance, one linear memory of at most memory_limit bytes, and
+ * at most WH_MAX_TABLES tables of wh_table_elements(memory_limit) elements
+ * each, so that its tables together take at most memory_limit / 2 bytes
+ * (an element is counted as WH_TABLE_ELEMENT_BYTES).  Growth past a limit
+ * fails (memory.grow / table.grow return -1); a module that needs more
+ * from the start fails to instantiate. */
+#define WH_MAX_INSTANCES 1
+#define WH_MAX_MEMORIES 1
+#define WH_MAX_TABLES 4
+#define WH_TABLE_ELEMENT_BYTES 8
+int64_t wh_table_elements(int64_t memory_limit);
+
+/* A fresh store and instance: runs _start and wapc_init when exported, each
+ * only after checking it is a function taking and returning nothing (and
+ * __guest_call one of two parameters and one result): a wrong arity fails
+ * with WH_HOST_FAILURE.  Exact value types are the loader's to check (from
+ * the binary: wasm_valtype_kind aborts on v128 and GC types).
  * memory_limit < 0 means no cap; wasi_config (wasi_config_t*, ownership
  * taken) may be NULL.  py_handle is passed back to the Python callbacks.
  * Returns NULL on failure with the message in *err and the status (WH_TRAP,
@@ -130,8 +147,10 @@ void wh_provider_stop(wascc_provider *p);
 void wh_provider_destroy(wascc_provider *p);
 
 /* wh_py_dispatch's answer: a host-allocated copy of data (freed by the
- * provider through the dispatcher's free_buffer). */
-void wh_reply_set(wh_reply *reply, const char *data, size_t len);
+ * provider through the dispatcher's free_buffer).  0 on success; -1 when
+ * the copy cannot be allocated, and then *reply holds an error text
+ * instead (or nothing): the dispatch must fail, never succeed empty. */
+int wh_reply_set(wh_reply *reply, const char *data, size_t len);
 
 /* Sizes of the wasmtime structs this module mirrors, in this order:
  * wasmtime_func_t, wasmtime_instance_t, wasmtime_memory_t,

@@ -1,1 +1,1 @@
-"""Unsigned demo actors bundled at install time (see wascc.demo)."""
+"""Unsigned demo actors bundled at install time (see wascc.standalone.demo)."""

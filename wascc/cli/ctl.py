@@ -1,115 +1,206 @@
-"""``wascc ctl``: manage a running host through its control socket."""
+"""``wascc ctl``: manage a running host through its control socket.
+
+Every command prints one line saying what it did (``--json`` where there is
+data to print for machines).  Actors are named by public key or by their
+unique name; the answer says which key a name resolved to.  ``--control``
+may be given before or after the subcommand (or as ``$WASCC_CONTROL``).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.table import Table
 
-from wascc.cli.main import fail, main
+from wascc.cli.main import ask, control_option, fail, main, pairs
 from wascc.cli.tools import call_cmd
-from wascc.control import ControlError, request
-from wascc.daemon import default_control_path
 
 __all__ = ["ctl"]
 
 
-def _send(ctx: click.Context, command: str, **args: Any) -> dict[str, Any]:
-    path = ctx.obj["control"]
-    try:
-        answer = request(path, command, **args)
-    except ControlError as exc:
-        fail(str(exc))
-    if not answer.get("ok"):
-        fail(str(answer.get("error", "the host refused the request")))
-    answer.pop("ok", None)
-    return answer
+def _send(ctx: click.Context, control: Path | None, command: str, **args: Any) -> dict[str, Any]:
+    """Send ``command`` to the socket given after the subcommand, else the group's."""
+    return ask(control or ctx.obj["control"], command, **args)
 
 
-def _print(answer: dict[str, Any]) -> None:
-    if answer:
-        click.echo(json.dumps(answer, indent=2))
+def _who(answer: dict[str, Any], ref: str) -> str:
+    """``name (KEY)`` for the actor an answer names, saying when a name was resolved."""
+    key = answer.get("actor", ref)
+    name = answer.get("name") or ""
+    if ref != key:
+        return f"{ref} ({key})"
+    return f"{name} ({key})" if name else key
 
 
 @main.group()
-@click.option(
-    "--control",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=lambda: os.environ.get("WASCC_CONTROL") or str(default_control_path()),
-    show_default="$WASCC_CONTROL or $XDG_RUNTIME_DIR/wascc.sock",
-    help="The host's control socket (wascc up --control PATH).",
-)
+@control_option()
 @click.pass_context
 def ctl(ctx: click.Context, control: Path) -> None:
     """Manage a running host through its control socket.
 
     \b
     Example:
-      wascc ctl --control /run/wascc.sock inventory
+      wascc ctl inventory
+      wascc ctl --control /run/wascc.sock stop-actor echo
     """
     ctx.obj = {"control": control}
 
 
+def _settings(
+    deadline: float | None,
+    memory_limit: int | None,
+    min_instances: int | None,
+    max_instances: int | None,
+) -> dict[str, Any]:
+    given = {
+        "deadline": deadline,
+        "memory_limit": memory_limit,
+        "min_instances": min_instances,
+        "max_instances": max_instances,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _health(actor: dict[str, Any]) -> str:
+    health = actor.get("health")
+    if health is None:
+        return "-"
+    return "healthy" if health["healthy"] else f"UNHEALTHY: {health['message']}"
+
+
+def print_inventory(data: dict[str, Any], console: Console | None = None) -> None:
+    """The inventory as three tables: actors, providers, bindings."""
+    # piped output keeps whole rows (keys are 56 characters); a terminal gets its width
+    out = console or Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    names = {a["public_key"]: a["name"] for a in data["actors"]}
+    actors = Table(title="actors", title_justify="left")
+    numbers = ("instances", "calls", "errors")
+    for column in ("name", "public key", *numbers, "health"):
+        actors.add_column(
+            column,
+            justify="right" if column in numbers else "left",
+            no_wrap=column == "public key",
+        )
+    for a in data["actors"]:
+        actors.add_row(
+            a["name"],
+            a["public_key"],
+            str(a["instances"]),
+            str(a["calls"]),
+            str(a.get("errors", 0)),
+            _health(a),
+        )
+    providers = Table(title="providers", title_justify="left")
+    for column in ("capability", "binding", "name", "version", "actors"):
+        providers.add_column(column, justify="right" if column == "actors" else "left")
+    for p in data["providers"]:
+        providers.add_row(
+            p["capability_id"], p["binding"], p["name"], p["version"], str(len(p["actors"]))
+        )
+    bindings = Table(title="bindings", title_justify="left")
+    for column in ("actor", "capability", "binding", "values"):
+        bindings.add_column(column)
+    for b in data["bindings"]:
+        values = ", ".join(f"{k}={v}" for k, v in sorted(b["values"].items()))
+        bindings.add_row(
+            names.get(b["actor"], b["actor"]), b["capability"], b["binding"], values or "-"
+        )
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(data.get("labels", {}).items()))
+    out.print(f"host labels: {labels or '(none)'}")
+    for table in (actors, providers, bindings):
+        out.print(table)
+
+
 @ctl.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the whole inventory as JSON.")
+@control_option(default=False)
 @click.pass_context
-def inventory(ctx: click.Context) -> None:
-    """Actors (with claims), providers (with descriptors), bindings, health, call counts.
+def inventory(ctx: click.Context, as_json: bool, control: Path | None) -> None:
+    """Actors (calls, errors, health), providers and bindings of the running host.
 
     \b
     Example:
-      wascc ctl inventory | jq '.actors[].name'
+      wascc ctl inventory
+      wascc ctl inventory --json | jq '.actors[].name'
     """
-    _print(_send(ctx, "inventory"))
+    data = _send(ctx, control, "inventory")
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        print_inventory(data)
 
 
 @ctl.command("start-actor")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--deadline", type=float, help="Seconds a call may take.")
+@click.option("--memory-limit", type=int, help="Bytes of linear memory per instance.")
+@click.option("--min-instances", type=int, help="Instances kept ready.")
+@click.option("--max-instances", type=int, help="Most instances under concurrent load.")
+@control_option(default=False)
 @click.pass_context
-def start_actor(ctx: click.Context, path: Path) -> None:
-    """Start the actor in PATH; prints its public key.
+def start_actor(
+    ctx: click.Context,
+    path: Path,
+    deadline: float | None,
+    memory_limit: int | None,
+    min_instances: int | None,
+    max_instances: int | None,
+    control: Path | None,
+) -> None:
+    """Start the actor in PATH (its own limits optional); prints its public key.
 
     \b
     Example:
-      wascc ctl start-actor ./echo_s.wasm
+      wascc ctl start-actor ./echo_s.wasm --deadline 2 --max-instances 4
     """
-    click.echo(_send(ctx, "start-actor", path=str(path.resolve()))["actor"])
+    settings = _settings(deadline, memory_limit, min_instances, max_instances)
+    answer = _send(ctx, control, "start-actor", path=str(path.resolve()), **settings)
+    click.echo(f"started {_who(answer, answer['actor'])}")
 
 
 @ctl.command("stop-actor")
 @click.argument("actor")
+@control_option(default=False)
 @click.pass_context
-def stop_actor(ctx: click.Context, actor: str) -> None:
-    """Stop ACTOR (a public key), unbinding it everywhere.
+def stop_actor(ctx: click.Context, actor: str, control: Path | None) -> None:
+    """Stop ACTOR (a public key or a unique name), unbinding it everywhere.
 
     \b
     Example:
-      wascc ctl stop-actor MB4OLDIC...
+      wascc ctl stop-actor echo
     """
-    _send(ctx, "stop-actor", actor=actor)
+    answer = _send(ctx, control, "stop-actor", actor=actor)
+    click.echo(f"stopped {_who(answer, actor)}")
 
 
 @ctl.command("replace-actor")
 @click.argument("actor")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@control_option(default=False)
 @click.pass_context
-def replace_actor(ctx: click.Context, actor: str, path: Path) -> None:
+def replace_actor(ctx: click.Context, actor: str, path: Path, control: Path | None) -> None:
     """Hot-swap ACTOR for the module in PATH (same public key); no call is lost.
 
     \b
     Example:
-      wascc ctl replace-actor MB4OLDIC... ./echo_v2_s.wasm
+      wascc ctl replace-actor echo ./echo_v2_s.wasm
     """
-    _send(ctx, "replace-actor", actor=actor, path=str(path.resolve()))
+    answer = _send(ctx, control, "replace-actor", actor=actor, path=str(path.resolve()))
+    click.echo(f"replaced {_who(answer, actor)} with {path.name}")
 
 
 @ctl.command("add-provider")
 @click.argument("spec")
 @click.option("-b", "--binding", default="default", show_default=True)
+@control_option(default=False)
 @click.pass_context
-def add_provider(ctx: click.Context, spec: str, binding: str) -> None:
+def add_provider(ctx: click.Context, spec: str, binding: str, control: Path | None) -> None:
     """Add a provider: a .so/.dylib/.wasm file, a capability id, or module:Class.
 
     \b
@@ -118,56 +209,75 @@ def add_provider(ctx: click.Context, spec: str, binding: str) -> None:
     """
     if "/" in spec or os.path.exists(spec):
         spec = str(Path(spec).resolve())
-    _print(_send(ctx, "add-provider", path=spec, binding=binding))
+    answer = _send(ctx, control, "add-provider", path=spec, binding=binding)
+    click.echo(f"added provider {answer['capability']} on binding {answer['binding']}")
 
 
 @ctl.command("remove-provider")
 @click.argument("capability")
 @click.option("-b", "--binding", default="default", show_default=True)
+@control_option(default=False)
 @click.pass_context
-def remove_provider(ctx: click.Context, capability: str, binding: str) -> None:
+def remove_provider(
+    ctx: click.Context, capability: str, binding: str, control: Path | None
+) -> None:
     """Remove the provider of CAPABILITY on a binding (its actors are unbound).
 
     \b
     Example:
       wascc ctl remove-provider wascc:keyvalue --binding cache
     """
-    _send(ctx, "remove-provider", capability=capability, binding=binding)
+    _send(ctx, control, "remove-provider", capability=capability, binding=binding)
+    click.echo(f"removed provider {capability} from binding {binding}")
 
 
 @ctl.command()
 @click.argument("actor")
 @click.argument("capability")
 @click.option("-b", "--binding", default="default", show_default=True)
-@click.option("-v", "--value", "values", multiple=True, metavar="K=V")
+@click.option("-v", "--value", "values", multiple=True, metavar="K=V", help="A binding value.")
+@control_option(default=False)
 @click.pass_context
 def bind(
-    ctx: click.Context, actor: str, capability: str, binding: str, values: tuple[str, ...]
+    ctx: click.Context,
+    actor: str,
+    capability: str,
+    binding: str,
+    values: tuple[str, ...],
+    control: Path | None,
 ) -> None:
-    """Bind ACTOR to CAPABILITY with configuration values.
+    """Bind ACTOR (key or name) to CAPABILITY with configuration values.
 
     \b
     Example:
-      wascc ctl bind MB4OLDIC... wascc:http_server -v PORT=8082
+      wascc ctl bind echo wascc:http_server -v PORT=8082
     """
-    pairs = dict(v.partition("=")[::2] for v in values)
-    _send(ctx, "bind", actor=actor, capability=capability, binding=binding, values=pairs)
+    config = pairs(values, "--value")
+    answer = _send(
+        ctx, control, "bind", actor=actor, capability=capability, binding=binding, values=config
+    )
+    click.echo(f"bound {_who(answer, actor)} to {capability} ({binding})")
 
 
 @ctl.command()
 @click.argument("actor")
 @click.argument("capability")
 @click.option("-b", "--binding", default="default", show_default=True)
+@control_option(default=False)
 @click.pass_context
-def unbind(ctx: click.Context, actor: str, capability: str, binding: str) -> None:
-    """Unbind ACTOR from CAPABILITY.
+def unbind(
+    ctx: click.Context, actor: str, capability: str, binding: str, control: Path | None
+) -> None:
+    """Unbind ACTOR (key or name) from CAPABILITY.
 
     \b
     Example:
-      wascc ctl unbind MB4OLDIC... wascc:http_server
+      wascc ctl unbind echo wascc:http_server
     """
-    if not _send(ctx, "unbind", actor=actor, capability=capability, binding=binding)["removed"]:
-        fail(f"{actor} is not bound to {capability} ({binding})")
+    answer = _send(ctx, control, "unbind", actor=actor, capability=capability, binding=binding)
+    if not answer["removed"]:
+        fail(f"{_who(answer, actor)} is not bound to {capability} ({binding})")
+    click.echo(f"unbound {_who(answer, actor)} from {capability} ({binding})")
 
 
 @ctl.command()
@@ -175,13 +285,21 @@ def unbind(ctx: click.Context, actor: str, capability: str, binding: str) -> Non
 @click.argument("operation")
 @click.option("-d", "--data", default=None, help="JSON (sent as msgpack), @FILE or @-.")
 @click.option("--raw", is_flag=True, help="Send the data as bytes; print the reply as bytes.")
+@control_option(default=False)
 @click.pass_context
-def call(ctx: click.Context, actor: str, operation: str, data: str | None, raw: bool) -> None:
-    """Call OPERATION on ACTOR in the running host (as `wascc call --control`).
+def call(
+    ctx: click.Context,
+    actor: str,
+    operation: str,
+    data: str | None,
+    raw: bool,
+    control: Path | None,
+) -> None:
+    """Call OPERATION on ACTOR (key or name) in the running host.
 
     \b
     Example:
-      wascc ctl call MB4OLDIC... HandleRequest -d '{"method":"GET","path":"/"}'
+      wascc ctl call echo HandleRequest -d '{"method":"GET","path":"/"}'
     """
     ctx.invoke(
         call_cmd,
@@ -191,5 +309,5 @@ def call(ctx: click.Context, actor: str, operation: str, data: str | None, raw: 
         raw=raw,
         trusted=(),
         allow_unsigned=False,
-        control=str(ctx.obj["control"]),
+        control=str(control or ctx.obj["control"]),
     )

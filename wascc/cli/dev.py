@@ -1,44 +1,31 @@
 """``wascc dev DIR``: rebuild, sign and hot-swap an actor on every change
-(see :mod:`wascc.dev`)."""
+(see :mod:`wascc.standalone.dev`)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-from wascc.cli.main import fail, main
-from wascc.daemon import default_control_path
-from wascc.dev import BindRequest, DevLoop
+from wascc.cli.main import control_option, fail, main, pairs
 from wascc.errors import WasccError
+from wascc.standalone.dev import BindRequest, DevLoop
 
 __all__ = ["dev"]
 
 
 def _binds(specs: tuple[str, ...], values: tuple[str, ...]) -> list[BindRequest]:
-    pairs: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r} is not K=V", param_hint="--value")
-        pairs[key.strip()] = value
+    config = pairs(values, "--value")
     out = []
     for spec in specs:
         capability, _, binding = spec.partition("@")
-        out.append(BindRequest(capability, binding or "default", dict(pairs)))
+        out.append(BindRequest(capability, binding or "default", dict(config)))
     return out
 
 
 @main.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--control",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=lambda: os.environ.get("WASCC_CONTROL") or str(default_control_path()),
-    show_default="$WASCC_CONTROL or $XDG_RUNTIME_DIR/wascc.sock",
-    help="The running host's control socket.",
-)
+@control_option()
 @click.option("-c", "--cap", "caps", multiple=True, help="A capability the actor may use.")
 @click.option("--name", help="The actor's name (default: the directory's name).")
 @click.option("--build", metavar="CMD", help="Build command (default: make, or clang).")

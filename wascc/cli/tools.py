@@ -1,7 +1,7 @@
 """Tooling commands: ``wascc keys``, ``wascc claims``, ``wascc inspect``, ``wascc call``.
 
-They parse arguments and delegate to :mod:`wascc.keys`, :mod:`wascc.claims`,
-:mod:`wascc.wapc`, :mod:`wascc.providers.native` and :class:`wascc.host.Host`;
+They parse arguments and delegate to :mod:`wascc.wire.keys`, :mod:`wascc.wire.claims`,
+:mod:`wascc.engine.runtime`, :mod:`wascc.providers.native` and :class:`wascc.host.Host`;
 errors are one line on stderr and exit code 1.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
+import difflib
 import json
 import os
 import sys
@@ -19,11 +19,8 @@ from typing import Any, NoReturn
 
 import click
 import msgpack
-import wasmtime
 
-from wascc import codec
-from wascc.claims import Claims, extract_claims, module_hash, sign_module, verify_module
-from wascc.cli.main import fail, main
+from wascc.cli.main import ask, fail, main
 from wascc.errors import (
     ActorLoadError,
     ClaimsError,
@@ -33,7 +30,25 @@ from wascc.errors import (
     ModuleError,
     WasccError,
 )
-from wascc.keys import KeyPair, KeyType, decode_public_key
+from wascc.standalone.control import b64, unb64
+from wascc.wire import codec, wasm
+from wascc.wire.capability import CONTRACTS, canonical_capability
+from wascc.wire.claims import (
+    Claims,
+    extract_claims,
+    format_time,
+    module_hash,
+    sign_module,
+    verify_module,
+)
+from wascc.wire.keys import (
+    KeyPair,
+    KeyType,
+    decode_public_key,
+    is_actor_key,
+    stored_key,
+    write_seed,
+)
 
 __all__ = ["describe_type", "render_manifest"]
 
@@ -59,36 +74,21 @@ def _read(path: Path, what: str = "file") -> bytes:
         _die(f"{path}: cannot read it ({exc.strerror or exc})")
 
 
-def write_secret(path: Path, text: str) -> None:
-    """Write a seed readable by its owner only (0600), refusing to overwrite."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
-
-
-def _a(word: str) -> str:
-    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
-
-
 def load_key(path: Path, kind: KeyType) -> KeyPair:
     """The key whose seed is in ``path``, which must be a seed of type ``kind``."""
+    _read(path, "seed file")  # one-line errors for a missing or unreadable file
     try:
-        key = KeyPair.from_seed(_read(path, "seed file").decode("utf-8").strip())
-    except (KeyFormatError, UnicodeDecodeError) as exc:
-        _die(f"{path} does not hold an nkey seed ({exc})")
-    if key.kind is not kind:
-        _die(f"{path} holds {_a(key.kind.name.lower())} seed, not {_a(kind.name.lower())} seed")
-    return key
+        return stored_key(path, kind)
+    except KeyFormatError as exc:
+        _die(str(exc))
 
 
 def load_or_create_key(path: Path, kind: KeyType) -> KeyPair:
     """The key whose seed is in ``path``; a new one is generated there if absent."""
     if path.exists():
         return load_key(path, kind)
-    key = KeyPair.generate(kind)
     try:
-        write_secret(path, key.seed)
+        key = stored_key(path, kind)
     except OSError as exc:
         _die(f"cannot write a new {kind.name.lower()} seed to {path} ({exc.strerror or exc})")
     click.echo(f"generated {kind.name.lower()} key {key.public_key} in {path}", err=True)
@@ -136,7 +136,7 @@ def keys_gen(kind: str, output: Path | None) -> None:
         click.echo(f"seed:       {key.seed}")
         return
     try:
-        write_secret(output, key.seed)
+        write_seed(output, key)
     except FileExistsError:
         _die(f"{output} exists; refusing to overwrite a seed")
     except OSError as exc:
@@ -220,6 +220,7 @@ def claims_sign(
           --issuer keys/account.nk --subject keys/echo_module.nk -o echo_s.wasm
     """
     data = _read(module, "module")
+    _warn_unknown_caps(caps)
     try:
         module_hash(data)  # refuse what is not wasm before generating any key
     except WasccError as exc:
@@ -259,6 +260,24 @@ def claims_sign(
     click.echo(f"signed {target} as {module_key.public_key} (issuer {account.public_key})")
 
 
+def _warn_unknown_caps(caps: tuple[str, ...]) -> None:
+    """Warn on a capability id no installed provider and no known contract offers (a typo?)."""
+    from wascc.plugins import Plugins  # noqa: PLC0415 - loads the installed providers' plugins
+
+    plugins = Plugins()
+    plugins.load_entry_points()
+    known = set(CONTRACTS) | set(plugins.provider_factories())
+    for cap in caps:
+        if is_actor_key(cap) or canonical_capability(cap) in known:
+            continue
+        close = difflib.get_close_matches(canonical_capability(cap), sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        click.echo(
+            f"warning: no installed provider and no known contract offers {cap!r}{hint}",
+            err=True,
+        )
+
+
 def render_manifest(template: str, signed: str, output: str) -> None:
     """Write ``template`` with ``@ACTOR@`` replaced by the signed module's key.
 
@@ -270,12 +289,6 @@ def render_manifest(template: str, signed: str, output: str) -> None:
         fail(f"{signed} is not signed")
     text = Path(template).read_text().replace("@ACTOR@", found[0].subject)
     Path(output).write_text(text)
-
-
-def _when(epoch: int | None) -> str:
-    if epoch is None:
-        return "never"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
 def _claims_json(found: Claims, status: str) -> dict[str, Any]:
@@ -301,9 +314,9 @@ def _claims_rows(found: Claims, status: str) -> list[tuple[str, str]]:
         ("Tags", ", ".join(found.tags) or "(none)"),
         ("Version", f"{found.ver or '-'} (rev {rev})"),
         ("Provider", "yes" if found.provider else "no"),
-        ("Issued", _when(found.issued_at)),
-        ("Expires", _when(found.expires)),
-        ("Not before", _when(found.not_before) if found.not_before else "-"),
+        ("Issued", format_time(found.issued_at)),
+        ("Expires", format_time(found.expires)),
+        ("Not before", format_time(found.not_before) if found.not_before else "-"),
         ("Hash", found.module_hash),
         ("Status", status),
     ]
@@ -336,9 +349,11 @@ def claims_inspect(module: Path, as_json: bool) -> None:
     status = _claims_status(data, module.name)
     if as_json:
         click.echo(json.dumps(_claims_json(claims_found, status), indent=2))
-        return
-    click.echo(f"{module}")
-    _echo_rows(_claims_rows(claims_found, status))
+    else:
+        click.echo(f"{module}")
+        _echo_rows(_claims_rows(claims_found, status))
+    if status != "valid":
+        sys.exit(1)  # printed, but not a module anyone should run
 
 
 # ---- inspect -------------------------------------------------------------------
@@ -374,34 +389,38 @@ def _types(types: list[str]) -> str:
     return ", ".join(ty if n == 1 else f"{ty} x{n}" for ty, n in runs)
 
 
-def _limits(limits: Any) -> str:
+def _limits(limits: wasm.Limits) -> str:
     text = f"min={limits.min}"
     return text if limits.max is None else f"{text} max={limits.max}"
 
 
-def describe_type(ty: Any) -> tuple[str, str]:
-    """(kind, text) of a wasmtime extern type: ``("func", "(i32 x8) -> i32")``."""
-    if isinstance(ty, wasmtime.FuncType):
-        params = f"({_types([str(p) for p in ty.params])})"
-        results = [str(r) for r in ty.results]
+def describe_type(ty: wasm.ExternType) -> tuple[str, str]:
+    """(kind, text) of an import's or export's type: ``("func", "(i32 x8) -> i32")``.
+
+    Types are read from the binary (:func:`wascc.wire.wasm.interface`): asking
+    wasmtime's C API about a v128 would abort the process.
+    """
+    if ty.func is not None:
+        params = f"({_types(list(ty.func.params))})"
+        results = list(ty.func.results)
+        if ty.kind == "tag":
+            return "tag", f"tag {params}"
         if not results:
             return "func", params
         shown = results[0] if len(results) == 1 else f"({_types(results)})"
         return "func", f"{params} -> {shown}"
-    if isinstance(ty, wasmtime.MemoryType):
-        flags = "".join(
-            [" i64" if ty.is_64 else "", " shared" if getattr(ty, "is_shared", False) else ""]
-        )
+    if ty.kind == "memory" and ty.limits is not None:
+        flags = "".join([" i64" if ty.limits.is_64 else "", " shared" if ty.limits.shared else ""])
         return "memory", f"memory{flags} {_limits(ty.limits)} (pages)"
-    if isinstance(ty, wasmtime.TableType):
-        return "table", f"table {ty.element} {_limits(ty.limits)}"
-    if isinstance(ty, wasmtime.GlobalType):
-        return "global", f"global {'mut ' if ty.mutable else ''}{ty.content}"
-    return "unknown", str(ty)
+    if ty.kind == "table" and ty.limits is not None:
+        return "table", f"table {ty.value} {_limits(ty.limits)}"
+    if ty.kind == "global":
+        return "global", f"global {'mut ' if ty.mutable else ''}{ty.value}"
+    return "unknown", ty.kind
 
 
 def _inspect_wasm(path: Path, data: bytes) -> dict[str, Any]:
-    from wascc.wapc import Runtime  # noqa: PLC0415 - starts wasmtime's engine on first use
+    from wascc.engine.runtime import Runtime  # noqa: PLC0415 - starts wasmtime's engine on first use
 
     label = path.name
     claims_obj: dict[str, Any] | None = None
@@ -423,18 +442,21 @@ def _inspect_wasm(path: Path, data: bytes) -> dict[str, Any]:
     role = "portable provider" if provider else "actor"
     error: str | None = None
     try:
-        module = runtime.load(data, label, allow_wasi=provider).module
+        runtime.load(data, label, allow_wasi=provider)
     except ActorLoadError as exc:
         error = str(exc)
-        module = wasmtime.Module(runtime.engine, data)
     except ModuleError as exc:
         _die(str(exc))
+    try:
+        iface = wasm.interface(data)
+    except ModuleError as exc:
+        _die(f"{path} is not a valid WebAssembly module: {exc}")
     imports = []
-    for imp in module.imports:
+    for imp in iface.imports:
         kind, text = describe_type(imp.type)
         imports.append({"module": imp.module, "name": imp.name, "kind": kind, "type": text})
     exports = []
-    for exp in module.exports:
+    for exp in iface.exports.values():
         kind, text = describe_type(exp.type)
         exports.append({"name": exp.name, "kind": kind, "type": text})
     return {
@@ -627,33 +649,9 @@ def _call_file(
 
 
 def _call_control(path: str, actor: str, operation: str, payload: bytes) -> bytes:
+    answer = ask(path, "call", actor=actor, operation=operation, payload_b64=b64(payload))
     try:
-        control = importlib.import_module("wascc.control")
-    except ImportError as exc:
-        if exc.name != "wascc.control":
-            raise
-        _die("--control is not available: this wascc has no control client (wascc.control)")
-    request = getattr(control, "request", None)
-    if not callable(request):
-        _die("--control is not available: wascc.control has no request()")
-    try:
-        answer = request(
-            path,
-            "call",
-            actor=actor,
-            operation=operation,
-            payload_b64=base64.b64encode(payload).decode("ascii"),
-        )
-    except WasccError as exc:  # wascc.control.ControlError names the socket itself
-        _die(str(exc))
-    except (OSError, ValueError) as exc:  # a timeout, an answer that is not JSON
-        _die(f"the host at {path}: {exc}")
-    if not isinstance(answer, dict):
-        _die(f"{path}: the host answered {answer!r}, not a JSON object")
-    if not answer.get("ok"):
-        _die(str(answer.get("error") or "the host refused the call without saying why"))
-    try:
-        return base64.b64decode(str(answer.get("reply_b64") or ""), validate=True)
+        return unb64(str(answer.get("reply_b64") or ""))
     except (binascii.Error, ValueError) as exc:
         _die(f"{path}: the host's reply_b64 is not base64 ({exc})")
 
@@ -683,7 +681,8 @@ def _call_control(path: str, actor: str, operation: str, payload: bytes) -> byte
 @click.option(
     "--control",
     metavar="PATH",
-    help="Call an actor (TARGET = its public key) on a running host through its control socket.",
+    help="Call an actor (TARGET = its public key or name) on a running host through its "
+    "control socket.",
 )
 def call_cmd(
     target: str,
@@ -697,24 +696,21 @@ def call_cmd(
     """Call OPERATION on an actor once and print its reply.
 
     TARGET is an actor file, run in a throwaway host; with --control it is the
-    public key of an actor on a running host. The reply is decoded as msgpack
+    public key or the name of an actor on a running host. The reply is decoded as msgpack
     and printed as JSON (bytes as UTF-8 text, or {"base64": ...} when not
     text); with --raw its bytes are written as they are.
 
     \b
     Example:
       wascc call echo_s.wasm HandleRequest --data '{"method": "GET", "path": "/x"}'
-      wascc call echo_s.wasm Echo --raw --data hello
-      wascc call MABC...XYZ Echo --raw --data @in.bin --control /run/wascc.sock
+      wascc call echo_s.wasm HandleRequest --raw --data @request.msgpack
+      wascc call echo HandleRequest --data '{"method": "GET", "path": "/"}' \\
+          --control /run/wascc.sock
     """
     payload = _payload(data, raw)
     if control is not None:
         if trusted or allow_unsigned:
             _die("--trusted-issuer and --allow-unsigned apply to an actor file, not to --control")
-        try:
-            decode_public_key(target, KeyType.MODULE)
-        except KeyFormatError as exc:
-            _die(f"with --control, TARGET is an actor's public key (M...): {exc}")
         reply = _call_control(control, target, operation, payload)
     else:
         for key in trusted:

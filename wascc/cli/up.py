@@ -1,6 +1,6 @@
 """``wascc up`` (also installed as ``wascc-host``): run a standalone host.
 
-It only parses options and hands them to :class:`wascc.daemon.Daemon`.
+It only parses options and hands them to :class:`wascc.standalone.daemon.Daemon`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import click
 
 from wascc import logs
 from wascc.actor import ActorSettings
-from wascc.cli.main import fail, main
-from wascc.daemon import Daemon, Options
-from wascc.demo import demo
+from wascc.cli.main import default_control, fail, main, pairs
 from wascc.errors import WasccError
+from wascc.standalone.daemon import Daemon, Options
+from wascc.standalone.demo import demo
 
 __all__ = ["host_main", "up"]
 
@@ -31,16 +31,6 @@ systemd unit (Type=notify-reload; `systemctl reload` sends SIGHUP):
       --providers-dir /etc/wascc/providers --trusted-issuer AC...
   KillSignal=SIGTERM
 """
-
-
-def _labels(values: tuple[str, ...]) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r} is not K=V", param_hint="--label")
-        labels[key.strip()] = value
-    return labels
 
 
 @main.command(epilog=UNIT_EXAMPLE)
@@ -81,8 +71,10 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--control",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Serve the control socket (for `wascc ctl`) at this path, mode 0600.",
+    help="Serve the control socket (for `wascc ctl`) here, mode 0600 "
+    "[default: $WASCC_CONTROL or $XDG_RUNTIME_DIR/wascc.sock].",
 )
+@click.option("--no-control", is_flag=True, help="Serve no control socket.")
 @click.option(
     "--grace",
     type=float,
@@ -129,6 +121,7 @@ def up(
     allow_unsigned: bool,
     labels: tuple[str, ...],
     control: Path | None,
+    no_control: bool,
     grace: float,
     poll_interval: float,
     health_interval: float,
@@ -149,6 +142,11 @@ def up(
                --trusted-issuer ACXYZ... --control /run/wascc.sock
     """
     logs.configure(log_level, log_format)
+    if no_control and control is not None:
+        fail("--control and --no-control contradict each other")
+    control_is_default = control is None and not no_control
+    if control_is_default:
+        control = Path(default_control())
     settings = ActorSettings(deadline=deadline)
     options = Options(
         manifest=manifest,
@@ -157,8 +155,9 @@ def up(
         actors_dir=actors_dir,
         trusted_issuers=trusted,
         allow_unsigned=allow_unsigned,
-        labels=_labels(labels),
+        labels=pairs(labels, "--label"),
         control=control,
+        control_is_default=control_is_default,
         grace=grace,
         poll_interval=poll_interval,
         health_interval=health_interval,

@@ -30,7 +30,8 @@ import threading
 from abc import ABC, abstractmethod
 from typing import ClassVar, Protocol
 
-from wascc.codec import (
+from wascc.errors import ProviderCallError
+from wascc.wire.codec import (
     OP_BIND_ACTOR,
     OP_GET_DESCRIPTOR,
     OP_HEALTH_REQUEST,
@@ -40,7 +41,6 @@ from wascc.codec import (
     CapabilityDescriptor,
     HealthResponse,
 )
-from wascc.errors import ProviderCallError
 
 __all__ = ["CORE_OPERATIONS", "CapabilityProvider", "Dispatcher", "ForwardingProvider"]
 

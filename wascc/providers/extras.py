@@ -12,7 +12,10 @@ import threading
 import uuid
 from collections.abc import Iterator
 
-from wascc.codec import (
+from wascc.errors import ProviderCallError
+from wascc.hookspecs import hookimpl
+from wascc.providers.base import CapabilityProvider
+from wascc.wire.codec import (
     CapabilityConfiguration,
     CapabilityDescriptor,
     Direction,
@@ -20,9 +23,6 @@ from wascc.codec import (
     GeneratorResult,
     OperationDescriptor,
 )
-from wascc.errors import ProviderCallError
-from wascc.hookspecs import hookimpl
-from wascc.providers.base import CapabilityProvider
 
 __all__ = ["CAPABILITY_ID", "ExtrasProvider"]
 

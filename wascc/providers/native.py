@@ -13,8 +13,8 @@ import os
 import threading
 from pathlib import Path
 
-from wascc.errors import CodecError, ProviderCallError, ProviderError
-from wascc.ffi import NativeLibrary, NativeLoadError
+from wascc.engine.ffi import NativeLibrary
+from wascc.errors import CodecError, NativeLoadError, ProviderCallError, ProviderError
 from wascc.providers.base import Dispatcher, ForwardingProvider
 
 __all__ = ["NativeProvider", "load_native_provider"]

@@ -3,7 +3,7 @@
 A module whose claims say ``prov: true`` can serve as a provider.  The host
 calls it like an actor, one waPC call per provider call: the operation is
 the provider operation, and the payload is a msgpack envelope
-:class:`~wascc.codec.PortableCall` ``{actor: str, msg: bin}`` naming the
+:class:`~wascc.wire.codec.PortableCall` ``{actor: str, msg: bin}`` naming the
 caller (``"system"`` for the core operations) and carrying its payload.
 The module dispatches to actors bound to it with ``__host_call`` whose
 namespace is the actor's public key.
@@ -17,54 +17,19 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import ClassVar
 
-import wasmtime
-
-from wascc import claims as claims_mod
-from wascc.actor import Actor, ActorSettings, read_module
-from wascc.codec import HealthRequest, PortableCall
+from wascc.engine.guest import ActorSettings, Guest, WasiGrant, read_module
+from wascc.engine.runtime import Runtime
 from wascc.errors import InvocationError, ProviderCallError, ProviderError
 from wascc.providers.base import Dispatcher, ForwardingProvider
-from wascc.routing import is_actor_key
-from wascc.wapc import Runtime
+from wascc.wire import claims as claims_mod
+from wascc.wire.codec import HealthRequest, PortableCall
+from wascc.wire.keys import is_actor_key
 
 __all__ = ["PortableProvider", "WasiGrant", "load_portable_provider"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WasiGrant:
-    """The WASI access granted to a portable provider (nothing by default).
-
-    ``dirs`` maps host directories to the paths the module sees them at;
-    ``writable`` lets it modify them (read-only otherwise).
-    """
-
-    dirs: Mapping[str, str] = field(default_factory=dict)
-    writable: bool = False
-    env: Mapping[str, str] = field(default_factory=dict)
-    args: Sequence[str] = ()
-    inherit_stdout: bool = False
-    inherit_stderr: bool = False
-
-    def config(self) -> wasmtime.WasiConfig:
-        """A fresh WASI context holding exactly this grant."""
-        wasi = wasmtime.WasiConfig()
-        if self.args:
-            wasi.argv = list(self.args)
-        if self.env:
-            wasi.env = [[k, v] for k, v in self.env.items()]
-        for host_dir, guest_dir in self.dirs.items():
-            wasi.preopen_dir(host_dir, guest_dir, self.writable)
-        if self.inherit_stdout:
-            wasi.inherit_stdout()
-        if self.inherit_stderr:
-            wasi.inherit_stderr()
-        return wasi
 
 
 class _ProviderPort:
@@ -95,9 +60,10 @@ class PortableProvider(ForwardingProvider):
     #: decode ``HealthRequest {placeholder: false}`` (CONTRACTS section 2).
     descriptor_request: ClassVar[bytes] = HealthRequest(placeholder=False).encode()
 
-    def __init__(self, module: Actor, port: _ProviderPort) -> None:
+    def __init__(self, module: Guest, port: _ProviderPort, label: str) -> None:
         super().__init__()
         self.module = module
+        self.label = label
         self._port = port
 
     def configure_dispatch(self, dispatcher: Dispatcher) -> None:
@@ -115,7 +81,7 @@ class PortableProvider(ForwardingProvider):
         self.module.retire()
 
     def __repr__(self) -> str:
-        return f"PortableProvider({self.module.label})"
+        return f"PortableProvider({self.label})"
 
 
 def load_portable_provider(
@@ -135,18 +101,12 @@ def load_portable_provider(
             "prov: true"
         )
     grant = grant or WasiGrant()
-    port = _ProviderPort(f"portable provider {claims.name} ({claims.subject})")
-    module = Actor(
-        wasm,
-        claims,
-        label,
-        runtime or Runtime.default(),
-        settings or ActorSettings(),
-        port,
-        signed=True,
-        wasi=grant.config,
+    who = f"portable provider {claims.name} ({claims.subject})"
+    port = _ProviderPort(who)
+    module = Guest(
+        wasm, who, runtime or Runtime.default(), settings or ActorSettings(), port, wasi=grant
     )
-    provider = PortableProvider(module, port)
+    provider = PortableProvider(module, port, label)
     try:
         provider.descriptor()
     except Exception as exc:

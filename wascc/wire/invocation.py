@@ -12,8 +12,8 @@ import itertools
 import secrets
 from dataclasses import dataclass, field
 
-from wascc.codec import SYSTEM_ACTOR
-from wascc.routing import is_actor_key
+from wascc.wire.codec import SYSTEM_ACTOR
+from wascc.wire.keys import is_actor_key
 
 __all__ = ["SYSTEM", "Invocation", "InvocationResponse"]
 

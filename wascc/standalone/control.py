@@ -11,15 +11,20 @@ command            arguments                                    answer
 =================  ===========================================  =========================
 inventory                                                       actors, providers,
                                                                 bindings, labels
-start-actor        path                                         actor (public key)
-stop-actor         actor
-replace-actor      actor, path
+start-actor        path, deadline?, memory_limit?,              actor, name
+                   min_instances?, max_instances?
+stop-actor         actor                                        actor, name
+replace-actor      actor, path                                  actor, name
 add-provider       path (a provider spec), binding?             capability, binding
 remove-provider    capability, binding?
-bind               actor, capability, binding?, values?
-unbind             actor, capability, binding?                  removed (bool)
+bind               actor, capability, binding?, values?         actor, name
+unbind             actor, capability, binding?                  actor, name, removed
 call               actor, operation, payload_b64?               reply_b64
 =================  ===========================================  =========================
+
+``actor`` is a public key or the unique name of a running actor; answers
+name the key it resolved to.  :func:`handlers` serves these commands for
+one host; :func:`request` is the client (``wascc ctl`` and ``wascc dev``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -38,20 +44,28 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wascc.errors import WasccError
+from wascc.actor import ActorSettings
+from wascc.errors import ControlError, WasccError
+from wascc.host import Host
+from wascc.standalone.manifest import CapabilitySpec
+from wascc.wire.capability import normalize_binding
 
 if TYPE_CHECKING:
-    from wascc.host import Host
+    from wascc.standalone.reconciler import Reconciler
 
-__all__ = ["COMMANDS", "ControlError", "ControlServer", "handle_line", "inventory", "request"]
+__all__ = [
+    "COMMANDS",
+    "ControlServer",
+    "default_path",
+    "handle_line",
+    "handlers",
+    "inventory",
+    "request",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024 * 1024  # a request carries at most a 64 MiB payload, base64'd
-
-
-class ControlError(WasccError):
-    """The control socket could not be reached, or it refused a request."""
 
 
 def inventory(host: Host, labels: Mapping[str, str]) -> dict[str, Any]:
@@ -66,6 +80,8 @@ def inventory(host: Host, labels: Mapping[str, str]) -> dict[str, Any]:
                 "claims": a.claims.to_json(),
                 "instances": a.instances,
                 "calls": a.calls,
+                "errors": a.errors,
+                "settings": dataclasses.asdict(a.settings),
                 "health": None
                 if a.health is None
                 else {"healthy": a.health.healthy, "message": a.health.message},
@@ -102,11 +118,87 @@ def inventory(host: Host, labels: Mapping[str, str]) -> dict[str, Any]:
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
+#: The per-actor settings ``start-actor`` may give (the fields of ActorSettings).
+ACTOR_SETTINGS = tuple(f.name for f in dataclasses.fields(ActorSettings))
+
+
+def handlers(
+    host: Host, reconciler: Reconciler, labels: Callable[[], Mapping[str, str]]
+) -> dict[str, Handler]:
+    """The commands above, served for ``host``; providers added go through ``reconciler``."""
+
+    def named(key: str) -> dict[str, Any]:
+        return {"actor": key, "name": host.actor(key).name}
+
+    def start_actor(m: dict[str, Any]) -> dict[str, Any]:
+        settings = {k: m[k] for k in ACTOR_SETTINGS if m.get(k) is not None}
+        return named(host.add_actor(Path(m["path"]), **settings))
+
+    def stop_actor(m: dict[str, Any]) -> dict[str, Any]:
+        key = host.resolve_actor(m["actor"])
+        answer = named(key)
+        host.remove_actor(key)
+        return answer
+
+    def replace_actor(m: dict[str, Any]) -> dict[str, Any]:
+        key = host.resolve_actor(m["actor"])
+        return named(host.replace_actor(key, Path(m["path"])))
+
+    def add_provider(m: dict[str, Any]) -> dict[str, Any]:
+        spec = CapabilitySpec(m["path"], normalize_binding(m.get("binding")))
+        capability, binding = reconciler.add_provider(spec)
+        reconciler.reconcile_bindings()
+        return {"capability": capability, "binding": binding}
+
+    def remove_provider(m: dict[str, Any]) -> dict[str, Any]:
+        host.remove_provider(m["capability"], m.get("binding") or "default")
+        return {}
+
+    def bind(m: dict[str, Any]) -> dict[str, Any]:
+        values = m.get("values") or {}
+        key = host.resolve_actor(m["actor"])
+        host.set_binding(
+            key,
+            m["capability"],
+            m.get("binding") or "default",
+            {str(k): str(v) for k, v in values.items()},
+        )
+        return named(key)
+
+    def unbind(m: dict[str, Any]) -> dict[str, Any]:
+        key = host.resolve_actor(m["actor"])
+        removed = host.remove_binding(key, m["capability"], m.get("binding") or "default")
+        return {**named(key), "removed": removed}
+
+    def call(m: dict[str, Any]) -> dict[str, Any]:
+        payload = unb64(m.get("payload_b64") or "")
+        key = host.resolve_actor(m["actor"])
+        return {"reply_b64": b64(host.call_actor(key, m["operation"], payload))}
+
+    return {
+        "inventory": lambda m: inventory(host, labels()),
+        "start-actor": start_actor,
+        "stop-actor": stop_actor,
+        "replace-actor": replace_actor,
+        "add-provider": add_provider,
+        "remove-provider": remove_provider,
+        "bind": bind,
+        "unbind": unbind,
+        "call": call,
+    }
+
+
 #: The arguments of each command: name -> (JSON type, required).  A request whose
 #: arguments do not fit is answered with an error before its handler runs.
 COMMANDS: dict[str, dict[str, tuple[type, bool]]] = {
     "inventory": {},
-    "start-actor": {"path": (str, True)},
+    "start-actor": {
+        "path": (str, True),
+        "deadline": (float, False),
+        "memory_limit": (int, False),
+        "min_instances": (int, False),
+        "max_instances": (int, False),
+    },
     "stop-actor": {"actor": (str, True)},
     "replace-actor": {"actor": (str, True), "path": (str, True)},
     "add-provider": {"path": (str, True), "binding": (str, False)},
@@ -124,7 +216,12 @@ COMMANDS: dict[str, dict[str, tuple[type, bool]]] = {
 DEFAULT_WORKERS = 8  # connections served at once; the others wait in the listen backlog
 DEFAULT_IDLE_TIMEOUT = 60.0  # seconds a connection may stay silent before it is closed
 _RECV_SIZE = 1 << 16
-_JSON_NAMES: dict[type, str] = {str: "a string", dict: "an object"}
+_JSON_NAMES: dict[type, str] = {
+    str: "a string",
+    dict: "an object",
+    float: "a number",
+    int: "an integer",
+}
 
 
 class ControlServer:
@@ -325,6 +422,15 @@ def _short(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _fits(value: object, kind: type) -> bool:
+    """JSON's view of a type: any number is a float; true/false are not numbers."""
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, int | float)
+    return isinstance(value, kind)
+
+
 def _check(command: str, message: dict[str, Any]) -> str | None:
     """What is wrong with a request's arguments, or None."""
     spec = COMMANDS.get(command)
@@ -336,7 +442,7 @@ def _check(command: str, message: dict[str, Any]) -> str | None:
             if required:
                 return f"{command}: missing argument {name!r}"
             continue
-        if not isinstance(value, kind):
+        if not _fits(value, kind):
             return f"{command}: {name!r} must be {_JSON_NAMES[kind]}, not {_short(value)}"
     values = message.get("values")
     if isinstance(values, dict):
@@ -432,6 +538,14 @@ def request(
     if not isinstance(answer, dict):
         raise ControlError(f"the host at {path} answered {answer!r}")
     return answer
+
+
+def default_path() -> Path:
+    """Where ``wascc up`` serves its control socket and ``wascc ctl`` looks for it:
+    ``$XDG_RUNTIME_DIR/wascc.sock``, else ``~/.wascc/wascc.sock``."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(runtime) if runtime else Path.home() / ".wascc"
+    return base / "wascc.sock"
 
 
 def b64(data: bytes) -> str:

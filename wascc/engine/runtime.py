@@ -4,23 +4,25 @@ A :class:`Runtime` owns one wasmtime engine configured for epoch
 interruption, the C thread that advances its epoch, and the linkers that
 define the waPC imports.  :meth:`Runtime.load` compiles and checks a module
 and returns a :class:`WapcModule` that makes instances.  The call itself
-lives in C (``native/host/wascc_host.c``, reached through ``wascc.ffi``).
+lives in C (``native/host/wascc_host.c``, reached through ``wascc.engine.ffi``).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
 
-from wascc import ffi
+from wascc.engine import ffi
 from wascc.errors import ActorLoadError, ModuleError
+from wascc.wire import wasm as wasm_format
 
-__all__ = ["WAPC_IMPORTS", "Runtime", "WapcModule"]
+__all__ = ["CALLED_EXPORTS", "WAPC_IMPORTS", "Runtime", "WapcModule"]
 
 #: Every import a waPC actor may use: name -> (parameter count, result count).
 WAPC_IMPORTS: dict[str, tuple[int, int]] = {
@@ -36,6 +38,14 @@ WAPC_IMPORTS: dict[str, tuple[int, int]] = {
 }
 WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")
 
+#: Every export the host calls: name -> (parameter types, result types).
+#: ``__guest_call`` must exist; the others run at instantiation when present.
+CALLED_EXPORTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "__guest_call": (("i32", "i32"), ("i32",)),
+    "_start": ((), ()),
+    "wapc_init": ((), ()),
+}
+
 #: How often the epoch advances; deadlines are rounded up to whole ticks.
 DEFAULT_TICK = 0.005
 
@@ -48,6 +58,11 @@ class WapcModule:
     pre: ffi.WapcPre
     uses_wasi: bool
     exports: frozenset[str]
+
+    def close(self) -> None:
+        """Free the compiled code (and its memfd) now; no instance may be left."""
+        self.pre.close()
+        self.module.close()
 
 
 class Runtime:
@@ -65,6 +80,16 @@ class Runtime:
     ):
         config = wasmtime.Config()
         config.epoch_interruption = True
+        # A waPC actor needs none of these proposals, and each brings value
+        # types wasmtime's C API cannot describe without aborting the process
+        # (GC and typed references, exnref, continuations) and state that the
+        # memory and table limits do not count: a module using them is
+        # refused as invalid when it compiles.  (The loader reads types from
+        # the binary anyway; see wasm.interface.)
+        config.wasm_gc = False
+        config.wasm_function_references = False
+        config.wasm_exceptions = False
+        config.wasm_stack_switching = False
         if cache_dir is not None:
             config.cache = _cache_config(Path(cache_dir))
         self.engine = wasmtime.Engine(config)
@@ -107,10 +132,16 @@ class Runtime:
         try:
             module = wasmtime.Module(self.engine, wasm)
         except wasmtime.WasmtimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
-            raise ModuleError(f"{label} is not a valid WebAssembly module: {first}") from exc
+            raise ModuleError(
+                f"{label} is not a valid WebAssembly module: {_compile_error(exc)}"
+            ) from exc
+        # Types come from the binary, never from wasmtime's C API (see wasm.interface).
+        try:
+            iface = wasm_format.interface(bytes(wasm))
+        except ModuleError as exc:
+            raise ModuleError(f"{label} is not a valid WebAssembly module: {exc}") from exc
         uses_wasi = False
-        for imp in module.imports:
+        for imp in iface.imports:
             if imp.module in WASI_MODULES:
                 if not allow_wasi:
                     raise ActorLoadError(
@@ -120,18 +151,15 @@ class Runtime:
                 uses_wasi = True
                 continue
             _check_wapc_import(imp, label)
-        exports = {e.name: e.type for e in module.exports}
-        call = exports.get("__guest_call")
-        if not isinstance(call, wasmtime.FuncType):
+        exports = iface.exports
+        guest_call = exports.get("__guest_call")
+        if guest_call is None or guest_call.type.kind != "func":
             raise ActorLoadError(f"{label} does not export the function __guest_call")
-        if [str(p) for p in call.params] != ["i32", "i32"] or [str(r) for r in call.results] != [
-            "i32"
-        ]:
-            raise ActorLoadError(
-                f"{label} exports __guest_call with the wrong signature "
-                "(expected (i32, i32) -> i32)"
-            )
-        if not isinstance(exports.get("memory"), wasmtime.MemoryType):
+        for name, expected in CALLED_EXPORTS.items():
+            if name in exports:
+                _check_called_export(exports[name], expected, label)
+        memory = exports.get("memory")
+        if memory is None or memory.type.kind != "memory":
             raise ActorLoadError(f"{label} does not export its linear memory as `memory`")
         pre = self._linker(uses_wasi).prepare(module, label)
         return WapcModule(module, pre, uses_wasi, frozenset(exports))
@@ -141,19 +169,57 @@ class Runtime:
         self._ticker.stop()
 
 
-def _check_wapc_import(imp: wasmtime.ImportType, label: str) -> None:
+def _compile_error(exc: wasmtime.WasmtimeError) -> str:
+    """wasmtime's message in one line: the summary and its innermost cause."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return "invalid module"
+    causes = [re.sub(r"^\d+: ", "", line) for line in lines[1:] if line != "Caused by:"]
+    return f"{lines[0]} ({causes[-1]})" if causes else lines[0]
+
+
+def _signature(params: tuple[str, ...], results: tuple[str, ...]) -> str:
+    return f"({', '.join(params)}) -> ({', '.join(results)})"
+
+
+def _check_called_export(
+    export: wasm_format.Export,
+    expected: tuple[tuple[str, ...], tuple[str, ...]],
+    label: str,
+) -> None:
+    """Refuse an export the host calls unless its type is exactly ``expected``.
+
+    The host calls these through wasmtime's unchecked API, which has no
+    room for a different arity: a wrong type must stop the load, not the call.
+    """
+    name, ty = export.name, export.type
+    want = _signature(*expected)
+    if ty.func is None or ty.kind != "func":
+        raise ActorLoadError(
+            f"{label} exports {name} as a {ty.kind}, not a function; the host calls it as {want}"
+        )
+    found = (ty.func.params, ty.func.results)
+    if found != expected:
+        raise ActorLoadError(
+            f"{label} exports {name} with the signature {_signature(*found)}; "
+            f"the host calls it as {want}"
+        )
+
+
+def _check_wapc_import(imp: wasm_format.Import, label: str) -> None:
     where = f"{imp.module}::{imp.name}"
     if imp.module != "wapc" or imp.name not in WAPC_IMPORTS:
         raise ActorLoadError(
             f"{label} imports {where}, which this host does not provide "
             f"(a waPC actor imports only from `wapc`: {', '.join(WAPC_IMPORTS)})"
         )
-    ty = imp.type
+    ty = imp.type.func
     nparams, nresults = WAPC_IMPORTS[imp.name]
     ok = (
-        isinstance(ty, wasmtime.FuncType)
-        and [str(p) for p in ty.params] == ["i32"] * nparams
-        and [str(r) for r in ty.results] == ["i32"] * nresults
+        imp.type.kind == "func"
+        and ty is not None
+        and ty.params == ("i32",) * nparams
+        and ty.results == ("i32",) * nresults
     )
     if not ok:
         raise ActorLoadError(

@@ -1,4 +1,4 @@
-"""cffi builder for ``wascc._wascc_ffi``, the host's only compiled module.
+"""cffi builder for ``wascc.engine._wascc_ffi``, the host's only compiled module.
 
 It compiles ``native/host/wascc_host.c`` (the waPC host protocol over
 wasmtime's C API) in cffi's API mode.  setup.py names it in ``cffi_modules``;
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cffi import FFI
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 HOST = ROOT / "native" / "host"
 INCLUDE = ROOT / "native" / "include"
 
@@ -42,7 +42,7 @@ ffibuilder = FFI()
 # cffi also checks every field offset against the compiled header.
 ffibuilder.cdef(_cdef(INCLUDE / "wascc" / "provider.h") + _cdef(HOST / "wascc_host.h") + CALLBACKS)
 ffibuilder.set_source(
-    "wascc._wascc_ffi",
+    "wascc.engine._wascc_ffi",
     '#include "wascc_host.c"\n',
     include_dirs=[str(HOST), str(INCLUDE)],
     extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -19,14 +19,14 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from wascc.claims import sign_module
 from wascc.errors import WasccError
-from wascc.keys import KeyType, stored_key
-from wascc.manifest import BindingSpec, CapabilitySpec, Manifest
+from wascc.standalone.manifest import BindingSpec, CapabilitySpec, Manifest
+from wascc.wire.claims import sign_module
+from wascc.wire.keys import KeyType, stored_key
 
 __all__ = ["Demo", "demo"]
 
-BUNDLE = Path(__file__).resolve().parent / "_demo"
+BUNDLE = Path(__file__).resolve().parent.parent / "_demo"
 ACTORS = {
     "echo": ("wascc:http_server",),
     "kvcounter": ("wascc:http_server", "wascc:keyvalue"),

@@ -1,6 +1,6 @@
 """Every foreign-function call wascc makes goes through this module.
 
-It wraps ``wascc._wascc_ffi`` (compiled by cffi from ``native/host``):
+It wraps ``wascc.engine._wascc_ffi`` (compiled by cffi from ``native/host``):
 
 * the waPC host protocol in C over wasmtime's C API (:class:`WapcLinker`,
   :class:`WapcPre`, :class:`WapcInstance`, :class:`EpochTicker`);
@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import wasmtime
 
-from wascc.errors import ActorLoadError, WasccError
+from wascc.errors import ActorLoadError, InstantiateError, NativeLoadError, WasccError
 
 __all__ = [
     "GUEST_ERROR",
@@ -47,11 +47,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 try:
-    from wascc._wascc_ffi import ffi as _ffi
-    from wascc._wascc_ffi import lib as _lib
+    from wascc.engine._wascc_ffi import ffi as _ffi
+    from wascc.engine._wascc_ffi import lib as _lib
 except ImportError as exc:  # pragma: no cover - an install problem, not a runtime one
     raise ImportError(
-        "wascc's compiled module (wascc._wascc_ffi) is missing: install wascc with "
+        "wascc's compiled module (wascc.engine._wascc_ffi) is missing: install wascc with "
         "`pip install .` (or run `make`), which builds it with cffi and a C compiler"
     ) from exc
 
@@ -221,14 +221,6 @@ class WapcLinker:
         self.close()
 
 
-class InstantiateError(WasccError):
-    """Instantiation failed; ``status`` is TRAP, TIMEOUT or HOST_FAILURE."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class WapcPre:
     """A module pre-linked against a :class:`WapcLinker`; makes instances."""
 
@@ -361,24 +353,9 @@ def wh_py_dispatch(handle: Any, reply: Any, actor: Any, op: Any, msg: Any, msg_l
         data, ok = _error_text(exc), 0
     if not isinstance(data, bytes):
         data = bytes(data)
-    _lib.wh_reply_set(reply, data, len(data))
+    if _lib.wh_reply_set(reply, data, len(data)) != 0:
+        return 0  # the reply holds "host out of memory", not an empty success
     return ok
-
-
-class NativeLoadError(WasccError):
-    """A native provider library was refused; ``reason`` says which check failed."""
-
-    REASONS = {
-        1: "not loadable",
-        2: "no entry point",
-        3: "returned NULL",
-        4: "unknown ABI version",
-        5: "incomplete",
-    }
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.reason = self.REASONS.get(code, "unknown")
 
 
 class NativeLibrary:

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wascc.claims import sign_module
-from wascc.control import request
 from wascc.errors import WasccError
-from wascc.keys import KeyPair, KeyType, stored_key
 from wascc.sdk import ACTOR_CFLAGS, ACTOR_LDFLAGS, include_dir
+from wascc.standalone.control import request
+from wascc.wire.claims import sign_module
+from wascc.wire.keys import KeyPair, KeyType, stored_key
 
 __all__ = ["BindRequest", "DevError", "DevLoop", "dev_keys_dir"]
 

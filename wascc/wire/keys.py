@@ -27,9 +27,19 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from wascc.errors import KeyFormatError
 
-__all__ = ["KeyPair", "KeyType", "decode_public_key", "is_public_key", "stored_key", "verify"]
+__all__ = [
+    "KeyPair",
+    "KeyType",
+    "decode_public_key",
+    "is_actor_key",
+    "is_public_key",
+    "stored_key",
+    "verify",
+    "write_seed",
+]
 
 _SEED_MARKER = 18 << 3  # 0x90: the 'S' that starts every seed
+_MAX_TEXT = 64  # public keys are 56 characters, seeds 58: anything longer is refused unread
 
 
 class KeyType(enum.Enum):
@@ -77,6 +87,11 @@ def _encode(raw: bytes) -> str:
 def _decode(text: str, what: str) -> bytes:
     if not isinstance(text, str) or not text:
         raise KeyFormatError(f"{what} must be a non-empty string")
+    if len(text) > _MAX_TEXT:
+        raise KeyFormatError(
+            f"{what} {text[:12]}... has the wrong length ({len(text)} characters; "
+            "nkeys have 56 or 58)"
+        )
     padded = text + "=" * (-len(text) % 8)
     try:
         raw = base64.b32decode(padded)
@@ -101,10 +116,14 @@ def decode_public_key(key: str, expected: KeyType | None = None) -> tuple[KeyTyp
         raise KeyFormatError(f"public key {key[:12]}... has an unknown prefix") from exc
     if expected is not None and kind is not expected:
         raise KeyFormatError(
-            f"expected a {expected.name.lower()} public key ({expected.letter}...), "
-            f"got a {kind.name.lower()} key ({key[:12]}...)"
+            f"expected {_article(expected.name.lower())} public key ({expected.letter}...), "
+            f"got {_article(kind.name.lower())} key ({key[:12]}...)"
         )
     return kind, body[1:]
+
+
+def _article(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def is_public_key(key: str, kind: KeyType | None = None) -> bool:
@@ -141,6 +160,8 @@ class KeyPair:
     @classmethod
     def from_seed(cls, seed: str) -> KeyPair:
         """Decode a 58-character seed (``SA...``, ``SM...``, ...)."""
+        if not isinstance(seed, str):
+            raise KeyFormatError(f"a seed must be a string, not {type(seed).__name__}")
         body = _decode(seed.strip(), "seed")
         if len(body) != 34 or body[0] & 0xF8 != _SEED_MARKER:
             raise KeyFormatError("not an nkey seed (seeds start with 'S' and hold 32 bytes)")
@@ -173,6 +194,18 @@ class KeyPair:
         return f"KeyPair({self.kind.name.lower()}, {self.public_key})"
 
 
+def write_seed(path: str | os.PathLike[str], key: KeyPair) -> None:
+    """Write ``key``'s seed to a new file readable by its owner only (0600).
+
+    Never overwrites: an existing file is a ``FileExistsError``.
+    """
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.seed + "\n")
+
+
 def stored_key(path: str | os.PathLike[str], kind: KeyType) -> KeyPair:
     """The key whose seed is in ``path``; generated and written there (0600) if missing.
 
@@ -180,21 +213,24 @@ def stored_key(path: str | os.PathLike[str], kind: KeyType) -> KeyPair:
     """
     file = Path(path)
     if not file.exists():
-        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = KeyPair.generate(kind)
         try:
-            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            write_seed(file, key)
         except FileExistsError:  # made by another process meanwhile: use theirs
             return stored_key(file, kind)
-        with os.fdopen(fd, "w") as f:
-            f.write(key.seed + "\n")
         return key
     try:
         key = KeyPair.from_seed(file.read_text().strip())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFormatError(f"cannot read the seed in {file}: {exc}") from exc
+    except (OSError, UnicodeDecodeError, KeyFormatError) as exc:
+        raise KeyFormatError(f"{file} does not hold an nkey seed ({exc})") from exc
     if key.kind is not kind:
         raise KeyFormatError(
-            f"{file} holds a {key.kind.name.lower()} seed, not a {kind.name.lower()} seed"
+            f"{file} holds {_article(key.kind.name.lower())} seed, "
+            f"not {_article(kind.name.lower())} seed"
         )
     return key
+
+
+def is_actor_key(namespace: str) -> bool:
+    """True when a ``__host_call`` namespace names an actor (a module public key)."""
+    return len(namespace) == 56 and namespace[0] == "M"

@@ -26,7 +26,7 @@ from wascc.plugins import ENTRY_POINT_GROUP
 from wascc.providers.base import CapabilityProvider
 from wascc.providers.native import load_native_provider
 from wascc.providers.portable import WasiGrant, load_portable_provider
-from wascc.routing import canonical_capability
+from wascc.wire.capability import canonical_capability
 
 if TYPE_CHECKING:
     from wascc.host import Host
@@ -93,13 +93,21 @@ def check_spec(spec: str, factories: Mapping[str, Factory]) -> str:
     """
     if _is_file_spec(spec):
         path = Path(spec)
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except (OSError, ValueError) as exc:  # a name too long, a loop, a NUL
+            raise ProviderError(f"{spec[:80]}: cannot use this path: {exc}") from exc
+        if not found:
             raise ProviderError(f"{spec}: no such provider file")
         if path.suffix == ".wasm":
             return f"portable provider {path.name}"
-        with path.open("rb") as f:
-            if f.read(4) not in _MAGIC:
-                raise ProviderError(f"{spec}: is not a shared object (.so / .dylib)")
+        try:
+            with path.open("rb") as f:
+                head = f.read(4)
+        except OSError as exc:
+            raise ProviderError(f"{spec}: cannot read it: {exc.strerror or exc}") from exc
+        if head not in _MAGIC:
+            raise ProviderError(f"{spec}: is not a shared object (.so / .dylib)")
         return f"native provider {path.name}"
     if _factory_for(spec, factories) is not None:
         return f"installed provider {spec}"

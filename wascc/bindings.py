@@ -1,4 +1,4 @@
-"""Where calls go: providers by (capability id, binding), and actor bindings.
+"""Bindings: which actor is bound to which provider, and where calls go.
 
 The table keeps three maps: providers keyed by ``(capability_id, binding)``,
 bindings keyed by ``(actor, capability_id, binding)``, and the routes that
@@ -12,47 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-__all__ = [
-    "DEFAULT_BINDING",
-    "Binding",
-    "RouteTable",
-    "canonical_capability",
-    "is_actor_key",
-    "normalize_binding",
-]
+from wascc.wire.capability import DEFAULT_BINDING
 
-DEFAULT_BINDING = "default"
-_ALIASES = {"wasmcloud:": "wascc:"}
-_canonical_cache: dict[str, str] = {}
+__all__ = ["Binding", "RouteTable"]
 
 P = TypeVar("P")
-
-
-def canonical_capability(capability_id: str) -> str:
-    """The contract's spelling of a capability id (``wasmcloud:x`` -> ``wascc:x``)."""
-    found = _canonical_cache.get(capability_id)
-    if found is not None:
-        return found
-    result = capability_id.strip()
-    for alias, canonical in _ALIASES.items():
-        if result.startswith(alias):
-            result = canonical + result[len(alias) :]
-    if len(_canonical_cache) < 4096:
-        _canonical_cache[capability_id] = result
-    return result
-
-
-def normalize_binding(name: str | None) -> str:
-    """An empty or blank binding name means ``default``."""
-    if name is None:
-        return DEFAULT_BINDING
-    stripped = name.strip()
-    return stripped or DEFAULT_BINDING
-
-
-def is_actor_key(namespace: str) -> bool:
-    """True when a ``__host_call`` namespace names an actor (a module public key)."""
-    return len(namespace) == 56 and namespace[0] == "M"
 
 
 @dataclass(frozen=True)

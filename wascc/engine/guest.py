@@ -1,0 +1,256 @@
+"""A guest: a compiled waPC module, its limits and its pool of instances.
+
+:class:`Guest` is what actors and portable providers have in common:
+:meth:`Guest.invoke` is the hot path of every call into wasm - take an
+instance, run ``__guest_call`` in C, give the instance back, or discard it
+when it trapped, timed out or reached its memory cap - and the failure is
+classified (guest error, trap, timeout, memory cap).  Claims, keys and
+bindings are the core's business (:mod:`wascc.actor`), not the engine's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import wasmtime
+
+from wascc.engine import ffi
+from wascc.engine.ffi import GuestHost, WapcInstance
+from wascc.engine.pool import InstancePool
+from wascc.engine.runtime import Runtime, WapcModule
+from wascc.errors import (
+    ActorLoadError,
+    ActorTrap,
+    GuestError,
+    InstantiateError,
+    InvocationError,
+    InvocationTimeout,
+    MemoryLimitExceeded,
+)
+
+__all__ = ["WASM_PAGE", "ActorSettings", "Guest", "WasiGrant", "read_module"]
+
+log = logging.getLogger(__name__)
+
+WASM_PAGE = 65536
+
+
+@dataclass(frozen=True)
+class ActorSettings:
+    """Per-actor limits.  ``deadline`` is seconds per call (and for the start
+    code of each instance); ``memory_limit`` bytes of linear memory per
+    instance, which also bounds its tables (see ``wascc_host.h``); the pool
+    grows from ``min_instances`` to ``max_instances`` under concurrent load."""
+
+    deadline: float = 10.0
+    memory_limit: int = 128 * 1024 * 1024
+    min_instances: int = 1
+    max_instances: int = 8
+
+    def __post_init__(self) -> None:
+        if self.deadline <= 0:
+            raise ValueError("deadline must be positive")
+        if self.memory_limit < WASM_PAGE:
+            raise ValueError("memory_limit must be at least one wasm page (65536 bytes)")
+        if not 0 <= self.min_instances <= self.max_instances or self.max_instances < 1:
+            raise ValueError("need 0 <= min_instances <= max_instances and max_instances >= 1")
+
+
+def read_module(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
+    """The module bytes and a label for messages (the file name, or a hash)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        return data, f"module {hashlib.sha256(data).hexdigest()[:12]}"
+    path = Path(source)
+    try:
+        return path.read_bytes(), path.name
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise ActorLoadError(
+            f"cannot read actor {path}: {getattr(exc, 'strerror', None) or exc}"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class WasiGrant:
+    """The WASI access granted to a guest (nothing by default; actors get none).
+
+    ``dirs`` maps host directories to the paths the module sees them at;
+    ``writable`` lets it modify them (read-only otherwise).
+    """
+
+    dirs: Mapping[str, str] = field(default_factory=dict)
+    writable: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+    args: Sequence[str] = ()
+    inherit_stdout: bool = False
+    inherit_stderr: bool = False
+
+    def config(self) -> wasmtime.WasiConfig:
+        """A fresh WASI context holding exactly this grant."""
+        wasi = wasmtime.WasiConfig()
+        if self.args:
+            wasi.argv = list(self.args)
+        if self.env:
+            wasi.env = [[k, v] for k, v in self.env.items()]
+        for host_dir, guest_dir in self.dirs.items():
+            wasi.preopen_dir(host_dir, guest_dir, self.writable)
+        if self.inherit_stdout:
+            wasi.inherit_stdout()
+        if self.inherit_stderr:
+            wasi.inherit_stderr()
+        return wasi
+
+
+class Guest:
+    """A compiled waPC module and its pool of instances (an actor, or a portable provider).
+
+    ``who`` names it in every message.  Replacing a module makes a new Guest.
+    """
+
+    def __init__(
+        self,
+        wasm: bytes,
+        who: str,
+        runtime: Runtime,
+        settings: ActorSettings,
+        guest_host: GuestHost,
+        *,
+        wasi: WasiGrant | None = None,
+    ) -> None:
+        """``wasi`` is the WASI access of each instance; given only for portable
+        providers (actors get no WASI).  A module that imports WASI without it
+        gets an empty context: no files, no environment."""
+        self.who = who
+        self.settings = settings
+        self._ticks = runtime.ticks(settings.deadline)
+        # An instance above this cannot grow at all: discard it after the call.
+        self._cap_floor = settings.memory_limit - WASM_PAGE
+        # A failed call that grew memory past half the cap most likely had a
+        # growth refused (an allocator doubles its heap when it runs out).
+        self._cap_half = settings.memory_limit // 2
+        compiled = runtime.load(wasm, who, allow_wasi=wasi is not None)
+        self.size = len(wasm)
+        make_wasi = (wasi or WasiGrant()).config
+
+        def create() -> WapcInstance:
+            try:
+                return compiled.pre.instantiate(
+                    guest_host,
+                    memory_limit=settings.memory_limit,
+                    deadline_ticks=self._ticks,
+                    wasi=make_wasi() if compiled.uses_wasi else None,
+                )
+            except InstantiateError as exc:
+                if exc.status == ffi.TIMEOUT:
+                    raise ActorLoadError(
+                        f"{who} failed to start: its start code (start section, _start or "
+                        f"wapc_init) did not finish within the deadline of {settings.deadline:g}s"
+                    ) from exc
+                raise ActorLoadError(f"{who} failed to start: {exc}") from exc
+
+        #: Calls that failed (guest errors, traps, timeouts, memory cap).
+        self.errors = 0
+        self._compiled: WapcModule | None = compiled
+        self._on_freed: list[Callable[[], None]] = []
+        try:
+            self._pool = InstancePool(
+                create,
+                min_size=settings.min_instances,
+                max_size=settings.max_instances,
+                label=who,
+            )
+        except BaseException:
+            self._free_module()
+            raise
+
+    def invoke(self, operation: str, payload: bytes) -> bytes:
+        """Run one waPC call; the reply, or an :class:`InvocationError`."""
+        pool = self._pool
+        inst = pool.acquire(self.settings.deadline)
+        try:
+            status, data = inst.call(operation.encode(), payload, self._ticks)
+        except BaseException:
+            pool.discard(inst)
+            raise
+        if status == ffi.OK:
+            if inst.memory_size > self._cap_floor:
+                pool.discard(inst)
+            else:
+                pool.release(inst)
+            return data
+        raise self._failure(inst, status, operation, data)
+
+    def _failure(
+        self, inst: WapcInstance, status: int, operation: str, data: bytes
+    ) -> InvocationError:
+        self.errors += 1
+        text = data.decode("utf-8", "replace")
+        size = inst.memory_size
+        at_cap = size > self._cap_floor or (inst.memory_grew and size > self._cap_half)
+        if status == ffi.GUEST_ERROR and not at_cap:
+            self._pool.release(inst)
+            return GuestError(f"{self.who} answered {operation} with an error: {text}")
+        self._pool.discard(inst)
+        if status == ffi.TIMEOUT:
+            return InvocationTimeout(
+                f"{self.who} did not finish {operation} within its deadline of "
+                f"{self.settings.deadline:g}s; the instance was discarded"
+            )
+        if at_cap:
+            return MemoryLimitExceeded(
+                f"{self.who} ran into its memory cap of {self.settings.memory_limit} bytes "
+                f"during {operation} (it had grown to {size} bytes); the instance was "
+                f"discarded ({text})"
+            )
+        if status == ffi.GUEST_ERROR:
+            return GuestError(f"{self.who} answered {operation} with an error: {text}")
+        return ActorTrap(
+            f"{self.who} trapped during {operation}: {text}; the instance was discarded"
+        )
+
+    @property
+    def instances(self) -> int:
+        return self._pool.size
+
+    @property
+    def busy(self) -> int:
+        """Calls running on this module now."""
+        return self._pool.busy
+
+    def calls(self) -> int:
+        return self._pool.calls()
+
+    def retire(self, on_freed: Callable[[], None] | None = None) -> None:
+        """Start no new call; close idle instances now and busy ones when their call ends.
+
+        When the last instance has closed, the compiled module is freed and
+        ``on_freed`` runs (in the thread that closed it).
+        """
+        if on_freed is not None:
+            if self._compiled is None:
+                on_freed()
+            else:
+                self._on_freed.append(on_freed)
+        self._pool.retire(self._free_module)
+
+    @property
+    def freed(self) -> bool:
+        """Has the compiled module been freed (retired, no instance left)?"""
+        return self._compiled is None
+
+    def _free_module(self) -> None:
+        compiled, self._compiled = self._compiled, None
+        if compiled is not None:
+            compiled.close()
+            log.debug("freed the module of %s", self.who)
+        callbacks, self._on_freed = self._on_freed, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("callback after freeing %s failed", self.who)

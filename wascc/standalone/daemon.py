@@ -1,0 +1,244 @@
+"""The standalone host behind ``wascc up``: the signal loop around one Host.
+
+A :class:`Daemon` starts one :class:`~wascc.host.Host` and what drives it,
+from three sources:
+
+* the manifest (actors, capabilities, bindings, labels), applied by the
+  :class:`~wascc.standalone.reconciler.Reconciler`;
+* an actors directory (:mod:`wascc.standalone.actor_directory`);
+* a providers directory (:mod:`wascc.standalone.provider_directory`);
+
+and the control socket (:mod:`wascc.standalone.control`).  SIGHUP re-reads
+the manifest (a manifest that cannot be read or checked is refused whole and
+the running configuration kept) and rescans the directories.  SIGINT /
+SIGTERM stop it gracefully: new work is refused, calls in flight get
+``grace`` seconds, then every actor is unbound (RemoveActor) and every
+provider stopped.  Under systemd it reports READY, RELOADING and STOPPING.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from wascc.actor import ActorSettings
+from wascc.errors import ControlError, WasccError
+from wascc.host import Host
+from wascc.standalone.actor_directory import ActorDirectory
+from wascc.standalone.control import ControlServer, handlers
+from wascc.standalone.manifest import Manifest, load_manifest
+from wascc.standalone.notify import notify
+from wascc.standalone.provider_directory import ProviderDirectory
+from wascc.standalone.reconciler import Reconciler, check_capabilities
+from wascc.standalone.watcher import WatchedDirectory
+
+__all__ = ["Daemon", "Options"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What ``wascc up`` was asked to run."""
+
+    manifest: Path | None = None
+    expand_env: bool = False
+    providers_dir: Path | None = None
+    actors_dir: Path | None = None
+    trusted_issuers: tuple[str, ...] = ()
+    allow_unsigned: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    control: Path | None = None
+    #: ``control`` is the default path (not asked for): if another host holds
+    #: it, this one runs without a control socket instead of refusing to start.
+    control_is_default: bool = False
+    grace: float = 10.0
+    poll_interval: float = 1.0
+    health_interval: float = 30.0
+    actor_settings: ActorSettings | None = None
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """A Python-level handler must exist for the wakeup fd to be written."""
+
+
+class Daemon:
+    """One standalone host, the reconciler and directories that drive it, its control socket."""
+
+    def __init__(self, options: Options, *, manifest: Manifest | None = None) -> None:
+        self.options = options
+        # A bad manifest is refused here, before anything starts.
+        self.manifest = manifest or self._read_manifest()
+        self.host: Host | None = None
+        self.reconciler: Reconciler | None = None
+        self._directories: list[WatchedDirectory[Any]] = []
+        self._control: ControlServer | None = None
+        self._pending: list[int] = []
+
+    # ---- lifecycle -------------------------------------------------------------
+
+    def _read_manifest(self) -> Manifest | None:
+        """Read and check the manifest file (None without one); a refusal is a ManifestError."""
+        if self.options.manifest is None:
+            return None
+        return load_manifest(self.options.manifest, expand=self.options.expand_env)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {**(self.manifest.labels if self.manifest else {}), **self.options.labels}
+
+    def start(self) -> Host:
+        """Start the host and everything asked for; on any failure nothing is left running."""
+        opts = self.options
+        if self.manifest is not None:
+            check_capabilities(self.manifest)
+        if not opts.trusted_issuers:
+            log.warning("no --trusted-issuer given: actors signed by any account are accepted")
+        if opts.allow_unsigned:
+            log.warning("--allow-unsigned: UNSIGNED ACTORS WILL RUN (they hold no capabilities)")
+        self.host = host = Host(
+            trusted_issuers=opts.trusted_issuers or None,
+            allow_unsigned=opts.allow_unsigned,
+            health_interval=opts.health_interval,
+            actor_settings=opts.actor_settings,
+        )
+        self.reconciler = reconciler = Reconciler(host)
+        try:
+            if self.manifest is not None:
+                reconciler.apply(self.manifest, strict=True)
+            if opts.providers_dir is not None:
+                self._watch(
+                    ProviderDirectory(host, opts.providers_dir, interval=opts.poll_interval)
+                )
+            if opts.actors_dir is not None:
+                self._watch(ActorDirectory(host, opts.actors_dir, interval=opts.poll_interval))
+            if opts.control is not None:
+                self._control = self._serve_control(opts.control, opts.control_is_default)
+            if self._control is not None:
+                self._control.start()
+        except BaseException:
+            self._stop_directories()
+            host.stop()
+            raise
+        notify("READY=1", f"STATUS=running {len(host.actors())} actor(s)")
+        return host
+
+    def _watch(self, directory: WatchedDirectory[Any]) -> None:
+        assert self.reconciler is not None
+        directory.lock = self.reconciler.lock
+        directory.on_change = self.reconciler.reconcile_bindings
+        self._directories.append(directory)
+        directory.start()
+        self.reconciler.reconcile_bindings()
+
+    def _serve_control(self, path: Path, is_default: bool) -> ControlServer | None:
+        assert self.host is not None and self.reconciler is not None
+        try:
+            return ControlServer(path, handlers(self.host, self.reconciler, lambda: self.labels))
+        except ControlError as exc:
+            if not is_default:
+                raise
+            log.warning("no control socket: %s (serve one elsewhere with --control PATH)", exc)
+            return None
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the manifest, apply what changed, rescan the directories.
+
+        A manifest that cannot be read or checked (any WasccError) is refused
+        as a whole: the running configuration stays, the directories are
+        still rescanned, and no "reloaded" line is logged.
+        """
+        assert self.reconciler is not None
+        notify("RELOADING=1")
+        refused: WasccError | None = None
+        try:
+            manifest = self._read_manifest()
+            if manifest is not None:
+                check_capabilities(manifest)
+        except WasccError as exc:
+            refused = exc
+            log.error("reload refused, keeping the running configuration: %s", exc)
+        else:
+            if manifest is not None:
+                with self.reconciler.lock:
+                    self.reconciler.apply(manifest, strict=False)
+                    self.manifest = manifest
+        # not under the reconcile lock: a watcher holds its scan lock while it reconciles
+        for directory in self._directories:
+            directory.scan()
+        self.reconciler.reconcile_bindings()
+        if refused is None:
+            log.info("reloaded")
+            notify("READY=1")
+        else:
+            notify("READY=1", f"STATUS=reload refused: {str(refused)[:200]}")
+
+    def _stop_directories(self) -> None:
+        for directory in self._directories:
+            directory.stop()
+
+    def stop(self) -> None:
+        """Graceful stop: refuse new work, let calls finish, unbind, stop providers."""
+        notify("STOPPING=1")
+        if self._control is not None:
+            self._control.close()
+        self._stop_directories()
+        if self.host is not None:
+            self.host.stop(grace=self.options.grace)
+        if self._control is not None:
+            self._control.wait(5.0)  # answers to requests that were in flight
+
+    def reconcile_bindings(self) -> None:
+        """Set every wanted binding whose actor and provider are both there (any thread)."""
+        if self.reconciler is not None:
+            self.reconciler.reconcile_bindings()
+
+    def run(self, *, on_ready: Callable[[], None] | None = None) -> int:
+        """Run until SIGINT or SIGTERM; SIGHUP reloads.  Returns the exit status.
+
+        ``on_ready`` runs once everything asked for has started.
+
+        Signals arrive through ``signal.set_wakeup_fd``: the interpreter's C
+        handler writes each signal number to a socket the main thread reads,
+        so nothing that takes a lock runs inside a signal handler (a handler
+        putting into a queue can deadlock against the main thread's get).
+        """
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)
+        watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, _ignore) for sig in watched}
+        previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        try:
+            self.start()
+            if on_ready is not None:
+                on_ready()
+            while True:
+                signum = self._next_signal(reader, watched)
+                if signum == signal.SIGHUP:
+                    self.reload()
+                    continue
+                log.info(
+                    "received %s: stopping (grace %gs)",
+                    signal.Signals(signum).name,
+                    self.options.grace,
+                )
+                break
+        finally:
+            self.stop()
+            signal.set_wakeup_fd(previous_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            reader.close()
+            writer.close()
+        return 0
+
+    def _next_signal(self, reader: socket.socket, watched: tuple[int, ...]) -> int:
+        while not self._pending:
+            self._pending.extend(b for b in reader.recv(64) if b in watched)
+        return self._pending.pop(0)
