@@ -55,6 +55,14 @@ def provider(request: pytest.FixtureRequest) -> Iterator[GraphProvider]:
 
 
 @pytest.fixture
+def fresh() -> Iterator[GraphProvider]:
+    """A provider of the test's own, stopped however the test ends."""
+    p = GraphProvider()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
 def graph() -> str:
     return f"g{uuid.uuid4().hex[:10]}"
 
@@ -172,8 +180,10 @@ def test_an_empty_graph_name_is_refused(provider: GraphProvider) -> None:
 # ---- the embedded server ----------------------------------------------------------
 
 
-def test_the_embedded_server_is_private_and_stops_with_the_provider(graph: str) -> None:
-    p = GraphProvider()
+def test_the_embedded_server_is_private_and_stops_with_the_provider(
+    graph: str, fresh: GraphProvider
+) -> None:
+    p = fresh
     bind(p, {})
     pid = p.embedded.pid
     assert pid is not None
@@ -187,8 +197,8 @@ def test_the_embedded_server_is_private_and_stops_with_the_provider(graph: str) 
         os.kill(pid, 0)
 
 
-def test_the_embedded_server_is_started_again_if_it_dies(graph: str) -> None:
-    p = GraphProvider()
+def test_the_embedded_server_is_started_again_if_it_dies(graph: str, fresh: GraphProvider) -> None:
+    p = fresh
     bind(p, {})
     pid = p.embedded.pid
     assert pid is not None
@@ -279,9 +289,11 @@ def test_nodes_nested_in_properties_become_one_json_text_not_json_of_json() -> N
         to_result_set([[[1, b"n"]], [[inner]], []], Names(_names))
 
 
-def test_the_embedded_server_outlives_the_thread_that_started_it(graph: str) -> None:
+def test_the_embedded_server_outlives_the_thread_that_started_it(
+    graph: str, fresh: GraphProvider
+) -> None:
     # PR_SET_PDEATHSIG fires when the *thread* that forked exits, not the process.
-    p = GraphProvider()
+    p = fresh
     starter = threading.Thread(target=bind, args=(p, {}))
     starter.start()
     starter.join()
@@ -292,9 +304,11 @@ def test_the_embedded_server_outlives_the_thread_that_started_it(graph: str) -> 
     p.stop()
 
 
-def test_names_are_not_taken_from_a_server_that_was_replaced(graph: str) -> None:
+def test_names_are_not_taken_from_a_server_that_was_replaced(
+    graph: str, fresh: GraphProvider
+) -> None:
     # Label, type and key ids are per server: a restarted (empty) one numbers them anew.
-    p = GraphProvider()
+    p = fresh
     bind(p, {})
     query(p, graph, "CREATE (:Person {name: 'Ann'})-[:FOLLOWS]->(:Person)")
     assert query(p, graph, "MATCH (n {name: 'Ann'}) RETURN n").columns[0].nodes == (
@@ -313,9 +327,9 @@ def test_names_are_not_taken_from_a_server_that_was_replaced(graph: str) -> None
 
 
 def test_names_are_not_taken_from_a_url_server_that_restarted(
-    falkordb_server: Server, graph: str
+    falkordb_server: Server, graph: str, fresh: GraphProvider
 ) -> None:
-    p = GraphProvider()
+    p = fresh
     bind(p, {"URL": f"redis://127.0.0.1:{falkordb_server.port}"})
     query(p, graph, "CREATE (:Person {name: 'Ann'})")
     assert query(p, graph, "MATCH (n) RETURN n").columns[0].nodes == (

