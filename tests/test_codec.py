@@ -617,13 +617,40 @@ def test_codec_error_is_a_value_error() -> None:
 
 
 def test_column_encodes_rmp_serde_style_index_maps() -> None:
-    assert _wire(Column(scalars=(1, "a")).encode()) == {0: [1, "a"]}
+    assert _wire(Column(scalars=(1, "a")).encode()) == {0: [{2: 1}, {4: [97]}]}
     assert _wire(Column(nodes=(GraphNode(labels=("L",)),)).encode()) == {
         1: [{"labels": ["L"], "properties": {}}]
     }
     assert _wire(Column(relations=(GraphRelation(type_name="R"),)).encode()) == {
         2: [{"type_name": "R", "properties": {}}]
     }
+
+
+def test_result_set_encodes_the_contracts_example_exactly() -> None:
+    # CONTRACTS section 3: one column holding the integer 1985.
+    got = ResultSet(columns=(Column(scalars=(1985,)),)).encode()
+    assert got == _pack({"columns": [{0: [{2: 1985}]}], "statistics": []})
+
+
+def test_graph_scalars_encode_tagged_with_strings_as_utf8_byte_arrays() -> None:
+    column = Column(scalars=(None, True, -3, 2.5, "café"))
+    assert _wire(column.encode()) == {
+        0: [{0: None}, {1: True}, {2: -3}, {3: 2.5}, {4: list("café".encode())}]
+    }
+    node = GraphNode(labels=("P",), properties={"name": "Ann", "age": 3, "w": 0.5, "ok": False})
+    assert _wire(node.encode())["properties"] == {
+        "name": {4: list(b"Ann")},
+        "age": {2: 3},
+        "w": {3: 0.5},
+        "ok": {1: False},
+    }
+    rel = GraphRelation(type_name="FOLLOWS", properties={"since": 1999, "x": None})
+    assert _wire(rel.encode()) == {
+        "type_name": "FOLLOWS",
+        "properties": {"since": {2: 1999}, "x": {0: None}},
+    }
+    assert GraphNode.decode(node.encode()) == node
+    assert GraphRelation.decode(rel.encode()) == rel
 
 
 def test_result_set_decodes_rmp_serde_style_columns() -> None:

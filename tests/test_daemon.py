@@ -493,6 +493,42 @@ def test_json_logs_carry_the_actor_fields(
     assert entry["logger"] == "wascc.actor" and entry["level"] == "INFO"
 
 
+def test_json_logs_carry_host_event_fields_and_the_http_access_log(
+    up: Starter,
+    tmp_path: Path,
+    actor_file: Callable[..., tuple[Path, str]],
+) -> None:
+    import http.client
+
+    path, key = actor_file("web", caps=("wascc:http_server",))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    manifest = tmp_path / "host.yaml"
+    manifest.write_text(
+        f"actors: [{path}]\n"
+        "capabilities:\n  - path: wascc:http_server\n"
+        "bindings:\n"
+        f"  - {{actor: web, capability: wascc:http_server, "
+        f"values: {{PORT: '{port}', ACCESS_LOG: 'true'}}}}\n"
+    )
+    host = up("--manifest", str(manifest), "--log-format", "json")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/some/path?q=1")
+    assert conn.getresponse().status == 500  # the test actor has no HandleRequest
+    wait_for(lambda: '"method": "GET"' in host.output(), "the access log line")
+    entries = [json.loads(line) for line in host.output().splitlines() if line.startswith("{")]
+    bound = [e for e in entries if e.get("outcome") == "bound"]
+    assert bound and bound[0]["actor"] == key
+    assert bound[0]["capability"] == "wascc:http_server" and bound[0]["binding"] == "default"
+    started = [e for e in entries if e.get("outcome") == "started"]
+    assert started[0]["actor"] == key
+    (access,) = [e for e in entries if e.get("method") == "GET"]
+    assert access["path"] == "/some/path" and access["status"] == 500
+    assert access["actor"] == key and isinstance(access["duration_us"], int)
+    assert access["logger"].endswith("http_server.access")
+
+
 def test_provider_dropped_in_later_gets_its_pending_binding(
     up: Starter,
     tmp_path: Path,

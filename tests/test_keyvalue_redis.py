@@ -28,7 +28,7 @@ from wascc import GuestError, Host
 from wascc.errors import BindingError
 from wascc.wire.claims import extract_claims
 
-from conftest import REDIS_SERVER, BuiltExamples
+from conftest import BuiltExamples
 from servers import ServerProcess, free_port, start_redis
 
 Bind = Callable[..., Store]
@@ -54,8 +54,6 @@ def bind(host: Host, start_actor: Callable[..., str]) -> Bind:
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[ServerProcess]:
     """A redis-server of this test's own (to stop, restart or slow down), with a Unix socket."""
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (bash .ci/system-deps installs it)")
     unix_socket = str(tmp_path / "redis.sock")
     server = start_redis(tmp_path, "--unixsocket", unix_socket, "--enable-debug-command", "yes")
     try:

@@ -542,7 +542,8 @@ def test_nats_credentials_jwt_and_seed_or_creds_file_authenticate(
         rig.actor(subject, CLIENT_JWT=user.jwt, CLIENT_SEED=user.seed)
         asker = rig.actor(CREDSFILE=str(user.creds))
         assert rig.request(asker, subject, b"hi", 5000) == b"hi"
-        with pytest.raises(BindingError, match="Authorization Violation"):
+        # the server answers -ERR and closes: the client may read either first
+        with pytest.raises(BindingError, match=r"Authorization Violation|Connection reset by peer"):
             rig.actor(CONNECT_TIMEOUT="1")  # no credentials
     finally:
         server.stop()

@@ -39,3 +39,15 @@ def test_readme_messaging_example_runs(
     printed = capsys.readouterr().out.splitlines()
     expected = [line.strip().removeprefix("# ") for line in block.group(1).splitlines()[-2:]]
     assert printed == expected
+
+
+def test_readme_data_capability_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    text = README.read_text()
+    section = text[text.index("## Data capabilities") : text.index("## How a call flows")]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 3
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {"__name__": "readme_data"})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1:] == ["[{'sku': '42'}]", "4 meow", "[('Ann',), ('Bob',)]"]
+    assert re.fullmatch(r"\d{13}-\d+", printed[0])

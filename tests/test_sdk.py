@@ -44,7 +44,7 @@ HARNESS = NATIVE_TESTS / "sdk_fuzz.c"
 GUEST = Path(__file__).resolve().parent / "guests" / "c" / "sdk_actor.c"
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 MIB = 1024 * 1024
-DECODERS = ("req", "resp", "kv", "bm", "gen", "tel")
+DECODERS = ("req", "resp", "kv", "bm", "gen", "tel", "fc", "blob", "bl", "rs")
 WMP_MAX_DEPTH = 32
 
 
@@ -228,6 +228,51 @@ def valid_cases() -> list[Case]:
     ]
     session = codec.TelnetSession(session="abc").encode()
     cases.append(Case("valid", "telnet-session", session, {"tel": "1", "ts": "abc", "tt": ""}))
+    chunks = [
+        codec.FileChunk(
+            sequence_no=3,
+            container="c/x",
+            id="blob",
+            total_bytes=2**40,
+            chunk_size=65536,
+            context="ctx",
+            chunk_bytes=bytes(range(200)),
+        ),
+        codec.FileChunk(sequence_no=2**64 - 1, container="c", id="b"),
+    ]
+    cases += [
+        Case(
+            "valid",
+            f"file-chunk{i}",
+            c.encode(),
+            {
+                "fc": "1",
+                "fseq": str(c.sequence_no),
+                "ftot": str(c.total_bytes),
+                "fcs": str(c.chunk_size),
+                "fcont": pct(c.container),
+                "fid": pct(c.id),
+                "fctx": pct(c.context or ""),
+                "fbl": str(len(c.chunk_bytes)),
+                "fbh": crc(c.chunk_bytes),
+            },
+        )
+        for i, c in enumerate(chunks)
+    ]
+    for i, b in enumerate([codec.Blob("photo", "c", 12345), codec.Blob("none", "none", 0)]):
+        expect = {"blob": "1", "bid": pct(b.id), "bcont": pct(b.container)}
+        expect |= {"bsz": str(b.byte_size), "bnone": str(int(b.id == "none"))}
+        cases.append(Case("valid", f"blob{i}", b.encode(), expect))
+    blobs = codec.BlobList(blobs=(codec.Blob("a", "c", 1), codec.Blob("é", "c", 2)))
+    cases.append(Case("valid", "blob-list", blobs.encode(), {"bl": "1", "bln": "2", "blat": "2"}))
+    result = codec.ResultSet(
+        columns=(
+            codec.Column(scalars=(None, True, 1985, 2.5, "café")),
+            codec.Column(nodes=(codec.GraphNode(labels=("P",), properties={"n": "x"}),)),
+        ),
+        statistics=("ok",),
+    )
+    cases.append(Case("valid", "result-set", result.encode(), {"rs": "1", "rsc": "2", "rss": "5"}))
     for case in cases:
         n = len(case.data)
         case.expect |= {"skip": str(n), "seq": f"1:{n}"}  # one whole value, nothing trailing

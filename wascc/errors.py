@@ -37,6 +37,7 @@ exception means the same thing, the wascc error also inherits from it (so
         │   └── InstancesBusy                every instance stayed busy
         ├── MemoryLimitExceeded (MemoryError)  instance reached its memory cap
         ├── ProviderCallError                the provider answered with an error
+        │   └── BackendUnavailable (ConnectionError)  its backend cannot be reached
         └── MiddlewareError                  a middleware hook raised
 """
 
@@ -46,6 +47,7 @@ __all__ = [
     "ActorLoadError",
     "ActorRetired",
     "ActorTrap",
+    "BackendUnavailable",
     "BindingError",
     "ClaimsError",
     "CodecError",
@@ -189,6 +191,10 @@ class MemoryLimitExceeded(InvocationError, MemoryError):
 
 class ProviderCallError(InvocationError):
     """A capability provider answered an operation with an error."""
+
+
+class BackendUnavailable(ProviderCallError, ConnectionError):
+    """The provider's backend (a Redis, a graph server) cannot be reached right now."""
 
 
 class MiddlewareError(InvocationError):

@@ -56,6 +56,7 @@ from wascc.errors import (
     WasccError,
 )
 from wascc.health import HealthMonitor, HealthReport, check
+from wascc.logs import fields
 from wascc.plugins import Plugins
 from wascc.providers.base import CapabilityProvider
 from wascc.providers.extras import CAPABILITY_ID as EXTRAS
@@ -359,7 +360,13 @@ class Host:
                     "(wascc ctl replace-actor, Host.replace_actor)"
                 )
             self._actors[actor.public_key] = actor
-        log.info("started %s (%s, %d bytes)", actor.who, actor.label, actor.size)
+        log.info(
+            "started %s (%s, %d bytes)",
+            actor.who,
+            actor.label,
+            actor.size,
+            extra=fields(actor.public_key, outcome="started"),
+        )
         self._auto_bind(actor)
         return actor.public_key
 
@@ -390,7 +397,13 @@ class Host:
             self._actors[actor] = new
             self._retired.append(old)
         self._retire(old)
-        log.info("replaced %s: %s -> %s", new.who, old.module_hash[:12], new.module_hash[:12])
+        log.info(
+            "replaced %s: %s -> %s",
+            new.who,
+            old.module_hash[:12],
+            new.module_hash[:12],
+            extra=fields(actor, outcome="replaced"),
+        )
         for b in self._routes.bindings_of(actor):
             if b.capability_id not in new.caps:
                 log.warning(
@@ -398,6 +411,7 @@ class Host:
                     new.who,
                     b.capability_id,
                     b.binding,
+                    extra=fields(actor, b.capability_id, b.binding, outcome="unclaimed"),
                 )
                 self.remove_binding(actor, b.capability_id, b.binding)
         self._auto_bind(new)
@@ -415,7 +429,7 @@ class Host:
         for b in self._routes.bindings_of(actor):
             self.remove_binding(actor, b.capability_id, b.binding)
         self._retire(found)
-        log.info("stopped %s", found.who)
+        log.info("stopped %s", found.who, extra=fields(actor, outcome="stopped"))
 
     def _retire(self, actor: Actor) -> None:
         """Retire a replaced or removed module; forget it once its last call ends."""
@@ -435,7 +449,13 @@ class Host:
             try:
                 self.set_binding(actor.public_key, EXTRAS)
             except WasccError as exc:
-                log.error("could not bind %s to %s: %s", actor.who, EXTRAS, exc)
+                log.error(
+                    "could not bind %s to %s: %s",
+                    actor.who,
+                    EXTRAS,
+                    exc,
+                    extra=fields(actor.public_key, EXTRAS, DEFAULT_BINDING, outcome="refused"),
+                )
 
     def _actor(self, key: str) -> Actor:
         actor = self._actors.get(key)
@@ -499,6 +519,7 @@ class Host:
             capability_id,
             descriptor.name or type(provider).__name__,
             binding,
+            extra=fields(None, capability_id, binding, outcome="added"),
         )
         return descriptor
 
@@ -589,6 +610,7 @@ class Host:
                         binding,
                         actor.who,
                         exc,
+                        extra=fields(b.actor, capability_id, binding, outcome="refused"),
                     )
                     self._routes.unbind(b.actor, capability_id, binding)
         old.dispatcher.active = False
@@ -596,7 +618,11 @@ class Host:
             self._send_remove(old.provider, b)
         _stop_provider(old.provider, f"old {capability_id} ({binding})", self.health_timeout)
         log.info(
-            "replaced provider %s (%s); %d binding(s) re-sent", capability_id, binding, len(bound)
+            "replaced provider %s (%s); %d binding(s) re-sent",
+            capability_id,
+            binding,
+            len(bound),
+            extra=fields(None, capability_id, binding, outcome="replaced"),
         )
         return descriptor
 
@@ -636,9 +662,20 @@ class Host:
             self._send_remove(entry.provider, b)
         _stop_provider(entry.provider, f"{capability_id} ({binding})", self.health_timeout)
         if reason:
-            log.error("removed provider %s (%s): %s", capability_id, binding, reason)
+            log.error(
+                "removed provider %s (%s): %s",
+                capability_id,
+                binding,
+                reason,
+                extra=fields(None, capability_id, binding, outcome="removed"),
+            )
         else:
-            log.info("removed provider %s (%s)", capability_id, binding)
+            log.info(
+                "removed provider %s (%s)",
+                capability_id,
+                binding,
+                extra=fields(None, capability_id, binding, outcome="removed"),
+            )
         return True
 
     # ---- bindings ----------------------------------------------------------
@@ -693,20 +730,27 @@ class Host:
             except Exception as exc:
                 if previous is None:
                     self._routes.unbind(actor, capability_id, binding)
-                    log.warning("%s refused to bind %s: %s", capability_id, found.who, exc)
+                    log.warning(
+                        "%s refused to bind %s: %s",
+                        capability_id,
+                        found.who,
+                        exc,
+                        extra=fields(actor, capability_id, binding, outcome="refused"),
+                    )
                 else:
                     log.warning(
                         "%s refused to re-bind %s; the previous binding stays: %s",
                         capability_id,
                         found.who,
                         exc,
+                        extra=fields(actor, capability_id, binding, outcome="refused"),
                     )
                 raise BindingError(
                     f"{capability_id} ({binding}) refused to bind {found.who}: {exc}"
                 ) from exc
             if previous is not None:
                 self._routes.bind(new)
-        log.info("bound %s", what)
+        log.info("bound %s", what, extra=fields(actor, capability_id, binding, outcome="bound"))
 
     @staticmethod
     def _bind_config(
@@ -728,7 +772,13 @@ class Host:
             return False
         if entry is not None:
             self._send_remove(entry.provider, removed)
-        log.info("unbound %s from %s (%s)", actor, capability_id, binding)
+        log.info(
+            "unbound %s from %s (%s)",
+            actor,
+            capability_id,
+            binding,
+            extra=fields(actor, capability_id, binding, outcome="unbound"),
+        )
         return True
 
     def _send_remove(self, provider: CapabilityProvider, b: Binding) -> None:
@@ -737,7 +787,12 @@ class Host:
             provider.handle_call(SYSTEM_ACTOR, OP_REMOVE_ACTOR, config.encode())
         except Exception as exc:
             log.error(
-                "%s (%s) failed RemoveActor for %s: %s", b.capability_id, b.binding, b.actor, exc
+                "%s (%s) failed RemoveActor for %s: %s",
+                b.capability_id,
+                b.binding,
+                b.actor,
+                exc,
+                extra=fields(b.actor, b.capability_id, b.binding, "RemoveActor", "failed"),
             )
 
     # ---- calls -------------------------------------------------------------

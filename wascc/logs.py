@@ -2,8 +2,11 @@
 
 Library modules only log (``logging.getLogger(__name__)``); the CLI calls
 :func:`configure`.  Actor console lines arrive on the ``wascc.actor``
-logger with ``actor`` and ``actor_name`` fields; Python providers may add a
-``provider`` field; both formats carry them.
+logger with ``actor`` and ``actor_name`` fields; Python providers add a
+``provider`` field; host events (actors started, bound, providers added...)
+carry ``actor``, ``capability``, ``binding``, ``operation`` and ``outcome``
+(:func:`fields`); the HTTP server's access log ``method``, ``path``,
+``status`` and ``duration_us``.  JSON lines show every field as a key.
 """
 
 from __future__ import annotations
@@ -12,15 +15,57 @@ import json
 import logging
 import sys
 import time
+from collections.abc import MutableMapping
+from typing import Any
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure", "provider_logger"]
+__all__ = ["FIELDS", "JsonFormatter", "TextFormatter", "configure", "fields", "provider_logger"]
 
-FIELDS = ("actor", "actor_name", "provider")
+#: The structured fields a log line may carry (JSON lines show each as a key).
+FIELDS = (
+    "actor",
+    "actor_name",
+    "provider",
+    "capability",
+    "binding",
+    "operation",
+    "outcome",
+    "duration_us",
+    "method",
+    "path",
+    "status",
+)
+
+
+def fields(
+    actor: str | None = None,
+    capability: str | None = None,
+    binding: str | None = None,
+    operation: str | None = None,
+    outcome: str | None = None,
+) -> dict[str, str]:
+    """``extra=`` for a host event: the actor, capability, binding, operation and outcome."""
+    given = {
+        "actor": actor,
+        "capability": capability,
+        "binding": binding,
+        "operation": operation,
+        "outcome": outcome,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+class _ProviderAdapter(logging.LoggerAdapter[logging.Logger]):
+    """Adds ``provider`` to every line and keeps the caller's own ``extra`` fields
+    (the standard adapter replaces them)."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
 
 
 def provider_logger(name: str, capability_id: str) -> logging.LoggerAdapter[logging.Logger]:
     """A provider module's logger: every line carries ``provider=capability_id``."""
-    return logging.LoggerAdapter(logging.getLogger(name), {"provider": capability_id})
+    return _ProviderAdapter(logging.getLogger(name), {"provider": capability_id})
 
 
 class TextFormatter(logging.Formatter):

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from .scheduler import _Listener
 
 log = provider_logger(__name__, CAPABILITY_ID)
+#: The access log (binding value ACCESS_LOG=true): one line per request.
+access_log = provider_logger("wascc_capabilities.http_server.access", CAPABILITY_ID)
 
 _RECV_SIZE = 65536
 _LINGER_SECONDS = 0.5
@@ -165,11 +167,28 @@ class _Connection(_RequestParser):
         except _Refusal as refusal:
             self._send(_render(refusal.reply, request, False))
             return False
+        started = time.perf_counter()
         body = request.body[0] if len(request.body) == 1 else b"".join(request.body)
         payload = HttpRequest(request.method, path, query, request.header, body).encode()
         reply = listener.invoke(payload)
         keep = request.keep_alive and not request.last and not reply.close and not listener.closing
         self._send(_render(reply, request, keep))
+        if self.settings.access_log:
+            micros = int((time.perf_counter() - started) * 1e6)
+            access_log.info(
+                "%s %s %d %dus",
+                request.method,
+                path,
+                reply.code,
+                micros,
+                extra={
+                    "actor": listener.actor,
+                    "method": request.method,
+                    "path": path,
+                    "status": reply.code,
+                    "duration_us": micros,
+                },
+            )
         return keep
 
     def _send(self, data: bytes) -> None:

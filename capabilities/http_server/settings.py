@@ -36,6 +36,8 @@ class ServerSettings:
     keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+    #: One INFO line per request on the ``...http_server.access`` logger (off by default).
+    access_log: bool = False
 
     @classmethod
     def from_values(cls, values: Mapping[str, str], who: str = "") -> ServerSettings:
@@ -64,6 +66,9 @@ class ServerSettings:
         if port > 65535:
             raise ProviderError(f"{CAPABILITY_ID}: PORT={port}{where} is not a TCP port")
         address = (upper.get("ADDRESS") or upper.get("ADDR") or "").strip() or DEFAULT_ADDRESS
+        flag = upper.get("ACCESS_LOG", "").strip().lower()
+        if flag not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+            raise ProviderError(f"{CAPABILITY_ID}: ACCESS_LOG={flag!r}{where} is not true or false")
         return cls(
             port=port,
             address=address,
@@ -73,4 +78,5 @@ class ServerSettings:
             keepalive_timeout=number("KEEPALIVE_TIMEOUT", DEFAULT_KEEPALIVE_TIMEOUT, float, 0.001),
             request_timeout=number("REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT, float, 0.001),
             drain_timeout=number("DRAIN_TIMEOUT", DEFAULT_DRAIN_TIMEOUT, float, 0),
+            access_log=flag in ("1", "true", "yes", "on"),
         )

@@ -12,11 +12,13 @@
  *
  * Output: one line per payload,
  *     <index> req=<0|1> [rm= rp= rq= rh= rhs= rct= rbl= rrt=] resp=<0|1> [...] kv=... bm=...
- *     gen=... tel=... skip=<bytes consumed by wmp_skip, or -1> seq=<values>:<bytes> (wmp_skip
+ *     gen=... tel=... fc=... blob=... bl=... rs=... (blobstore and graphdb)
+ *     skip=<bytes consumed by wmp_skip, or -1> seq=<values>:<bytes> (wmp_skip
  *     repeated over the whole input) json=<len>:<crc32>
  * where strings are percent-encoded (every byte outside [0-9A-Za-z._~/:-])
  * and hashes are CRC-32 (zlib's) in hex; then one summary line
- *     SUMMARY payloads=N req=.. resp=.. kv=.. bm=.. gen=.. tel=.. skip=.. json_bytes=..
+ *     SUMMARY payloads=N req=.. resp=.. kv=.. bm=.. gen=.. tel=.. fc=.. blob=.. bl=.. rs=..
+ *     skip=.. json_bytes=..
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -60,7 +62,7 @@ static void *grow(void *ctx, void *old, size_t cap) {
 }
 
 struct totals {
-    unsigned long payloads, req, resp, kv, bm, gen, tel, skip;
+    unsigned long payloads, req, resp, kv, bm, gen, tel, fc, blob, bl, rs, skip;
     unsigned long long json_bytes;
 };
 
@@ -129,6 +131,79 @@ static int request_round_trip(const wascc_http_request *q) {
     }
     free(w.buf);
     return ok;
+}
+
+/* The blobstore and graphdb decoders: fc= (FileChunk), blob=, bl= (BlobList), rs=. */
+static void run_data(const uint8_t *data, size_t len, struct totals *t) {
+    wascc_file_chunk c;
+    if (wascc_file_chunk_decode(data, len, &c) == 0) {
+        t->fc++;
+        printf(" fc=1 fseq=%llu ftot=%llu fcs=%llu", (unsigned long long)c.sequence_no,
+               (unsigned long long)c.total_bytes, (unsigned long long)c.chunk_size);
+        put_wstr("fcont", c.container);
+        put_wstr("fid", c.id);
+        put_wstr("fctx", c.context);
+        printf(" fbl=%u fbh=%08x", (unsigned)c.bytes_len, (unsigned)crc(0, c.bytes, c.bytes_len));
+    } else {
+        printf(" fc=0");
+    }
+
+    wascc_blob b;
+    if (wascc_blob_decode(data, len, &b) == 0) {
+        t->blob++;
+        printf(" blob=1");
+        put_wstr("bid", b.id);
+        put_wstr("bcont", b.container);
+        printf(" bsz=%llu bnone=%d", (unsigned long long)b.byte_size, wascc_blob_is_none(&b));
+    } else {
+        printf(" blob=0");
+    }
+
+    wascc_blob_list l;
+    if (wascc_blob_list_decode(data, len, &l) == 0) {
+        t->bl++;
+        uint32_t h = 0;
+        unsigned long found = 0;
+        for (uint64_t i = 0; i <= (uint64_t)l.count + 1; i++) {
+            wascc_blob item;
+            if (wascc_blob_list_at(&l, (uint32_t)i, &item) == 0) {
+                if (i >= l.count) abort();
+                found++;
+                h = crc(h, item.id.p, item.id.n);
+                h = crc(h, "", 1);
+            }
+        }
+        printf(" bl=1 bln=%u blat=%lu blh=%08x", (unsigned)l.count, found, (unsigned)h);
+    } else {
+        printf(" bl=0");
+    }
+
+    wascc_result_set rs;
+    if (wascc_result_set_decode(data, len, &rs) == 0) {
+        t->rs++;
+        uint32_t h = 0;
+        unsigned long scalars = 0;
+        for (uint64_t i = 0; i <= (uint64_t)rs.n_columns + 1; i++) {
+            wascc_column col;
+            if (wascc_result_set_column(&rs, (uint32_t)i, &col) != 0) continue;
+            if (i >= rs.n_columns) abort();
+            h = crc(h, &col.kind, 1);
+            for (uint64_t j = 0; j <= (uint64_t)col.count + 1; j++) {
+                wascc_scalar sc;
+                if (wascc_column_scalar(&col, (uint32_t)j, &sc) != 0) continue;
+                if (j >= col.count) abort();
+                scalars++;
+                uint8_t text[64];
+                int64_t n = wascc_scalar_text(&sc, text, sizeof text);
+                if (n > (int64_t)sizeof text) abort();
+                if (n >= 0) h = crc(h, text, (size_t)n);
+                else if (sc.kind == WASCC_SCALAR_INT) h = crc(h, &sc.integer, sizeof sc.integer);
+            }
+        }
+        printf(" rs=1 rsc=%u rss=%lu rsh=%08x", (unsigned)rs.n_columns, scalars, (unsigned)h);
+    } else {
+        printf(" rs=0");
+    }
 }
 
 static void run(const uint8_t *data, size_t len, struct totals *t) {
@@ -226,6 +301,8 @@ static void run(const uint8_t *data, size_t len, struct totals *t) {
         printf(" tel=0");
     }
 
+    run_data(data, len, t);
+
     wmp_reader r;
     wmp_reader_init(&r, data, len);
     if (wmp_skip(&r)) {
@@ -268,11 +345,17 @@ static void null_input(void) {
     wascc_broker_message bm;
     wascc_generator_result g;
     wascc_telnet tn;
+    wascc_file_chunk fc;
+    wascc_blob blob;
+    wascc_blob_list bl;
+    wascc_result_set rs;
     wmp_reader r;
     wmp_reader_init(&r, NULL, 0);
     if (wascc_http_request_decode(NULL, 0, &q) == 0 || wascc_http_response_decode(NULL, 0, &s) == 0 ||
         wascc_kv_reply_decode(NULL, 0, &kv) == 0 || wascc_broker_message_decode(NULL, 0, &bm) == 0 ||
         wascc_generator_result_decode(NULL, 0, &g) == 0 || wascc_telnet_decode(NULL, 0, &tn) == 0 ||
+        wascc_file_chunk_decode(NULL, 0, &fc) == 0 || wascc_blob_decode(NULL, 0, &blob) == 0 ||
+        wascc_blob_list_decode(NULL, 0, &bl) == 0 || wascc_result_set_decode(NULL, 0, &rs) == 0 ||
         wmp_skip(&r)) {
         fprintf(stderr, "an empty payload decoded\n");
         abort();
@@ -319,8 +402,9 @@ int main(void) {
         at += n;
     }
     free(in);
-    printf("SUMMARY payloads=%lu req=%lu resp=%lu kv=%lu bm=%lu gen=%lu tel=%lu skip=%lu "
-           "json_bytes=%llu\n",
-           t.payloads, t.req, t.resp, t.kv, t.bm, t.gen, t.tel, t.skip, t.json_bytes);
+    printf("SUMMARY payloads=%lu req=%lu resp=%lu kv=%lu bm=%lu gen=%lu tel=%lu fc=%lu blob=%lu "
+           "bl=%lu rs=%lu skip=%lu json_bytes=%llu\n",
+           t.payloads, t.req, t.resp, t.kv, t.bm, t.gen, t.tel, t.fc, t.blob, t.bl, t.rs, t.skip,
+           t.json_bytes);
     return ferror(stdout) ? 3 : 0;
 }

@@ -878,19 +878,83 @@ class DeleteGraphRequest(Message):
     graph_name: str
 
 
+_SCALAR_KINDS = ("Nil", "Boolean", "Integer", "Double", "String")
+
+
+def _scalar_to_wire(value: Any) -> Any:
+    """A graph scalar as the contract writes it: ``{kind index: value}``, a string as
+    an array of its UTF-8 bytes (the actors' decoder refuses str and bin there)."""
+    if value is None:
+        return {0: None}
+    if isinstance(value, bool):
+        return {1: value}
+    if isinstance(value, int):
+        return {2: value}
+    if isinstance(value, float):
+        return {3: value}
+    if isinstance(value, str):
+        return {4: list(value.encode("utf-8", "surrogatepass"))}
+    if isinstance(value, (bytes, bytearray)):
+        return {4: list(value)}
+    return _to_wire(value)  # not a contract scalar: written as plain data
+
+
+def _property_from_wire(value: Any, where: str) -> Any:
+    """A property value: a tagged scalar is read as its plain value, anything else kept."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, _),) = value.items()
+        if isinstance(tag, int) and not isinstance(tag, bool) and 0 <= tag < len(_SCALAR_KINDS):
+            try:
+                return _scalar_from_wire(value, where)
+            except CodecError:
+                return value
+    return value
+
+
+def _properties_to_wire(properties: dict[str, Any]) -> dict[str, Any]:
+    return {k: _scalar_to_wire(v) for k, v in properties.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class GraphNode(Message):
+    """A node of a graph result; ``properties`` hold plain values, written as tagged scalars."""
+
     labels: tuple[str, ...] = ()
     properties: dict[str, Any] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[Any, Any]:
+        return {"labels": list(self.labels), "properties": _properties_to_wire(self.properties)}
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> GraphNode:
+        node = cast(GraphNode, _from_wire(cls, obj, "GraphNode"))
+        props = {
+            k: _property_from_wire(v, f"GraphNode.properties[{k!r}]")
+            for k, v in node.properties.items()
+        }
+        return cls(labels=node.labels, properties=props)
 
 
 @dataclass(frozen=True, slots=True)
 class GraphRelation(Message):
+    """A relation of a graph result; ``properties`` as in :class:`GraphNode`."""
+
     type_name: str = ""
     properties: dict[str, Any] = field(default_factory=dict)
 
+    def to_wire(self) -> dict[Any, Any]:
+        return {"type_name": self.type_name, "properties": _properties_to_wire(self.properties)}
 
-_SCALAR_KINDS = ("Nil", "Boolean", "Integer", "Double", "String")
+    @classmethod
+    def from_wire(cls, obj: Any) -> GraphRelation:
+        rel = cast(GraphRelation, _from_wire(cls, obj, "GraphRelation"))
+        props = {
+            k: _property_from_wire(v, f"GraphRelation.properties[{k!r}]")
+            for k, v in rel.properties.items()
+        }
+        return cls(type_name=rel.type_name, properties=props)
+
+
 _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "Boolean": bool,
     "Integer": int,
@@ -932,6 +996,8 @@ class Column(Message):
     _KINDS: ClassVar[tuple[str, ...]] = ("scalars", "nodes", "relations")
 
     def to_wire(self) -> dict[Any, Any]:
+        if self.scalars is not None:
+            return {0: [_scalar_to_wire(v) for v in self.scalars]}
         for index, name in enumerate(self._KINDS):
             value = getattr(self, name)
             if value is not None:

@@ -512,4 +512,341 @@ static inline void wascc_telnet_write(wmp_writer *w, wascc_str session, wascc_st
     wascc_write_key_str(w, "text", text);
 }
 
+/* ---- wascc:blobstore ------------------------------------------------------- */
+
+/* Container {id}: CreateContainer, RemoveContainer, ListObjects. */
+static inline void wascc_container_write(wmp_writer *w, wascc_str id) {
+    wmp_write_map(w, 1);
+    wascc_write_key_str(w, "id", id);
+}
+
+/* Blob {id, container, byteSize}: GetObjectInfo, RemoveObject, and their
+ * replies.  A missing blob is answered as {id: "none", container: "none"}. */
+typedef struct wascc_blob {
+    wascc_str id, container;
+    uint64_t byte_size;
+} wascc_blob;
+
+static inline void wascc_blob_write(wmp_writer *w, wascc_str container, wascc_str id) {
+    wmp_write_map(w, 3);
+    wascc_write_key_str(w, "id", id);
+    wascc_write_key_str(w, "container", container);
+    wmp_write_cstr(w, "byteSize");
+    wmp_write_uint(w, 0);
+}
+
+static inline int wascc__blob_field(void *ctx, wascc_str key, wmp_reader *r) {
+    wascc_blob *b = (wascc_blob *)ctx;
+    if (wascc_str_eq(key, "id")) return wascc_read_string(r, &b->id);
+    if (wascc_str_eq(key, "container")) return wascc_read_string(r, &b->container);
+    if (wascc_str_eq(key, "byteSize")) return wmp_read_uint(r, &b->byte_size) ? 0 : -1;
+    return wmp_skip(r) ? 0 : -1;
+}
+
+static inline int wascc__blob_read(wmp_reader *r, wascc_blob *b) {
+    wascc_blob empty = {{"", 0}, {"", 0}, 0};
+    *b = empty;
+    return wascc_read_struct(r, b, wascc__blob_field);
+}
+
+static inline int wascc_blob_decode(const void *data, size_t len, wascc_blob *b) {
+    wmp_reader r;
+    wmp_reader_init(&r, data, len);
+    return wascc__blob_read(&r, b);
+}
+
+/* Does a GetObjectInfo reply say "no such blob"? */
+static inline int wascc_blob_is_none(const wascc_blob *b) {
+    return b->id.n == 0 || (wascc_str_eq(b->id, "none") && wascc_str_eq(b->container, "none"));
+}
+
+/* BlobList {blobs: [Blob]}, the blobs left in place (every one checked when
+ * decoded): read them with wascc_blob_list_at. */
+typedef struct wascc_blob_list {
+    const uint8_t *at;
+    size_t len;
+    uint32_t count;
+} wascc_blob_list;
+
+static inline int wascc__blob_list_field(void *ctx, wascc_str key, wmp_reader *r) {
+    wascc_blob_list *l = (wascc_blob_list *)ctx;
+    if (!wascc_str_eq(key, "blobs")) return wmp_skip(r) ? 0 : -1;
+    const uint8_t *start = r->p;
+    uint32_t n;
+    if (!wmp_read_array(r, &n)) return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        wascc_blob b;
+        if (wascc__blob_read(r, &b) != 0) return -1;
+    }
+    l->at = start;
+    l->len = (size_t)(r->p - start);
+    l->count = n;
+    return 0;
+}
+
+static inline int wascc_blob_list_decode(const void *data, size_t len, wascc_blob_list *l) {
+    wascc_blob_list empty = {0, 0, 0};
+    *l = empty;
+    return wascc_decode(data, len, l, wascc__blob_list_field);
+}
+
+/* The i-th blob (0-based); -1 past the end. */
+static inline int wascc_blob_list_at(const wascc_blob_list *l, uint32_t index, wascc_blob *b) {
+    wmp_reader r;
+    uint32_t n;
+    if (!l->at || index >= l->count) return -1;
+    wmp_reader_init(&r, l->at, l->len);
+    if (!wmp_read_array(&r, &n) || index >= n) return -1;
+    for (uint32_t i = 0; i <= index; i++)
+        if (wascc__blob_read(&r, b) != 0) return -1;
+    return 0;
+}
+
+/* FileChunk: StartUpload, UploadChunk (actor -> provider) and ReceiveChunk
+ * (provider -> actor).  `bytes` points into the payload; chunkBytes is read
+ * as bin or str (an array of ints, which rmp-serde also accepted, is refused
+ * here: it cannot be pointed at). */
+typedef struct wascc_file_chunk {
+    uint64_t sequence_no, total_bytes, chunk_size;
+    wascc_str container, id, context;
+    const uint8_t *bytes;
+    uint32_t bytes_len;
+} wascc_file_chunk;
+
+static inline int wascc__file_chunk_field(void *ctx, wascc_str key, wmp_reader *r) {
+    wascc_file_chunk *c = (wascc_file_chunk *)ctx;
+    if (wascc_str_eq(key, "sequenceNo")) return wmp_read_uint(r, &c->sequence_no) ? 0 : -1;
+    if (wascc_str_eq(key, "totalBytes")) return wmp_read_uint(r, &c->total_bytes) ? 0 : -1;
+    if (wascc_str_eq(key, "chunkSize")) return wmp_read_uint(r, &c->chunk_size) ? 0 : -1;
+    if (wascc_str_eq(key, "container")) return wascc_read_string(r, &c->container);
+    if (wascc_str_eq(key, "id")) return wascc_read_string(r, &c->id);
+    if (wascc_str_eq(key, "context")) return wascc_read_string(r, &c->context);
+    if (wascc_str_eq(key, "chunkBytes")) {
+        if (wmp_peek(r) == WMP_NIL) return wmp_read_nil(r) ? 0 : -1;
+        return wmp_read_bin(r, &c->bytes, &c->bytes_len) ? 0 : -1;
+    }
+    return wmp_skip(r) ? 0 : -1;
+}
+
+static inline int wascc_file_chunk_decode(const void *data, size_t len, wascc_file_chunk *c) {
+    wascc_file_chunk empty = {0, 0, 0, {"", 0}, {"", 0}, {"", 0}, 0, 0};
+    *c = empty;
+    return wascc_decode(data, len, c, wascc__file_chunk_field);
+}
+
+static inline void wascc_file_chunk_write(wmp_writer *w, const wascc_file_chunk *c) {
+    wmp_write_map(w, 7);
+    wmp_write_cstr(w, "sequenceNo");
+    wmp_write_uint(w, c->sequence_no);
+    wascc_write_key_str(w, "container", c->container);
+    wascc_write_key_str(w, "id", c->id);
+    wmp_write_cstr(w, "totalBytes");
+    wmp_write_uint(w, c->total_bytes);
+    wmp_write_cstr(w, "chunkSize");
+    wmp_write_uint(w, c->chunk_size);
+    wascc_write_key_str(w, "context", c->context);
+    wmp_write_cstr(w, "chunkBytes");
+    wmp_write_bin(w, c->bytes, c->bytes_len);
+}
+
+/* StreamRequest {id, container, chunkSize (0 = the provider's default), context}. */
+static inline void wascc_stream_request_write(wmp_writer *w, wascc_str container, wascc_str id,
+                                              uint64_t chunk_size, wascc_str context) {
+    wmp_write_map(w, 4);
+    wascc_write_key_str(w, "id", id);
+    wascc_write_key_str(w, "container", container);
+    wmp_write_cstr(w, "chunkSize");
+    wmp_write_uint(w, chunk_size);
+    wascc_write_key_str(w, "context", context);
+}
+
+/* ---- wascc:graphdb ------------------------------------------------------------ */
+
+/* QueryGraph {query, graph_name} and DeleteGraph {graph_name} (snake_case keys). */
+static inline void wascc_graph_query_write(wmp_writer *w, const char *graph, wascc_str query) {
+    wmp_write_map(w, 2);
+    wascc_write_key_str(w, "query", query);
+    wmp_write_cstr(w, "graph_name");
+    wmp_write_cstr(w, graph);
+}
+
+static inline void wascc_graph_delete_write(wmp_writer *w, const char *graph) {
+    wmp_write_map(w, 1);
+    wmp_write_cstr(w, "graph_name");
+    wmp_write_cstr(w, graph);
+}
+
+enum { WASCC_COLUMN_SCALARS = 0, WASCC_COLUMN_NODES = 1, WASCC_COLUMN_RELATIONS = 2 };
+enum {
+    WASCC_SCALAR_NIL = 0,
+    WASCC_SCALAR_BOOL = 1,
+    WASCC_SCALAR_INT = 2,
+    WASCC_SCALAR_DOUBLE = 3,
+    WASCC_SCALAR_STRING = 4
+};
+
+/* One graph scalar ({kind: value}).  A string is an array of its UTF-8 bytes
+ * on the wire: `str` is that array left in place, read with wascc_scalar_text. */
+typedef struct wascc_scalar {
+    int kind;
+    int boolean;
+    int64_t integer;
+    double dbl;
+    const uint8_t *str;
+    size_t str_len;
+    uint32_t str_n; /* bytes in the string */
+} wascc_scalar;
+
+static inline int wascc__read_f64(wmp_reader *r, double *out) {
+    if (!wmp_need(r, 1)) return 0;
+    uint8_t b = *r->p;
+    if (b == 0xcb) {
+        if (!wmp_need(r, 9)) return 0;
+        union { uint64_t u; double d; } v;
+        v.u = wmp_be(r->p + 1, 8);
+        *out = v.d;
+        r->p += 9;
+        return 1;
+    }
+    if (b == 0xca) {
+        if (!wmp_need(r, 5)) return 0;
+        union { uint32_t u; float f; } v;
+        v.u = (uint32_t)wmp_be(r->p + 1, 4);
+        *out = (double)v.f;
+        r->p += 5;
+        return 1;
+    }
+    int64_t i; /* an integral double written as an int */
+    if (!wmp_read_int(r, &i)) return 0;
+    *out = (double)i;
+    return 1;
+}
+
+static inline int wascc__scalar_read(wmp_reader *r, wascc_scalar *s) {
+    uint32_t n;
+    int64_t kind;
+    wascc_scalar empty = {0, 0, 0, 0.0, 0, 0, 0};
+    *s = empty;
+    if (!wmp_read_map(r, &n) || n != 1 || !wmp_read_int(r, &kind)) return -1;
+    s->kind = (int)kind;
+    switch (kind) {
+    case WASCC_SCALAR_NIL: return wmp_read_nil(r) ? 0 : -1;
+    case WASCC_SCALAR_BOOL: return wmp_read_bool(r, &s->boolean) ? 0 : -1;
+    case WASCC_SCALAR_INT: return wmp_read_int(r, &s->integer) ? 0 : -1;
+    case WASCC_SCALAR_DOUBLE: return wascc__read_f64(r, &s->dbl) ? 0 : -1;
+    case WASCC_SCALAR_STRING: {
+        const uint8_t *start = r->p;
+        if (!wmp_read_array(r, &n)) return -1;
+        for (uint32_t i = 0; i < n; i++) {
+            int64_t byte;
+            if (!wmp_read_int(r, &byte) || byte < 0 || byte > 255) return -1;
+        }
+        s->str = start;
+        s->str_len = (size_t)(r->p - start);
+        s->str_n = n;
+        return 0;
+    }
+    default: return -1;
+    }
+}
+
+/* Copies a string scalar's bytes into buf (no NUL added); its length, or -1
+ * when it is not a string or does not fit in `cap`. */
+static inline int64_t wascc_scalar_text(const wascc_scalar *s, uint8_t *buf, size_t cap) {
+    wmp_reader r;
+    uint32_t n;
+    if (s->kind != WASCC_SCALAR_STRING || !s->str) return -1;
+    wmp_reader_init(&r, s->str, s->str_len);
+    if (!wmp_read_array(&r, &n) || n > cap) return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t byte;
+        if (!wmp_read_int(&r, &byte) || byte < 0 || byte > 255) return -1;
+        buf[i] = (uint8_t)byte;
+    }
+    return (int64_t)n;
+}
+
+/* One column of a ResultSet ({kind: [values]}), its values left in place. */
+typedef struct wascc_column {
+    int kind; /* WASCC_COLUMN_* */
+    const uint8_t *at;
+    size_t len;
+    uint32_t count;
+} wascc_column;
+
+static inline int wascc__column_read(wmp_reader *r, wascc_column *c) {
+    uint32_t n;
+    int64_t kind;
+    if (!wmp_read_map(r, &n) || n != 1 || !wmp_read_int(r, &kind)) return -1;
+    if (kind < WASCC_COLUMN_SCALARS || kind > WASCC_COLUMN_RELATIONS) return -1;
+    c->kind = (int)kind;
+    c->at = r->p;
+    if (!wmp_read_array(r, &c->count)) return -1;
+    for (uint32_t i = 0; i < c->count; i++) {
+        if (kind == WASCC_COLUMN_SCALARS) {
+            wascc_scalar s;
+            if (wascc__scalar_read(r, &s) != 0) return -1;
+        } else if (!wmp_skip(r)) {
+            return -1;
+        }
+    }
+    c->len = (size_t)(r->p - c->at);
+    return 0;
+}
+
+/* ResultSet {columns, statistics}, the columns left in place (each checked). */
+typedef struct wascc_result_set {
+    const uint8_t *columns;
+    size_t len;
+    uint32_t n_columns;
+} wascc_result_set;
+
+static inline int wascc__result_set_field(void *ctx, wascc_str key, wmp_reader *r) {
+    wascc_result_set *rs = (wascc_result_set *)ctx;
+    if (!wascc_str_eq(key, "columns")) return wmp_skip(r) ? 0 : -1;
+    const uint8_t *start = r->p;
+    uint32_t n;
+    if (!wmp_read_array(r, &n)) return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        wascc_column c;
+        if (wascc__column_read(r, &c) != 0) return -1;
+    }
+    rs->columns = start;
+    rs->len = (size_t)(r->p - start);
+    rs->n_columns = n;
+    return 0;
+}
+
+static inline int wascc_result_set_decode(const void *data, size_t len, wascc_result_set *rs) {
+    wascc_result_set empty = {0, 0, 0};
+    *rs = empty;
+    return wascc_decode(data, len, rs, wascc__result_set_field);
+}
+
+/* The i-th column (0-based); -1 past the end. */
+static inline int wascc_result_set_column(const wascc_result_set *rs, uint32_t index,
+                                          wascc_column *c) {
+    wmp_reader r;
+    uint32_t n;
+    if (!rs->columns || index >= rs->n_columns) return -1;
+    wmp_reader_init(&r, rs->columns, rs->len);
+    if (!wmp_read_array(&r, &n) || index >= n) return -1;
+    for (uint32_t i = 0; i <= index; i++)
+        if (wascc__column_read(&r, c) != 0) return -1;
+    return 0;
+}
+
+/* The i-th scalar of a scalar column (0-based); -1 past the end or for
+ * node and relation columns. */
+static inline int wascc_column_scalar(const wascc_column *c, uint32_t index, wascc_scalar *s) {
+    wmp_reader r;
+    uint32_t n;
+    if (c->kind != WASCC_COLUMN_SCALARS || index >= c->count) return -1;
+    wmp_reader_init(&r, c->at, c->len);
+    if (!wmp_read_array(&r, &n) || index >= n) return -1;
+    for (uint32_t i = 0; i <= index; i++)
+        if (wascc__scalar_read(&r, s) != 0) return -1;
+    return 0;
+}
+
 #endif /* WASCC_CONTRACTS_H */
