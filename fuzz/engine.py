@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wascc.errors import WasccError
+from wascc.wire.wasm import write_uleb
 
 __all__ = ["Finding", "Report", "Target", "discover", "mutate", "run_target"]
 
@@ -150,22 +151,10 @@ def mutate(data: bytes, rng: random.Random, pool: list[bytes], max_size: int) ->
                 buf[i:] = other[j:]
         elif choice == 7 and buf:  # LEB128 of a large value at a random place
             i = rng.randrange(len(buf))
-            buf[i:i] = _leb128(rng.choice(INTERESTING))
+            buf[i:i] = write_uleb(rng.choice(INTERESTING))
         elif choice == 8 and len(buf) > 1:  # truncate
             del buf[rng.randrange(len(buf)) :]
     return bytes(buf[:max_size])
-
-
-def _leb128(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def _one(target: Target, data: bytes) -> tuple[str, str | None]:

@@ -26,6 +26,7 @@ from wascc.errors import ClaimsError
 from wascc.wire import claims, wasm
 from wascc.wire.claims import MAX_TIME, MAX_TOKEN_BYTES, Claims
 from wascc.wire.keys import KeyPair, KeyType
+from wascc.wire.wasm import write_uleb
 
 from fuzz.engine import Target
 
@@ -217,24 +218,12 @@ def _module_around(rng: random.Random, token: bytes) -> bytes:
         return wasm.append_custom_section(module, rng.choice(("jwt", "wasmcloud_jwt")), token)
     if choice == 1:
         size = rng.choice((0xFFFFFFFF, 0x7FFFFFFF, len(token) + 1, 2**35))
-        return _MODULE + b"\x00" + _leb(size) + b"\x03jwt" + token
+        return _MODULE + b"\x00" + write_uleb(size) + b"\x03jwt" + token
     if choice == 2:
         return module[: rng.randrange(8, len(module))]
     name = b"jwt\xff"  # a custom section name that is not UTF-8
-    payload = _leb(len(name)) + name + b"x"
-    return module + b"\x00" + _leb(len(payload)) + payload
-
-
-def _leb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    payload = write_uleb(len(name)) + name + b"x"
+    return module + b"\x00" + write_uleb(len(payload)) + payload
 
 
 def generate(rng: random.Random) -> bytes:

@@ -20,6 +20,7 @@ from pathlib import Path
 import wasmtime
 
 from wascc import ActorSettings, Host, InvocationError, ModuleError
+from wascc.engine.runtime import WAPC_IMPORTS
 from wascc.wire import wasm
 
 from fuzz.engine import INTERESTING, Target
@@ -29,18 +30,7 @@ MEMORY_LIMIT = 4 * 1024 * 1024
 
 _host: Host | None = None
 
-#: Every waPC import: name -> (parameters, results).
-IMPORTS = {
-    "__guest_request": (2, 0),
-    "__guest_response": (2, 0),
-    "__guest_error": (2, 0),
-    "__host_call": (8, 1),
-    "__host_response_len": (0, 1),
-    "__host_response": (1, 0),
-    "__host_error_len": (0, 1),
-    "__host_error": (1, 0),
-    "__console_log": (2, 0),
-}
+IMPORTS = WAPC_IMPORTS
 VALTYPES = ("i32", "i64", "f32", "f64")
 
 
