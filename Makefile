@@ -50,6 +50,7 @@ bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/bench_invoke.py
 	$(PY) benchmarks/bench_provider.py
+	$(PY) benchmarks/bench_backends.py
 
 # Every fuzz target for FUZZ_CASES cases (the test suite runs a 2,000-case smoke pass).
 # FUZZ_ENGINE=atheris FUZZ_TARGET=claims: one target under libFuzzer's coverage guidance.

