@@ -51,6 +51,8 @@ bench: setup
 	$(PY) benchmarks/bench_invoke.py
 	$(PY) benchmarks/bench_provider.py
 	$(PY) benchmarks/bench_backends.py
+	$(PY) benchmarks/bench_backends_data.py
+	$(PY) benchmarks/bench_messaging.py
 
 # Every fuzz target for FUZZ_CASES cases (the test suite runs a 2,000-case smoke pass).
 # FUZZ_ENGINE=atheris FUZZ_TARGET=claims: one target under libFuzzer's coverage guidance.
