@@ -32,6 +32,7 @@ __all__ = [
     "ServerProcess",
     "find_binary",
     "free_port",
+    "free_port_pair",
     "nats_jwt",
     "redis_ping",
     "start_falkordb",
@@ -47,6 +48,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port_pair() -> int:
+    """A port p with p and p + 1 both free (the demo uses two)."""
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = int(a.getsockname()[1])
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise AssertionError("no two adjacent free ports")
 
 
 def find_binary(name: str) -> str:

@@ -16,6 +16,8 @@ from click.testing import CliRunner
 from wascc.cli import main
 from wascc.sdk import include_dir
 
+from servers import free_port_pair
+
 
 def test_python_dash_m_wascc_is_the_cli() -> None:
     done = subprocess.run(
@@ -83,9 +85,7 @@ def _demo(tmp_path: Path, port: int) -> subprocess.Popen[str]:
 
 
 def test_demo_prints_its_urls_only_once_they_answer(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port_pair()  # the demo listens on port and port + 1
     demo = _demo(tmp_path, port)
     try:
         assert demo.stdout is not None

@@ -30,6 +30,7 @@ from wascc.wire.codec import CapabilityConfiguration
 
 from conftest import NativeBuilder, Signer, build_test_actor, call_payload
 from providers import TESTING, RecordingProvider
+from servers import free_port_pair
 
 WASCC = str(Path(sys.executable).parent / "wascc")
 NATIVETEST = "wascc:nativetest"
@@ -544,21 +545,6 @@ def test_provider_dropped_in_later_gets_its_pending_binding(
     shutil.copy(build_native("testprovider"), providers / "libtest.so")
     wait_for(lambda: host.inventory()["bindings"] != [], "the pending binding")
     assert host.call(key, "Call", call_payload(NATIVETEST, "Echo", b"late")) == b"late"
-
-
-def free_port_pair() -> int:
-    """A port p with p and p + 1 both free (the demo uses two)."""
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = int(a.getsockname()[1])
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-        return port
-    raise AssertionError("no two adjacent free ports")
 
 
 def test_default_demo_answers_http_on_its_ports(up: Starter, tmp_path: Path) -> None:
