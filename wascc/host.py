@@ -904,6 +904,10 @@ class Host:
             return remote.remove_binding(actor, capability_id, binding) or removed
         return removed
 
+    def remove_local_binding(self, actor: str, capability_id: str, binding: str) -> bool:
+        """Remove the binding on this host only (sends ``RemoveActor``); False if none."""
+        return self._unbind(actor, canonical_capability(capability_id), normalize_binding(binding))
+
     def _unbind(self, actor: str, capability_id: str, binding: str) -> bool:
         """Remove the binding on this host only."""
         with self._lock:

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wascc.actor import ActorSettings
-from wascc.errors import ControlError, WasccError
+from wascc.errors import ControlError, NotFound, WasccError
 from wascc.host import Host
 from wascc.standalone.manifest import CapabilitySpec
 from wascc.wire.capability import normalize_binding
@@ -121,7 +121,11 @@ def handlers(
     """The commands above, served for ``host``; providers added go through ``reconciler``."""
 
     def named(key: str) -> dict[str, Any]:
-        return {"actor": key, "name": host.actor(key).name}
+        try:
+            name = host.actor(key).name
+        except NotFound:  # an actor running elsewhere in the host's lattice
+            name = ""
+        return {"actor": key, "name": name}
 
     def start_actor(m: dict[str, Any]) -> dict[str, Any]:
         settings = {k: m[k] for k in ACTOR_SETTINGS if m.get(k) is not None}
