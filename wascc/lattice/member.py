@@ -662,6 +662,7 @@ class Lattice:
             return
         await self.bus.nc.publish(self.subjects.events, cloud_event(BusEvent.host_started(self.id)))
         await self.bus.nc.publish(self.subjects.events, cloud_event(self._heartbeat()))
+        log.info("lattice: re-announced host %s after reconnecting", self.id)
 
     def _heartbeat(self) -> dict[str, Any]:
         return BusEvent.heartbeat(
