@@ -41,7 +41,7 @@ import logging
 import platform
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import nats.errors
@@ -143,7 +143,8 @@ class Lattice:
         self.key = config.host_key()
         self.id = self.key.public_key
         self.labels = {**dict(labels or {}), **builtin_labels()}
-        self.trusted = frozenset(config.trusted_hosts) if config.trusted_hosts else None
+        # a host always trusts itself (its own bindings reach its own providers that way)
+        self.trusted = frozenset({*config.trusted_hosts, self.id}) if config.trusted_hosts else None
         self.bus = Bus("wascc-lattice")
         self._subs: dict[str, Subscription] = {}  # touched on the loop only
         self._peers: dict[str, tuple[float, float]] = {}  # host -> (last seen, its period)
@@ -269,14 +270,14 @@ class Lattice:
             except NotFound:
                 return
             self._claims[actor] = claims
-            self.bus.spawn(self._sub(s.actor(actor), self._on_actor, queue=s.actor(actor)))
+            self._now(self._sub(s.actor(actor), self._on_actor, queue=s.actor(actor)))
             self.bus.spawn(self._kv_put(f"claims.{actor}", claims.to_json()))
             self._publish(BusEvent.actor("ActorStarted", actor, self.id))
         elif event == "actor_stopped":
             self.bus.spawn(self._unsub(s.actor(actor)))
             self._publish(BusEvent.actor("ActorStopped", actor, self.id))
         elif event == "provider_added":
-            self.bus.spawn(self._sub(s.provider(capid, binding), self._on_provider))
+            self._now(self._sub(s.provider(capid, binding), self._on_provider))
             self._publish(BusEvent.provider("ProviderLoaded", capid, binding, self.id))
             self.bus.submit(lambda: self._bind_recorded(capid, binding))
         elif event == "provider_removed":
@@ -284,7 +285,7 @@ class Lattice:
             self._publish(BusEvent.provider("ProviderRemoved", capid, binding, self.id))
         elif event == "bound":
             subject = s.provider_actor(capid, binding, actor)
-            self.bus.spawn(self._sub(subject, self._on_provider_actor, queue=subject))
+            self._now(self._sub(subject, self._on_provider_actor, queue=subject))
             local = self._local_claims(actor)
             if local is not None:  # bound on this host by its operator: record it for all
                 values = next(
@@ -296,6 +297,17 @@ class Lattice:
             self._publish(BusEvent.binding("ActorBindingCreated", actor, capid, binding, self.id))
         elif event == "unbound":
             self.bus.spawn(self._unsub(s.provider_actor(capid, binding, actor)))
+
+    def _now(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Subscribe before the host's change returns (so it is reachable lattice-wide at
+        once); while disconnected, in the background (nats-py sends it on reconnecting)."""
+        if not self.bus.connected.is_set():
+            self.bus.spawn(coro)
+            return
+        try:
+            self.bus.run(coro, self.config.rpc_timeout)
+        except Exception as exc:
+            log.warning("lattice: could not subscribe in time: %s", exc)
 
     def _local_claims(self, actor: str) -> Claims | None:
         try:
