@@ -112,7 +112,7 @@ def _unb64(text: str) -> bytes:
         (lambda i: dataclasses.replace(i, id="another"), "subject is not the invocation's id"),
         (
             lambda i: dataclasses.replace(i, host_id=KeyPair.generate(KeyType.SERVER).public_key),
-            "issuer is not the invocation's host",
+            "the signature does not verify",
         ),
         (
             lambda i: dataclasses.replace(i, encoded_claims=i.encoded_claims[:-4] + "AAAA"),

@@ -450,7 +450,7 @@ class Lattice:
             raise InvocationTimeout(f"{operation} to {what}: the caller's deadline has passed")
         inv = BusInvocation.signed(
             self.key, origin, target, operation, payload,
-            deadline=int((time.time() + timeout) * 1000),
+            deadline=int((time.time() + timeout) * 1000), host_id=self.id,
         )  # fmt: skip
         reply = self._request(subject, inv.encode(), timeout, f"{operation} to {what}", NotBound)
         response = BusResponse.decode(reply)
@@ -535,7 +535,7 @@ class Lattice:
     def _control(self, capid: str, binding: str, operation: str, msg: bytes) -> bytes:
         inv = BusInvocation.signed(
             self.key, Entity.of_actor(SYSTEM_ACTOR), Entity.of_capability(capid, binding),
-            operation, msg,
+            operation, msg, host_id=self.id,
         )  # fmt: skip
         reply = self._request(
             self.subjects.provider(capid, binding), inv.encode(), self.config.rpc_timeout,
