@@ -20,6 +20,9 @@ YAML or JSON (the original), or the same model in TOML::
         binding: default                   # optional
         values:
           PORT: "8081"
+    lattice:                               # optional: join a lattice over NATS
+      url: nats://10.0.0.5:4222            #   (wascc.lattice.LatticeConfig's fields;
+      namespace: prod                      #   the command line wins key by key)
 
 A capability ``path`` names a provider as a file (``.so``/``.dylib`` native
 library, ``.wasm`` portable provider), an installed provider by capability
