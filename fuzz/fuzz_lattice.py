@@ -1,4 +1,4 @@
-"""Lattice invocations and responses as they arrive from NATS: decode, then the anti-forgery check."""
+"""Lattice invocations and responses from NATS: decode, then the anti-forgery check."""
 
 from __future__ import annotations
 
