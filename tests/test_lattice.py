@@ -412,3 +412,57 @@ def test_a_nats_outage_keeps_local_calls_working_and_the_host_re_announces(
     finally:
         lattice.close()
         server.stop()
+
+
+def _host_id(member: Member) -> str:
+    import re
+
+    found = re.search(r"as host (N[A-Z2-7]{55})", member.output())
+    assert found is not None, member.output()
+    return found.group(1)
+
+
+def test_auction_picks_only_hosts_whose_labels_match_then_launch_and_terminate(
+    lattice: Lattice, sign: Signer
+) -> None:
+    signed, module = sign(caps=[], name="svc")
+    path = lattice.tmp / "svc_s.wasm"
+    path.write_bytes(signed)
+    spy = EventSpy(lattice)
+    east1 = lattice.start("east1", manifest="labels:\n  zone: east\n")
+    west = lattice.start("west", manifest="labels:\n  zone: west\n")
+    east2 = lattice.start("east2", manifest="labels:\n  zone: east\n")
+    east = {_host_id(east1), _host_id(east2)}
+    bids = lattice.cli("auction", str(path), "-c", "zone=east").split()
+    assert set(bids) == east
+    assert lattice.cli("auction", str(path), "-c", "zone=west").split() == [_host_id(west)]
+    assert len(lattice.cli("auction", str(path), "-c", "hostcore.os=linux").split()) == 3
+    out = lattice.cli("auction", str(path), "-c", "zone=east", "--launch")
+    winner = out.split("started on ")[1].strip()
+    assert winner in east
+    actors = lattice.cli("actors")
+    assert f"{module.public_key}  svc  on {winner}" in actors
+    # the host running it no longer bids
+    assert lattice.cli("auction", str(path), "-c", "zone=east").split() == list(east - {winner})
+    lattice.cli("terminate", winner, module.public_key)
+    assert module.public_key not in lattice.cli("actors")
+    # providers: launch by capability id on a named host, provider auction, terminate
+    w = _host_id(west)
+    lattice.cli("launch", w, "wascc:keyvalue", "--provider", "-b", "cache")
+    assert f"wascc:keyvalue (cache)  on {w}" in lattice.cli("providers")
+    bids = lattice.cli("auction", "wascc:keyvalue", "--provider", "-b", "cache").split()
+    assert set(bids) == east
+    lattice.cli("terminate", w, "wascc:keyvalue", "--provider", "-b", "cache")
+    assert "wascc:keyvalue" not in lattice.cli("providers")
+    refused = subprocess.run(
+        [WASCC, "lattice", "--lattice", lattice.url, "--namespace", lattice.namespace,
+         "launch", w, str(lattice.tmp / "missing.wasm")],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "no actor module at" in refused.stderr
+    assert "no host qualifies" not in refused.stderr
+    wait_for(lambda: "ProviderRemoved" in spy.names(), "ProviderRemoved")
+    spy.stop()
+    names = spy.names()
+    for expected in ("ActorStarted", "ActorStopped", "ProviderLoaded", "ProviderRemoved"):
+        assert expected in names, (expected, names)

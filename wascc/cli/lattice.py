@@ -4,8 +4,10 @@
 protocol's inventory subjects (answers collected for ``--window`` seconds);
 ``bindings --recorded`` reads the lattice's JetStream bucket instead (also
 bindings whose provider runs nowhere right now); ``events`` prints the
-lattice's events as they happen, like a spy.  To bind, use ``wascc ctl bind``
-on any host of the lattice.
+lattice's events as they happen, like a spy; ``launch`` / ``terminate`` start
+and stop an actor or provider on a named host, ``auction`` asks which hosts
+qualify by their labels (and ``--launch`` starts it on the first bidder).  To
+bind, use ``wascc ctl bind`` on any host of the lattice.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import click
 
-from wascc.cli.main import fail, main
+from wascc.cli.main import fail, main, pairs
 from wascc.errors import WasccError
 from wascc.lattice.client import LatticeClient
 
@@ -179,3 +181,104 @@ def events(ctx: click.Context, count: int, timeout: float | None, heartbeats: bo
             client.follow(show, stop, timeout)
         except KeyboardInterrupt:
             stop.set()
+
+
+@lattice.command()
+@click.argument("host")
+@click.argument("ref")
+@click.option("--provider", is_flag=True, help="REF is a provider (capability id or file).")
+@click.option("-b", "--binding", default="default", show_default=True, help="Provider binding.")
+@click.pass_context
+def launch(ctx: click.Context, host: str, ref: str, provider: bool, binding: str) -> None:
+    """Start an actor (a path on HOST) or a provider on the host HOST (its N... key).
+
+    \b
+    Example:
+      wascc lattice launch NBX3... /srv/actors/kvcounter_s.wasm
+      wascc lattice launch NBX3... wascc:keyvalue --provider -b cache
+    """
+    with _client(ctx) as client:
+        try:
+            if provider:
+                answer = client.control(
+                    host, "provider.launch", {"provider_ref": ref, "binding_name": binding}
+                )
+            else:
+                answer = client.control(host, "actor.launch", {"actor_id": ref})
+        except WasccError as exc:
+            fail(str(exc))
+    _emit(ctx, answer, [f"started {answer.get('actor_id') or answer.get('provider_ref')} "
+                        f"on {answer.get('host')}"])  # fmt: skip
+
+
+@lattice.command()
+@click.argument("host")
+@click.argument("ref")
+@click.option("--provider", is_flag=True, help="REF is a provider's capability id.")
+@click.option("-b", "--binding", default="default", show_default=True, help="Provider binding.")
+@click.pass_context
+def terminate(ctx: click.Context, host: str, ref: str, provider: bool, binding: str) -> None:
+    """Stop an actor (key or name) or a provider (capability id) on the host HOST."""
+    with _client(ctx) as client:
+        try:
+            if provider:
+                answer = client.control(
+                    host, "provider.terminate", {"provider_ref": ref, "binding_name": binding}
+                )
+            else:
+                answer = client.control(host, "actor.terminate", {"actor_id": ref})
+        except WasccError as exc:
+            fail(str(exc))
+    _emit(ctx, answer, [f"stopped {ref} on {answer.get('host')}"])
+
+
+@lattice.command()
+@click.argument("ref")
+@click.option("--provider", is_flag=True, help="REF is a provider (capability id or file).")
+@click.option("-b", "--binding", default="default", show_default=True, help="Provider binding.")
+@click.option(
+    "-c",
+    "--constraint",
+    "constraints",
+    multiple=True,
+    metavar="K=V",
+    help="A label the host must have (repeatable; hostcore.os=linux ...).",
+)
+@click.option("--launch", "and_launch", is_flag=True, help="Start it on the first bidder.")
+@click.pass_context
+def auction(
+    ctx: click.Context, ref: str, provider: bool, binding: str,
+    constraints: tuple[str, ...], and_launch: bool,
+) -> None:  # fmt: skip
+    """Which hosts can take an actor or provider: their labels match every constraint
+    and they do not run it already.
+
+    \b
+    Example:
+      wascc lattice auction ./kvcounter_s.wasm -c zone=east --launch
+    """
+    wanted = pairs(constraints, "--constraint")
+    with _client(ctx) as client:
+        if provider:
+            bidders = client.auction(wanted, provider=ref, binding=binding)
+        else:
+            bidders = client.auction(wanted, actor=ref)
+        if not bidders:
+            fail(f"no host in the lattice qualifies for {ref} ({wanted or 'no constraints'})")
+        launched: dict[str, Any] = {}
+        if and_launch:
+            try:
+                if provider:
+                    launched = client.control(
+                        bidders[0],
+                        "provider.launch",
+                        {"provider_ref": ref, "binding_name": binding},
+                    )
+                else:
+                    launched = client.control(bidders[0], "actor.launch", {"actor_id": ref})
+            except WasccError as exc:
+                fail(str(exc))
+    lines = list(bidders)
+    if launched:
+        lines.append(f"started on {launched.get('host')}")
+    _emit(ctx, {"bidders": bidders, "launched": launched}, lines)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 
 from wascc.errors import LatticeError
@@ -62,6 +63,16 @@ class LatticeClient:
         """Every host's answer to ``P.inventory.{kind}`` within the window (JSON values)."""
         if kind not in INVENTORY_KINDS:
             raise LatticeError(f"unknown inventory {kind!r} (one of {', '.join(INVENTORY_KINDS)})")
+        answers = []
+        for raw in self._collect(self.subjects.inventory(kind), b""):
+            try:
+                answers.append(json.loads(raw))
+            except ValueError:
+                continue
+        return answers
+
+    def _collect(self, subject: str, body: bytes) -> list[bytes]:
+        """Publish ``body`` and collect every reply until the window closes."""
 
         async def ask() -> list[bytes]:
             nc = self.bus.nc
@@ -69,7 +80,7 @@ class LatticeClient:
             inbox = nc.new_inbox()
             got: list[bytes] = []
             sub = await nc.subscribe(inbox)
-            await nc.publish(self.subjects.inventory(kind), b"", reply=inbox)
+            await nc.publish(subject, body, reply=inbox)
             loop = asyncio.get_running_loop()
             end = loop.time() + self.window
             while (left := end - loop.time()) > 0:
@@ -81,13 +92,57 @@ class LatticeClient:
             await sub.unsubscribe()
             return got
 
-        answers = []
-        for raw in self.bus.run(ask(), self.window + self.timeout):
+        return self.bus.run(ask(), self.window + self.timeout)
+
+    def control(self, host: str, what: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One command to one host (``actor.launch``, ``provider.terminate``...); its answer.
+
+        A refusal (``{"error": ...}``), no such host or no answer is a LatticeError.
+        """
+        subject = self.subjects.control(host, what)
+
+        async def ask() -> bytes:
+            nc = self.bus.nc
+            assert nc is not None
+            msg = await nc.request(subject, json.dumps(body).encode(), timeout=self.timeout)
+            return bytes(msg.data)
+
+        try:
+            answer = json.loads(self.bus.run(ask(), self.timeout + 1))
+        except nats.errors.NoRespondersError as exc:
+            raise LatticeError(f"no host {host} answers in the lattice") from exc
+        except Exception as exc:
+            raise LatticeError(f"{what} on host {host}: {exc or type(exc).__name__}") from exc
+        if not isinstance(answer, dict):
+            raise LatticeError(f"{what} on host {host}: the answer is not a JSON object")
+        if "error" in answer:
+            raise LatticeError(f"{what} on host {host} refused: {answer['error']}")
+        return answer
+
+    def auction(
+        self,
+        constraints: dict[str, str],
+        *,
+        actor: str = "",
+        provider: str = "",
+        binding: str = "default",
+    ) -> list[str]:
+        """The hosts that bid (labels match, not running it already), in answer order."""
+        if provider:
+            subject = f"{self.subjects.prefix}.control.provauction.request"
+            body = {"provider_ref": provider, "binding_name": binding, "constraints": constraints}
+        else:
+            subject = f"{self.subjects.prefix}.control.auction.request"
+            body = {"actor_id": actor, "constraints": constraints}
+        hosts = []
+        for raw in self._collect(subject, json.dumps(body).encode()):
             try:
-                answers.append(json.loads(raw))
+                bid = json.loads(raw)
             except ValueError:
                 continue
-        return answers
+            if isinstance(bid, dict) and isinstance(bid.get("host_id"), str):
+                hosts.append(bid["host_id"])
+        return hosts
 
     def recorded_bindings(self) -> list[dict[str, Any]]:
         """The lattice's bindings as its JetStream bucket holds them (also those of no host now)."""

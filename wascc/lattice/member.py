@@ -63,6 +63,7 @@ from wascc.errors import (
 from wascc.host import Host
 from wascc.lattice.bus import Bus
 from wascc.lattice.config import LatticeConfig
+from wascc.lattice.control import Control
 from wascc.lattice.events import BusEvent, cloud_event, read_event
 from wascc.providers.extras import CAPABILITY_ID as EXTRAS
 from wascc.wire.capability import canonical_capability, normalize_binding
@@ -155,6 +156,7 @@ class Lattice:
         self._left = False
         self._beat: threading.Thread | None = None
         self.on_event: Callable[[str, Any], None] | None = None
+        self.control = Control(self)
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -202,7 +204,9 @@ class Lattice:
         self._stop.set()
 
         async def go() -> None:
-            for subject in [s for s in self._subs if ".inventory." not in s]:
+            for subject in [
+                s for s in self._subs if ".inventory." not in s and ".control." not in s
+            ]:
                 await self._unsub(subject)
             nc = self.bus.nc
             assert nc is not None
@@ -236,6 +240,8 @@ class Lattice:
         ):
             await self._sub(s.inventory(kind), _json_handler(answer))
         await self._sub(s.events, self._on_event)
+        for subject, handler in self.control.handlers().items():
+            await self._sub(subject, handler)
 
     async def _sub(
         self, subject: str, handler: Callable[[bytes], bytes | None], queue: str = ""

@@ -42,6 +42,7 @@ from wascc.standalone.manifest import Manifest, load_manifest
 from wascc.standalone.notify import notify
 from wascc.standalone.provider_directory import ProviderDirectory
 from wascc.standalone.reconciler import Reconciler, check_capabilities
+from wascc.standalone.resolve import resolve_provider
 from wascc.standalone.watcher import WatchedDirectory
 
 __all__ = ["Daemon", "Options"]
@@ -129,6 +130,7 @@ class Daemon:
             config = self.lattice_config()
             if config is not None:
                 self.lattice = Lattice(host, config, self.labels)
+                self.lattice.control.load_provider = lambda ref: resolve_provider(ref, host)
                 self.lattice.start()
             if self.manifest is not None:
                 reconciler.apply(self.manifest, strict=True)
