@@ -213,3 +213,21 @@ def test_builtin_labels_and_binding_keys() -> None:
     assert set(labels) == {"hostcore.arch", "hostcore.os", "hostcore.osfamily"}
     key = binding_record_key(ACTOR, "wascc:keyvalue", "any name: with spaces")
     assert key.startswith("binding.") and " " not in key and ":" not in key
+
+
+def test_control_requests_and_label_constraints() -> None:
+    from wascc.lattice.control import _request, labels_match
+
+    assert labels_match({"zone": "east", "hostcore.os": "linux"}, {"zone": "east"})
+    assert not labels_match({"zone": "east"}, {"zone": "west"})
+    assert not labels_match({}, {"zone": "east"})
+    assert labels_match({"zone": "east"}, {})
+    assert _request(b'{"actor_id": "x", "constraints": {"a": "b"}}', ("actor_id",))["actor_id"]
+    for bad, why in (
+        (b"[1]", "a JSON object"),
+        (b"{}", "needs the text field `actor_id`"),
+        (b'{"actor_id": "x", "constraints": {"a": 1}}', "constraints"),
+        (b"{not json", "control request"),
+    ):
+        with pytest.raises(LatticeError, match=why):
+            _request(bad, ("actor_id",))
