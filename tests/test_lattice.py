@@ -242,14 +242,16 @@ def test_bindings_outlive_every_host_that_made_them(lattice: Lattice) -> None:
     port = free_port()
     http = "capabilities:\n  - path: wascc:http_server\n"
     kv = "capabilities:\n  - path: wascc:keyvalue\n"
-    actor = f"actors:\n  - {KVCOUNTER}\n"
+    key = kvcounter_key()
+    # b's manifest binds its actor to keyvalue, which runs on no host yet: recorded for later
+    actor = (
+        f"actors:\n  - {KVCOUNTER}\nbindings:\n  - actor: {key}\n    capability: wascc:keyvalue\n"
+    )
     a = lattice.start("a", manifest=http)
     b = lattice.start("b", manifest=actor)
     c = lattice.start("c", manifest=kv)
-    key = kvcounter_key()
     wait_for(lambda: key in lattice.cli("actors"), "kvcounter in the inventory")
     a.ask("bind", actor=key, capability="wascc:http_server", values={"PORT": str(port)})
-    b.ask("bind", actor=key, capability="wascc:keyvalue")
     assert http_get(port)[0] == 200
     for m in (a, b, c):
         lattice.stop(m)
@@ -466,3 +468,32 @@ def test_auction_picks_only_hosts_whose_labels_match_then_launch_and_terminate(
     names = spy.names()
     for expected in ("ActorStarted", "ActorStopped", "ProviderLoaded", "ProviderRemoved"):
         assert expected in names, (expected, names)
+
+
+def test_a_frozen_host_is_reported_lost_and_drops_out_of_inventory(lattice: Lattice) -> None:
+    one = lattice.start("one", manifest="labels:\n  n: one\n")
+    two = lattice.start("two", manifest="labels:\n  n: two\n")
+    frozen = _host_id(two)
+    with lattice.client() as client:
+        events: list[tuple[str, Any]] = []
+        stop = threading.Event()
+        spy = threading.Thread(
+            target=client.follow, args=(lambda n, body, _: events.append((n, body)), stop, 60)
+        )
+        spy.start()
+        try:
+            wait_for(lambda: frozen in lattice.cli("hosts"), "both hosts in inventory")
+            os.kill(two.process.pid, signal.SIGSTOP)  # alive for NATS, silent for the lattice
+            started = time.monotonic()
+            wait_for(
+                lambda: any(n == "HostLost" and b["host"] == frozen for n, b in events),
+                "HostLost for the frozen host",
+                timeout=10,
+            )
+            assert time.monotonic() - started < 5  # heartbeat 0.3 s, lost after 3 periods
+            assert frozen not in lattice.cli("hosts")
+            assert _host_id(one) in lattice.cli("hosts")
+        finally:
+            os.kill(two.process.pid, signal.SIGCONT)
+            stop.set()
+            spy.join(10)

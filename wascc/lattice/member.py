@@ -520,6 +520,8 @@ class Lattice:
     def remove_binding(self, actor: str, capability_id: str, binding: str) -> bool:
         capability_id = canonical_capability(capability_id)
         binding = normalize_binding(binding)
+        if capability_id == EXTRAS:  # every host binds its own extras
+            return False
         key = binding_record_key(actor, capability_id, binding)
 
         async def forget() -> bool:
