@@ -226,13 +226,24 @@ def test_three_hosts_count_through_the_lattice_with_a_binding_made_on_a(
         assert len(found) == 3
         actors = [x["Actors"] for x in client.inventory("actors")]
         assert [c["sub"] for h in actors for c in h["actors"]] == [key]
+    # unbinding on any host removes the binding lattice-wide
+    removed = b.ask("unbind", actor=key, capability="wascc:keyvalue")
+    assert removed["removed"] is True
+    assert "wascc:keyvalue" not in lattice.cli("bindings", "--recorded")
+    assert "wascc:keyvalue" not in lattice.cli("bindings")
+    status, body = http_get(port)
+    assert status == 500, (status, body)
+    wait_for(
+        lambda: "nothing in the lattice serves" in a.output() + b.output(),
+        "the refusal logged by the hosts on the path",
+    )
     lattice.stop(b)
     wait_for(lambda: "HostStopped" in spy.names(), "HostStopped")
     spy.stop()
     names = spy.names()
     for expected in (
         "HostStarted", "ProviderLoaded", "ActorStarted", "ActorBindingCreated",
-        "ActorStopped", "HostStopped",
+        "ActorBindingRemoved", "ActorStopped", "HostStopped",
     ):  # fmt: skip
         assert expected in names, (expected, names)
     assert c.process.poll() is None and a.process.poll() is None

@@ -231,3 +231,15 @@ def test_control_requests_and_label_constraints() -> None:
     ):
         with pytest.raises(LatticeError, match=why):
             _request(bad, ("actor_id",))
+
+
+def test_the_command_line_wins_over_the_manifest_key_by_key(tmp_path: Path) -> None:
+    from wascc.standalone.daemon import Daemon, Options
+
+    manifest = tmp_path / "host.yaml"
+    manifest.write_text("lattice:\n  url: nats://10.0.0.5:4222\n  namespace: fromfile\n")
+    daemon = Daemon(Options(manifest=manifest, lattice={"namespace": "cli", "heartbeat": 1.5}))
+    config = daemon.lattice_config()
+    assert config is not None
+    assert (config.url, config.namespace, config.heartbeat) == ("nats://10.0.0.5:4222", "cli", 1.5)
+    assert Daemon(Options()).lattice_config() is None
