@@ -12,7 +12,7 @@ from test_lattice import jetstream_nats  # noqa: F401 - the session's JetStream 
 
 from wascc import Host
 from wascc.actor import ActorSettings
-from wascc.errors import AntiforgeryError, GuestError, HostStopped, NotFound
+from wascc.errors import AntiforgeryError, GuestError, HostStopped, LatticeError, NotFound
 from wascc.lattice import Lattice, LatticeConfig
 from wascc.wire.keys import KeyPair
 
@@ -135,3 +135,30 @@ def test_a_stopped_host_refuses_lattice_work(pair: Pair, sign: Signer) -> None:
     one.drain(0)
     with pytest.raises(HostStopped):
         one.serve_actor_call("system", actor.public_key, "Echo", b"")
+
+
+def test_joining_needs_jetstream(nats_server: ServerProcess) -> None:
+    host = Host(health_interval=0)
+    try:
+        config = LatticeConfig(f"nats://127.0.0.1:{nats_server.port}", ephemeral_key=True)
+        with pytest.raises(LatticeError, match="is JetStream enabled"):
+            Lattice(host, config).start()
+        assert host.remote is None
+    finally:
+        host.stop()
+
+
+def test_joining_an_unreachable_lattice_is_a_clear_error() -> None:
+    from servers import free_port
+
+    host = Host(health_interval=0)
+    try:
+        config = LatticeConfig(
+            f"nats://127.0.0.1:{free_port()}", ephemeral_key=True, connect_timeout=1
+        )
+        started = time.monotonic()
+        with pytest.raises(LatticeError, match=r"cannot join the lattice at nats://127\.0\.0\.1:"):
+            Lattice(host, config).start()
+        assert time.monotonic() - started < 10
+    finally:
+        host.stop()

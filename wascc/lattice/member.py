@@ -150,7 +150,6 @@ class Lattice:
         self._subs: dict[str, Subscription] = {}  # touched on the loop only
         self._peers: dict[str, tuple[float, float]] = {}  # host -> (last seen, its period)
         self._peers_lock = threading.Lock()
-        self._claims: dict[str, Claims] = {}
         self._started = time.monotonic()
         self._stop = threading.Event()
         self._left = False
@@ -275,7 +274,6 @@ class Lattice:
                 claims = self.host.actor(actor).claims
             except NotFound:
                 return
-            self._claims[actor] = claims
             self._now(self._sub(s.actor(actor), self._on_actor, queue=s.actor(actor)))
             self.bus.spawn(self._kv_put(f"claims.{actor}", claims.to_json()))
             self._publish(BusEvent.actor("ActorStarted", actor, self.id))
@@ -391,8 +389,6 @@ class Lattice:
         local = self._local_claims(actor)
         if local is not None:
             return local
-        if actor in self._claims:
-            return self._claims[actor]
         try:
             body = self.bus.run(self._kv_get(f"claims.{actor}"), self.config.rpc_timeout)
         except Exception as exc:
@@ -401,9 +397,7 @@ class Lattice:
             ) from exc
         if body is None:
             return None
-        claims = Claims.from_json(body)
-        self._claims[actor] = claims
-        return claims
+        return Claims.from_json(body)
 
     # ---- RemoteRouter -------------------------------------------------------------
 
