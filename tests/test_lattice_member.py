@@ -118,7 +118,7 @@ def test_the_callers_deadline_bounds_a_remote_call(pair: Pair, sign: Signer) -> 
     callee_wasm, callee = sign(name="callee")
     caller_wasm, caller = sign(name="caller", caps=[callee.public_key])
     one = pair.host(call_timeout=0.5, deadline=5.0)
-    two = pair.host(deadline=3.0)
+    two = pair.host(deadline=30.0)
     one.add_actor(caller_wasm)
     two.add_actor(callee_wasm)
     _eventually(lambda: one.call_actor(callee.public_key, "Echo", b""))
@@ -126,6 +126,11 @@ def test_the_callers_deadline_bounds_a_remote_call(pair: Pair, sign: Signer) -> 
     with pytest.raises(GuestError, match=r"no answer within 0\.5s"):
         one.call_actor(caller.public_key, "Call", call_payload(callee.public_key, "Loop"))
     assert time.monotonic() - start < 2.5
+    # the deadline crossed the wire: the callee's run was cut there, not at its own 30 s
+    deadline = time.monotonic() + 3
+    while two.busy() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert two.busy() == 0
 
 
 def test_a_stopped_host_refuses_lattice_work(pair: Pair, sign: Signer) -> None:

@@ -1170,12 +1170,32 @@ class Host:
     # ---- calls that arrive from the lattice ----------------------------------
 
     def serve_actor_call(
-        self, origin: str, target: str, operation: str, payload: bytes, binding: str = ""
+        self,
+        origin: str,
+        target: str,
+        operation: str,
+        payload: bytes,
+        binding: str = "",
+        budget: float | None = None,
     ) -> bytes:
-        """An invocation another host sent to an actor running here (never forwarded on)."""
+        """An invocation another host sent to an actor running here (never forwarded on).
+
+        ``budget``: seconds its caller still waits; the actor's call gets no
+        longer than that (nor than its own deadline).
+        """
         if self._draining and not getattr(_calls, "depth", 0):
             raise HostStopped(f"the host is shutting down; {operation} to {target} refused")
-        return self._call_actor(target, operation, payload, origin, None, binding, True)
+        actor = self._actors.get(target)
+        if budget is None or actor is None or self.plugins.authorizing or self.plugins.intercepting:
+            return self._call_actor(target, operation, payload, origin, None, binding, True)
+        while True:
+            try:
+                return actor.invoke(operation, payload, budget)
+            except ActorRetired:
+                current = self._actors.get(target)
+                if current is None or current is actor:
+                    raise
+                actor = current
 
     def serve_provider_call(
         self, actor: str, capability_id: str, binding: str, operation: str, payload: bytes

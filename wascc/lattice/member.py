@@ -580,8 +580,9 @@ class Lattice:
                 raise NotFound(f"{inv.target.describe()} is no actor")
             origin = inv.origin
             source = origin.actor if origin.is_actor else origin.capid
+            budget = inv.deadline / 1000.0 - time.time() if inv.deadline else None
             return self.host.serve_actor_call(
-                source, inv.target.actor, inv.operation, inv.msg, origin.binding
+                source, inv.target.actor, inv.operation, inv.msg, origin.binding, budget
             )
 
         return self._serve(data, run)
