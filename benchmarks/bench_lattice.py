@@ -17,7 +17,8 @@ Measured in A, each path ``--samples`` sequential calls (p50, p99) and
 2. bare nats-py request/reply between the same two processes, made the way
    the lattice makes it (a caller thread handing the request to the asyncio
    loop thread and waiting), and from inside the loop (no thread hop);
-3. both actors local, with a lattice configured and without one.
+3. both actors local, with a lattice configured and without one (two hosts
+   in this process, measured alternately in ABBA order, medians of ``--rounds``).
 
 Ratios printed: (1)/(2) p50 (target <= 1.5), local with/without p50 (target <= 1.05).
 
@@ -150,6 +151,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="ABBA rounds of the local pair")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve", nargs=4, metavar=("URL", "NS", "CALLEE", "ACCOUNT"))
     args = parser.parse_args()
@@ -193,25 +195,33 @@ def main() -> None:
                         args.samples, args.seconds, args.threads)
             )  # fmt: skip
             results.append(_in_loop(member, nc, args.samples))
-            # both actors local: with this lattice configured, then on a host without one
+            # both actors local: with this lattice configured, and on a host without one,
+            # alternated ABBA over --rounds rounds (the machine's drift hits both sides)
             host.add_actor(callee_wasm)
-            results.append(
-                measure("local actor -> actor, lattice configured",
-                        lambda: host.call_actor(caller.public_key, "Call", payload),
-                        args.samples, args.seconds, args.threads)
-            )  # fmt: skip
-            member.leave()
-            host.stop()
-            member.close()
             plain = Host(trusted_issuers=[account.public_key], health_interval=0,
                          actor_settings=settings)  # fmt: skip
             plain.add_actor(caller_wasm)
             plain.add_actor(callee_wasm)
-            results.append(
-                measure("local actor -> actor, no lattice",
-                        lambda: plain.call_actor(caller.public_key, "Call", payload),
-                        args.samples, args.seconds, args.threads)
-            )  # fmt: skip
+            rounds: dict[str, list[Result]] = {"with": [], "without": []}
+            order = ["with", "without", "without", "with"] * ((args.rounds + 1) // 2)
+            for which in order[: args.rounds * 2]:
+                target = host if which == "with" else plain
+                rounds[which].append(
+                    measure(which, lambda t=target: t.call_actor(caller.public_key, "Call", payload),
+                            args.samples, args.seconds / 2, args.threads)
+                )  # fmt: skip
+            for which, name in (("with", "local actor -> actor, lattice configured"),
+                                ("without", "local actor -> actor, no lattice")):  # fmt: skip
+                rs = rounds[which]
+                results.append(Result(
+                    name,
+                    statistics.median(r.p50_us for r in rs),
+                    statistics.median(r.p99_us for r in rs),
+                    statistics.median(r.calls_per_second for r in rs),
+                ))  # fmt: skip
+            member.leave()
+            host.stop()
+            member.close()
             plain.stop()
         finally:
             child.send_signal(signal.SIGTERM)
