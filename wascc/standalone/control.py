@@ -260,16 +260,22 @@ class ControlServer:
         self._closing = False
         self._wake_r, self._wake_w = socket.socketpair()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Bound under a temporary name and renamed into place once it listens: a
+        # client that sees the path can connect (no window between bind and listen).
+        staging = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         old = os.umask(0o177)  # the socket is born 0600
         try:
-            sock.bind(str(self.path))
+            staging.unlink(missing_ok=True)
+            sock.bind(str(staging))
+            os.chmod(staging, 0o600)
+            sock.listen(socket.SOMAXCONN)
+            os.rename(staging, self.path)
         except OSError as exc:
             sock.close()
+            staging.unlink(missing_ok=True)
             raise ControlError(f"cannot listen on {self.path}: {exc.strerror or exc}") from exc
         finally:
             os.umask(old)
-        os.chmod(self.path, 0o600)
-        sock.listen(socket.SOMAXCONN)
         sock.setblocking(False)
         self._sock = sock
         self._threads = [
