@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import platform
@@ -678,6 +679,10 @@ class Lattice:
         await self.bus.nc.publish(self.subjects.events, cloud_event(BusEvent.host_started(self.id)))
         await self.bus.nc.publish(self.subjects.events, cloud_event(self._heartbeat()))
         log.info("lattice: re-announced host %s after reconnecting", self.id)
+        # bindings made elsewhere while this host was cut off: bind what the bucket holds
+        for p in self.host.providers():
+            if p.capability_id != EXTRAS:
+                self.bus.submit(functools.partial(self._bind_recorded, p.capability_id, p.binding))
 
     def _heartbeat(self) -> dict[str, Any]:
         return BusEvent.heartbeat(
