@@ -157,11 +157,17 @@ class ServerProcess:
         self.start()
 
 
-def start_nats(workdir: Path) -> ServerProcess:
-    """nats-server on 127.0.0.1 (max_payload 8 MB so 1 MiB bodies fit with room)."""
+def start_nats(workdir: Path, *, jetstream: bool = False) -> ServerProcess:
+    """nats-server on 127.0.0.1 (max_payload 8 MB so 1 MiB bodies fit with room).
+
+    ``jetstream``: JetStream on, its store in ``workdir/jetstream`` (the lattice).
+    """
     binary = find_binary("nats-server")
     config = workdir / "nats.conf"
-    config.write_text("max_payload: 8MB\n")
+    text = "max_payload: 8MB\n"
+    if jetstream:
+        text += f'jetstream {{\n  store_dir: "{workdir / "jetstream"}"\n}}\n'
+    config.write_text(text)
 
     def argv(port: int) -> list[str]:
         return [binary, "-a", "127.0.0.1", "-p", str(port), "-c", str(config)]

@@ -28,6 +28,7 @@ exception means the same thing, the wascc error also inherits from it (so
     │   └── NativeLoadError                  a native library was refused (reason)
     ├── PluginError                          a pluggy plugin is malformed
     ├── HostStopped                          the host is shutting down
+    ├── LatticeError                         the lattice cannot be joined or asked
     └── InvocationError                      one call failed
         ├── Unauthorized (PermissionError)   claims or the authorizer said no
         ├── NotBound                         no binding routes this call
@@ -38,7 +39,9 @@ exception means the same thing, the wascc error also inherits from it (so
         ├── MemoryLimitExceeded (MemoryError)  instance reached its memory cap
         ├── ProviderCallError                the provider answered with an error
         │   └── BackendUnavailable (ConnectionError)  its backend cannot be reached
-        └── MiddlewareError                  a middleware hook raised
+        ├── MiddlewareError                  a middleware hook raised
+        ├── AntiforgeryError                 a lattice invocation's signature is refused
+        └── RemoteInvocationError            another host answered with an error
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ __all__ = [
     "ActorLoadError",
     "ActorRetired",
     "ActorTrap",
+    "AntiforgeryError",
     "BackendUnavailable",
     "BindingError",
     "ClaimsError",
@@ -61,6 +65,7 @@ __all__ = [
     "InvocationError",
     "InvocationTimeout",
     "KeyFormatError",
+    "LatticeError",
     "MalformedToken",
     "ManifestError",
     "MemoryLimitExceeded",
@@ -73,6 +78,7 @@ __all__ = [
     "PluginError",
     "ProviderCallError",
     "ProviderError",
+    "RemoteInvocationError",
     "TokenExpired",
     "TokenNotYetValid",
     "Unauthorized",
@@ -231,3 +237,15 @@ class NativeLoadError(ProviderError):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.reason = self.REASONS.get(code, "unknown")
+
+
+class LatticeError(WasccError):
+    """The lattice cannot be joined (URL, namespace, credentials, NATS) or asked."""
+
+
+class AntiforgeryError(InvocationError):
+    """A lattice invocation's anti-forgery token is refused ("Antiforgery check failure: ...")."""
+
+
+class RemoteInvocationError(InvocationError):
+    """The host that ran a lattice invocation answered with an error ("Invocation failure: ...")."""

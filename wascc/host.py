@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from wascc.actor import Actor, ActorSettings, load_actor
 from wascc.bindings import Binding, RouteTable
@@ -85,7 +85,7 @@ from wascc.wire.codec import (
 from wascc.wire.invocation import SYSTEM, Invocation
 from wascc.wire.keys import is_actor_key
 
-__all__ = ["ActorInfo", "Host", "ProviderInfo"]
+__all__ = ["ActorInfo", "Host", "ProviderInfo", "RemoteRouter"]
 
 log = logging.getLogger(__name__)
 actor_log = logging.getLogger("wascc.actor")
@@ -128,6 +128,51 @@ class ProviderInfo:
     binding: str
     descriptor: CapabilityDescriptor
     actors: tuple[str, ...]
+
+
+class RemoteRouter(Protocol):
+    """What a Host consults when a call's target is not on this host.
+
+    A lattice implements it (:mod:`wascc.lattice`); the Host never imports
+    one.  Local calls never reach it: it is asked only where the Host's own
+    tables have no answer, so a host with a router is as fast locally as one
+    without.  ``changed`` hears what the Host started, stopped, bound and
+    unbound (``event`` is ``actor_started``, ``actor_stopped``,
+    ``provider_added``, ``provider_removed``, ``bound`` or ``unbound``;
+    ``detail`` holds ``actor``, ``capability_id``, ``binding`` as they apply).
+    It is called outside the Host's lock and must not block for long.
+    """
+
+    def call_actor(
+        self, origin: str, target: str, operation: str, payload: bytes, binding: str
+    ) -> bytes:
+        """Invoke an actor that does not run here (``origin``: an actor key,
+        a capability id with ``binding``, or ``system``)."""
+        ...
+
+    def call_provider(
+        self, actor: str, capability_id: str, binding: str, operation: str, payload: bytes
+    ) -> bytes:
+        """Invoke a capability that no provider on this host serves for ``actor``."""
+        ...
+
+    def set_binding(
+        self, actor: str, capability_id: str, binding: str, values: dict[str, str]
+    ) -> None:
+        """Bind where the actor or the provider is not on this host."""
+        ...
+
+    def remove_binding(self, actor: str, capability_id: str, binding: str) -> bool:
+        """Remove a binding elsewhere in the lattice; False when there was none."""
+        ...
+
+    def knows_actor(self, actor: str) -> bool:
+        """True when ``actor`` runs somewhere else (for resolving references)."""
+        ...
+
+    def changed(self, event: str, detail: dict[str, str]) -> None:
+        """A change on this host, for the rest of the lattice."""
+        ...
 
 
 class _ActorPort:
@@ -238,6 +283,7 @@ class Host:
         self._retired: list[Actor] = []  # replaced or removed, maybe still running calls
         self._closed = False
         self._draining = False
+        self._remote: RemoteRouter | None = None
         self.add_provider(ExtrasProvider())
         self._health = HealthMonitor(self.check_health, health_interval)
         self._health.start()
@@ -292,6 +338,24 @@ class Host:
         for capability_id, binding in list(self._providers):
             self.remove_provider(capability_id, binding)
         log.info("host stopped")
+
+    @property
+    def remote(self) -> RemoteRouter | None:
+        """The router asked about calls whose target is not on this host (a lattice)."""
+        return self._remote
+
+    def set_remote(self, router: RemoteRouter | None) -> None:
+        """Attach (or with None detach) the router for calls that leave this host."""
+        self._remote = router
+
+    def _changed(self, event: str, **detail: str) -> None:
+        remote = self._remote
+        if remote is None:
+            return
+        try:
+            remote.changed(event, detail)
+        except Exception as exc:  # the lattice's trouble must not fail a local change
+            log.error("the remote router failed on %s %s: %s", event, detail, exc)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -368,6 +432,7 @@ class Host:
             extra=fields(actor.public_key, outcome="started"),
         )
         self._auto_bind(actor)
+        self._changed("actor_started", actor=actor.public_key)
         return actor.public_key
 
     def replace_actor(self, actor: str, source: Source, **overrides: Any) -> str:
@@ -427,9 +492,12 @@ class Host:
         if found is None:
             raise NotFound(f"no actor {actor} is running")
         for b in self._routes.bindings_of(actor):
-            self.remove_binding(actor, b.capability_id, b.binding)
+            if self._remote is not None and b.capability_id != EXTRAS:
+                continue  # a lattice's binding outlives this host's instance of the actor
+            self._unbind(actor, b.capability_id, b.binding)
         self._retire(found)
         log.info("stopped %s", found.who, extra=fields(actor, outcome="stopped"))
+        self._changed("actor_stopped", actor=actor)
 
     def _retire(self, actor: Actor) -> None:
         """Retire a replaced or removed module; forget it once its last call ends."""
@@ -464,8 +532,14 @@ class Host:
         return actor
 
     def resolve_actor(self, ref: str) -> str:
-        """The public key of the running actor ``ref`` names: its key, or its unique name."""
+        """The public key of the running actor ``ref`` names: its key, or its unique name.
+
+        With a remote router, a key of an actor running elsewhere resolves too.
+        """
         if ref in self._actors:
+            return ref
+        remote = self._remote
+        if remote is not None and is_actor_key(ref) and remote.knows_actor(ref):
             return ref
         named = sorted(a.public_key for a in list(self._actors.values()) if a.name == ref)
         if len(named) == 1:
@@ -521,6 +595,7 @@ class Host:
             binding,
             extra=fields(None, capability_id, binding, outcome="added"),
         )
+        self._changed("provider_added", capability_id=capability_id, binding=binding)
         return descriptor
 
     def _from_factory(self, capability_id: str) -> CapabilityProvider:
@@ -660,7 +735,9 @@ class Host:
         entry.dispatcher.active = False
         for b in dropped:
             self._send_remove(entry.provider, b)
+            self._changed("unbound", actor=b.actor, capability_id=capability_id, binding=binding)
         _stop_provider(entry.provider, f"{capability_id} ({binding})", self.health_timeout)
+        self._changed("provider_removed", capability_id=capability_id, binding=binding)
         if reason:
             log.error(
                 "removed provider %s (%s): %s",
@@ -696,6 +773,12 @@ class Host:
         capability_id = canonical_capability(capability_id)
         binding = normalize_binding(binding)
         values = dict(values or {})
+        remote = self._remote
+        if remote is not None and (
+            actor not in self._actors or (capability_id, binding) not in self._providers
+        ):
+            remote.set_binding(actor, capability_id, binding, values)
+            return
         with self._lock:
             found = self._actor(actor)
             what = f"{found.who} to {capability_id} ({binding})"
@@ -751,6 +834,52 @@ class Host:
             if previous is not None:
                 self._routes.bind(new)
         log.info("bound %s", what, extra=fields(actor, capability_id, binding, outcome="bound"))
+        self._changed("bound", actor=actor, capability_id=capability_id, binding=binding)
+
+    def bind_remote(
+        self, actor: str, capability_id: str, binding: str, values: dict[str, str]
+    ) -> None:
+        """Bind the local provider at (capability_id, binding) to ``actor``, wherever it runs.
+
+        For a lattice: ``values`` is the whole BindActor configuration the
+        binding host made (its ``__wascc_*`` keys included; that host checked
+        the actor's claims).  Calls from the actor arrive through
+        :meth:`serve_provider_call`; the provider's calls to it leave through
+        the remote router when the actor does not run here.
+        """
+        self._check_open()
+        capability_id = canonical_capability(capability_id)
+        binding = normalize_binding(binding)
+        with self._lock:
+            entry = self._providers.get((capability_id, binding))
+            if entry is None:
+                raise BindingError(
+                    f"cannot bind {actor} to {capability_id} ({binding}): "
+                    "no provider is registered there on this host"
+                )
+            previous = self._routes.bindings.get((actor, capability_id, binding))
+            plain = {k: v for k, v in values.items() if not k.startswith("__wascc_")}
+            if previous is None:
+                self._routes.bind(Binding(actor, capability_id, binding, plain))
+            config = CapabilityConfiguration(actor, {**entry.values, **values})
+            try:
+                entry.provider.handle_call(SYSTEM_ACTOR, OP_BIND_ACTOR, config.encode())
+            except Exception as exc:
+                if previous is None:
+                    self._routes.unbind(actor, capability_id, binding)
+                raise BindingError(
+                    f"{capability_id} ({binding}) refused to bind {actor}: {exc}"
+                ) from exc
+            if previous is not None:
+                self._routes.bind(Binding(actor, capability_id, binding, plain))
+        log.info(
+            "bound %s to %s (%s) for the lattice",
+            actor,
+            capability_id,
+            binding,
+            extra=fields(actor, capability_id, binding, outcome="bound"),
+        )
+        self._changed("bound", actor=actor, capability_id=capability_id, binding=binding)
 
     @staticmethod
     def _bind_config(
@@ -762,9 +891,25 @@ class Host:
     def remove_binding(
         self, actor: str, capability_id: str, binding: str = DEFAULT_BINDING
     ) -> bool:
-        """Unbind (sends ``RemoveActor``); False if there was no such binding."""
+        """Unbind (sends ``RemoveActor``); False if there was no such binding.
+
+        With a remote router the binding is also removed from the rest of the
+        lattice.
+        """
         capability_id = canonical_capability(capability_id)
         binding = normalize_binding(binding)
+        removed = self._unbind(actor, capability_id, binding)
+        remote = self._remote
+        if remote is not None:
+            return remote.remove_binding(actor, capability_id, binding) or removed
+        return removed
+
+    def remove_local_binding(self, actor: str, capability_id: str, binding: str) -> bool:
+        """Remove the binding on this host only (sends ``RemoveActor``); False if none."""
+        return self._unbind(actor, canonical_capability(capability_id), normalize_binding(binding))
+
+    def _unbind(self, actor: str, capability_id: str, binding: str) -> bool:
+        """Remove the binding on this host only."""
         with self._lock:
             removed = self._routes.unbind(actor, capability_id, binding)
             entry = self._providers.get((capability_id, binding))
@@ -779,6 +924,7 @@ class Host:
             binding,
             extra=fields(actor, capability_id, binding, outcome="unbound"),
         )
+        self._changed("unbound", actor=actor, capability_id=capability_id, binding=binding)
         return True
 
     def _send_remove(self, provider: CapabilityProvider, b: Binding) -> None:
@@ -811,11 +957,17 @@ class Host:
         origin: str,
         origin_claims: Claims | None,
         binding: str,
+        local_only: bool = False,
     ) -> bytes:
         actor = self._actors.get(target)
         if actor is None:
             if self._closed:
                 raise HostStopped(f"the host is stopped; {operation} to {target} refused")
+            remote = self._remote
+            if remote is not None and not local_only:
+                if type(payload) is not bytes:
+                    payload = bytes(payload)
+                return remote.call_actor(origin, target, operation, payload, binding)
             raise NotFound(f"no actor {target} is running (called {operation} from {origin})")
         if type(payload) is not bytes:
             payload = bytes(payload)
@@ -860,7 +1012,10 @@ class Host:
             binding = normalize_binding(binding)
         provider = self._routes.routes.get((port.key, capability_id, binding))
         if provider is None or capability_id not in port.caps:
-            raise self._unroutable(port, capability_id, binding, operation)
+            remote = self._remote
+            if remote is None or capability_id not in port.caps or capability_id == EXTRAS:
+                raise self._unroutable(port, capability_id, binding, operation)
+            return remote.call_provider(port.key, capability_id, binding, operation, payload)
         depth = getattr(_calls, "depth", 0)
         _calls.depth = depth + 1
         try:
@@ -1011,6 +1166,57 @@ class Host:
             )
             return reply
         raise first
+
+    # ---- calls that arrive from the lattice ----------------------------------
+
+    def serve_actor_call(
+        self,
+        origin: str,
+        target: str,
+        operation: str,
+        payload: bytes,
+        binding: str = "",
+        budget: float | None = None,
+    ) -> bytes:
+        """An invocation another host sent to an actor running here (never forwarded on).
+
+        ``budget``: seconds its caller still waits; the actor's call gets no
+        longer than that (nor than its own deadline).
+        """
+        if self._draining and not getattr(_calls, "depth", 0):
+            raise HostStopped(f"the host is shutting down; {operation} to {target} refused")
+        actor = self._actors.get(target)
+        if budget is None or actor is None or self.plugins.authorizing or self.plugins.intercepting:
+            return self._call_actor(target, operation, payload, origin, None, binding, True)
+        while True:
+            try:
+                return actor.invoke(operation, payload, budget)
+            except ActorRetired:
+                current = self._actors.get(target)
+                if current is None or current is actor:
+                    raise
+                actor = current
+
+    def serve_provider_call(
+        self, actor: str, capability_id: str, binding: str, operation: str, payload: bytes
+    ) -> bytes:
+        """An actor elsewhere calls the provider here at (capability_id, binding)."""
+        if self._draining and not getattr(_calls, "depth", 0):
+            raise HostStopped(
+                f"the host is shutting down; {capability_id} {operation} from {actor} refused"
+            )
+        provider = self._routes.routes.get((actor, capability_id, binding))
+        if provider is None:
+            raise NotBound(
+                f"actor {actor} called {capability_id} {operation} on binding {binding!r}, "
+                "but it is not bound to the provider on this host"
+            )
+        try:
+            return provider.handle_call(actor, operation, payload)
+        except Exception as exc:
+            raise ProviderCallError(
+                f"{capability_id} ({binding}) failed {operation} for actor {actor}: {exc}"
+            ) from exc
 
     # ---- health ------------------------------------------------------------
 

@@ -104,6 +104,42 @@ systemd unit (Type=notify-reload; `systemctl reload` sends SIGHUP):
     help="Default seconds an actor call may take.",
 )
 @click.option(
+    "--lattice",
+    "lattice_url",
+    metavar="URL",
+    envvar="WASCC_LATTICE",
+    help="Join the lattice at this NATS URL (nats://HOST:PORT; JetStream on) [$WASCC_LATTICE].",
+)
+@click.option(
+    "--namespace",
+    envvar="WASCC_LATTICE_NAMESPACE",
+    help="The lattice namespace (letters and digits) [$WASCC_LATTICE_NAMESPACE].",
+)
+@click.option(
+    "--creds",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A NATS .creds file for the lattice connection.",
+)
+@click.option(
+    "--trusted-host",
+    "trusted_hosts",
+    multiple=True,
+    metavar="KEY",
+    help="A host server key (N...) whose invocations are accepted (repeatable; default: any).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the host keeps its lattice key (host.nk, 0600) "
+    "[default: $WASCC_STATE_DIR or ~/.local/state/wascc].",
+)
+@click.option("--ephemeral-key", is_flag=True, help="A fresh host key for this run only.")
+@click.option(
+    "--heartbeat",
+    type=float,
+    help="Seconds between the host's lattice heartbeats [default: 5].",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -126,6 +162,13 @@ def up(
     poll_interval: float,
     health_interval: float,
     deadline: float,
+    lattice_url: str | None,
+    namespace: str | None,
+    creds: Path | None,
+    trusted_hosts: tuple[str, ...],
+    state_dir: Path | None,
+    ephemeral_key: bool,
+    heartbeat: float | None,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -140,6 +183,7 @@ def up(
       wascc up
       wascc up --manifest host.yaml --providers-dir ./providers \\
                --trusted-issuer ACXYZ... --control /run/wascc.sock
+      wascc up --manifest host.yaml --lattice nats://10.0.0.5:4222 --namespace prod
     """
     logs.configure(log_level, log_format)
     if no_control and control is not None:
@@ -148,6 +192,17 @@ def up(
     if control_is_default:
         control = Path(default_control())
     settings = ActorSettings(deadline=deadline)
+    given = {
+        "url": lattice_url,
+        "namespace": namespace,
+        "creds": creds,
+        "trusted_hosts": trusted_hosts or None,
+        "state_dir": state_dir,
+        "ephemeral_key": ephemeral_key or None,
+        "heartbeat": heartbeat,
+        "call_timeout": deadline if lattice_url else None,
+    }
+    lattice = {k: v for k, v in given.items() if v is not None}
     options = Options(
         manifest=manifest,
         expand_env=expand_env,
@@ -162,6 +217,7 @@ def up(
         poll_interval=poll_interval,
         health_interval=health_interval,
         actor_settings=settings,
+        lattice=lattice,
     )
     try:
         if manifest is None and providers_dir is None and actors_dir is None:

@@ -128,6 +128,7 @@ class Guest:
         self.who = who
         self.settings = settings
         self._ticks = runtime.ticks(settings.deadline)
+        self._runtime = runtime
         # An instance above this cannot grow at all: discard it after the call.
         self._cap_floor = settings.memory_limit - WASM_PAGE
         # A failed call that grew memory past half the cap most likely had a
@@ -168,12 +169,20 @@ class Guest:
             self._free_module()
             raise
 
-    def invoke(self, operation: str, payload: bytes) -> bytes:
-        """Run one waPC call; the reply, or an :class:`InvocationError`."""
+    def invoke(self, operation: str, payload: bytes, budget: float | None = None) -> bytes:
+        """Run one waPC call; the reply, or an :class:`InvocationError`.
+
+        ``budget``: seconds the caller still waits (a lattice invocation's
+        deadline); the call gets the smaller of it and the module's deadline.
+        """
         pool = self._pool
-        inst = pool.acquire(self.settings.deadline)
+        wait, ticks = self.settings.deadline, self._ticks
+        if budget is not None and budget < wait:
+            wait = max(budget, 0.001)
+            ticks = self._runtime.ticks(wait)
+        inst = pool.acquire(wait)
         try:
-            status, data = inst.call(operation.encode(), payload, self._ticks)
+            status, data = inst.call(operation.encode(), payload, ticks)
         except BaseException:
             pool.discard(inst)
             raise

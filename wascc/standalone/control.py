@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wascc.actor import ActorSettings
-from wascc.errors import ControlError, WasccError
+from wascc.errors import ControlError, NotFound, WasccError
 from wascc.host import Host
 from wascc.standalone.manifest import CapabilitySpec
 from wascc.wire.capability import normalize_binding
@@ -121,7 +121,11 @@ def handlers(
     """The commands above, served for ``host``; providers added go through ``reconciler``."""
 
     def named(key: str) -> dict[str, Any]:
-        return {"actor": key, "name": host.actor(key).name}
+        try:
+            name = host.actor(key).name
+        except NotFound:  # an actor running elsewhere in the host's lattice
+            name = ""
+        return {"actor": key, "name": name}
 
     def start_actor(m: dict[str, Any]) -> dict[str, Any]:
         settings = {k: m[k] for k in ACTOR_SETTINGS if m.get(k) is not None}
@@ -256,16 +260,22 @@ class ControlServer:
         self._closing = False
         self._wake_r, self._wake_w = socket.socketpair()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Bound under a temporary name and renamed into place once it listens: a
+        # client that sees the path can connect (no window between bind and listen).
+        staging = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         old = os.umask(0o177)  # the socket is born 0600
         try:
-            sock.bind(str(self.path))
+            staging.unlink(missing_ok=True)
+            sock.bind(str(staging))
+            os.chmod(staging, 0o600)
+            sock.listen(socket.SOMAXCONN)
+            os.rename(staging, self.path)
         except OSError as exc:
             sock.close()
+            staging.unlink(missing_ok=True)
             raise ControlError(f"cannot listen on {self.path}: {exc.strerror or exc}") from exc
         finally:
             os.umask(old)
-        os.chmod(self.path, 0o600)
-        sock.listen(socket.SOMAXCONN)
         sock.setblocking(False)
         self._sock = sock
         self._threads = [

@@ -8,7 +8,12 @@ from three sources:
 * an actors directory (:mod:`wascc.standalone.actor_directory`);
 * a providers directory (:mod:`wascc.standalone.provider_directory`);
 
-and the control socket (:mod:`wascc.standalone.control`).  SIGHUP re-reads
+and the control socket (:mod:`wascc.standalone.control`).  With a lattice
+(``--lattice`` or the manifest's ``lattice:`` section, the command line
+winning key by key) the host joins it before the manifest is applied, so
+bindings whose actor or provider runs elsewhere are made through the
+lattice; on a stop it leaves the lattice first (no new invocations arrive,
+``HostStopped`` is published), lets its calls finish, then disconnects.  SIGHUP re-reads
 the manifest (a manifest that cannot be read or checked is refused whole and
 the running configuration kept) and rescans the directories.  SIGINT /
 SIGTERM stop it gracefully: new work is refused, calls in flight get
@@ -30,12 +35,14 @@ from typing import Any
 from wascc.actor import ActorSettings
 from wascc.errors import ControlError, WasccError
 from wascc.host import Host
+from wascc.lattice import Lattice, LatticeConfig
 from wascc.standalone.actor_directory import ActorDirectory
 from wascc.standalone.control import ControlServer, handlers
 from wascc.standalone.manifest import Manifest, load_manifest
 from wascc.standalone.notify import notify
 from wascc.standalone.provider_directory import ProviderDirectory
 from wascc.standalone.reconciler import Reconciler, check_capabilities
+from wascc.standalone.resolve import resolve_provider
 from wascc.standalone.watcher import WatchedDirectory
 
 __all__ = ["Daemon", "Options"]
@@ -62,6 +69,8 @@ class Options:
     poll_interval: float = 1.0
     health_interval: float = 30.0
     actor_settings: ActorSettings | None = None
+    #: Lattice settings given on the command line (LatticeConfig's fields by name).
+    lattice: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -76,6 +85,7 @@ class Daemon:
         # A bad manifest is refused here, before anything starts.
         self.manifest = manifest or self._read_manifest()
         self.host: Host | None = None
+        self.lattice: Lattice | None = None
         self.reconciler: Reconciler | None = None
         self._directories: list[WatchedDirectory[Any]] = []
         self._control: ControlServer | None = None
@@ -92,6 +102,13 @@ class Daemon:
     @property
     def labels(self) -> dict[str, str]:
         return {**(self.manifest.labels if self.manifest else {}), **self.options.labels}
+
+    def lattice_config(self) -> LatticeConfig | None:
+        """The lattice to join: the manifest's section under the command line's settings."""
+        merged = {**(self.manifest.lattice if self.manifest else {}), **self.options.lattice}
+        if not merged.get("url"):
+            return None
+        return LatticeConfig(**merged)
 
     def start(self) -> Host:
         """Start the host and everything asked for; on any failure nothing is left running."""
@@ -110,6 +127,11 @@ class Daemon:
         )
         self.reconciler = reconciler = Reconciler(host)
         try:
+            config = self.lattice_config()
+            if config is not None:
+                self.lattice = Lattice(host, config, self.labels)
+                self.lattice.control.load_provider = lambda ref: resolve_provider(ref, host)
+                self.lattice.start()
             if self.manifest is not None:
                 reconciler.apply(self.manifest, strict=True)
             if opts.providers_dir is not None:
@@ -124,7 +146,11 @@ class Daemon:
                 self._control.start()
         except BaseException:
             self._stop_directories()
+            if self.lattice is not None:
+                self.lattice.leave()
             host.stop()
+            if self.lattice is not None:
+                self.lattice.close()
             raise
         notify("READY=1", f"STATUS=running {len(host.actors())} actor(s)")
         return host
@@ -189,8 +215,12 @@ class Daemon:
         if self._control is not None:
             self._control.close()
         self._stop_directories()
+        if self.lattice is not None:
+            self.lattice.leave()
         if self.host is not None:
             self.host.stop(grace=self.options.grace)
+        if self.lattice is not None:
+            self.lattice.close()
         if self._control is not None:
             self._control.wait(5.0)  # answers to requests that were in flight
 

@@ -20,6 +20,9 @@ YAML or JSON (the original), or the same model in TOML::
         binding: default                   # optional
         values:
           PORT: "8081"
+    lattice:                               # optional: join a lattice over NATS
+      url: nats://10.0.0.5:4222            #   (wascc.lattice.LatticeConfig's fields;
+      namespace: prod                      #   the command line wins key by key)
 
 A capability ``path`` names a provider as a file (``.so``/``.dylib`` native
 library, ``.wasm`` portable provider), an installed provider by capability
@@ -77,7 +80,7 @@ __all__ = [
 ]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
-_TOP_LEVEL = {"labels", "actors", "capabilities", "bindings"}
+_TOP_LEVEL = {"labels", "actors", "capabilities", "bindings", "lattice"}
 
 MAX_MANIFEST_BYTES = 1 << 20
 """A manifest larger than this is refused unread (real ones are a few KiB)."""
@@ -124,6 +127,8 @@ class Manifest:
     bindings: tuple[BindingSpec, ...] = ()
     #: Per-actor settings (deadline, memory_limit, min/max_instances) by actor path.
     settings: Mapping[Path, Mapping[str, float | int]] = field(default_factory=dict)
+    #: The ``lattice:`` section: LatticeConfig's fields by name (paths absolute).
+    lattice: Mapping[str, Any] = field(default_factory=dict)
 
 
 def expand_env(text: str, env: Mapping[str, str], source: str) -> str:
@@ -580,8 +585,65 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
         keys.add(spec.key)
         bindings.append(spec)
     return Manifest(
-        source, base_dir, labels, tuple(actors), tuple(capabilities), tuple(bindings), settings
+        source,
+        base_dir,
+        labels,
+        tuple(actors),
+        tuple(capabilities),
+        tuple(bindings),
+        settings,
+        _lattice(c, top.get("lattice"), base_dir),
     )
+
+
+#: The ``lattice:`` section's keys: name -> kind (seconds are numbers above 0).
+_LATTICE = {
+    "url": "text",
+    "namespace": "text",
+    "creds": "path",
+    "state_dir": "path",
+    "trusted_hosts": "keys",
+    "ephemeral_key": "bool",
+    "heartbeat": "seconds",
+    "call_timeout": "seconds",
+    "rpc_timeout": "seconds",
+    "inventory_window": "seconds",
+    "lost_after": "count",
+}
+
+
+def _lattice(c: _Checker, value: Any, base_dir: Path) -> dict[str, Any]:
+    """The ``lattice:`` section, each value of the right kind (LatticeConfig checks the rest)."""
+    if value is None:
+        return {}
+    entry = c.mapping(value, "lattice", set(_LATTICE))
+    out: dict[str, Any] = {}
+    for name, kind in _LATTICE.items():
+        v = entry.get(name)
+        where = f"lattice.{name}"
+        if v is None:
+            continue
+        if kind == "text":
+            out[name] = c.text(v, where, required=name == "url")
+        elif kind == "path":
+            given = Path(c.text(v, where))
+            out[name] = given if given.is_absolute() else (base_dir / given)
+        elif kind == "keys":
+            out[name] = tuple(c.text(k, f"{where}[{i}]") for i, k in enumerate(c.items(v, where)))
+        elif kind == "bool":
+            if not isinstance(v, bool):
+                raise c.fail(where, f"must be true or false, not {_show(v)}")
+            out[name] = v
+        else:
+            numeric = isinstance(v, int | float) and not isinstance(v, bool)
+            if not numeric or not math.isfinite(v) or v <= 0 or abs(v) >= _INT_LIMIT:
+                raise c.fail(where, f"must be a number above 0, not {_show(v)}")
+            if kind == "count" and not isinstance(v, int):
+                raise c.fail(where, f"must be a whole number, not {_show(v)}")
+            out[name] = v
+    if "url" not in out:
+        raise c.fail("lattice.url", "missing (nats://HOST:PORT)")
+    return out
 
 
 #: An actor entry's own limits: name -> (type, smallest value).

@@ -69,6 +69,8 @@ class Reconciler:
         self._providers: dict[CapabilitySpec, tuple[str, str]] = {}
         self._actors: dict[Path, tuple[str, str]] = {}  # manifest file -> (key, digest)
         self._desired: dict[tuple[str, str, str], BindingSpec] = {}
+        #: Bindings handed to the host's lattice (their provider runs elsewhere), with values.
+        self._through_lattice: dict[tuple[str, str, str], dict[str, str]] = {}
 
     def apply(self, manifest: Manifest, *, strict: bool) -> None:
         """Make the host run ``manifest``: add what is new, remove what is gone.
@@ -152,6 +154,23 @@ class Reconciler:
                 actor = host.resolve_actor(ref)  # a public key, or a running actor's name
             except NotFound:
                 actor = ""
+            elsewhere = host.remote is not None and (capability, binding) not in providers
+            if actor and elsewhere:
+                # a lattice binds where the provider runs, now or when it starts: once
+                key = (actor, capability, binding)
+                if self._through_lattice.get(key) == dict(spec.values):
+                    continue
+                try:
+                    host.set_binding(actor, capability, binding, dict(spec.values))
+                except WasccError as exc:
+                    if strict:
+                        raise WasccError(
+                            f"{source}: binding {actor} to {capability}: {exc}"
+                        ) from exc
+                    log.error("cannot bind %s to %s (%s): %s", actor, capability, binding, exc)
+                else:
+                    self._through_lattice[key] = dict(spec.values)
+                continue
             if not actor or (capability, binding) not in providers:
                 log.debug(
                     "binding %s to %s (%s) waits for its actor or provider",
