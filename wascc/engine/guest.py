@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import wasmtime
 from wascc.engine import ffi
 from wascc.engine.pool import InstancePool
 from wascc.engine.runtime import Runtime, WapcModule
+from wascc.engine.stats import MAX_OPERATIONS, OTHER, SAMPLE_EVERY, OperationStats, record
 from wascc.engine.wapc import GuestHost, WapcInstance
 from wascc.errors import (
     ActorLoadError,
@@ -36,6 +38,8 @@ from wascc.errors import (
 __all__ = ["WASM_PAGE", "ActorSettings", "Guest", "WasiGrant", "read_module"]
 
 log = logging.getLogger(__name__)
+
+_SAMPLE_MASK = SAMPLE_EVERY - 1
 
 WASM_PAGE = 65536
 
@@ -169,11 +173,27 @@ class Guest:
             raise
 
     def invoke(self, operation: str, payload: bytes) -> bytes:
-        """Run one waPC call; the reply, or an :class:`InvocationError`."""
+        """Run one waPC call; the reply, or an :class:`InvocationError`.
+
+        Counts the call by operation and times one in SAMPLE_EVERY
+        (:mod:`wascc.engine.stats`).
+        """
         pool = self._pool
         inst = pool.acquire(self.settings.deadline)
+        ops = inst.ops
+        key = operation
+        n = ops.get(key, 0) + 1
+        if n == 1 and len(ops) >= MAX_OPERATIONS:
+            key = OTHER
+            n = ops.get(OTHER, 0) + 1
+        ops[key] = n
         try:
-            status, data = inst.call(operation.encode(), payload, self._ticks)
+            if n & _SAMPLE_MASK != 1:
+                status, data = inst.call(operation.encode(), payload, self._ticks)
+            else:
+                started = time.perf_counter()
+                status, data = inst.call(operation.encode(), payload, self._ticks)
+                record(inst.timings, key, time.perf_counter() - started)
         except BaseException:
             pool.discard(inst)
             raise
@@ -224,6 +244,16 @@ class Guest:
 
     def calls(self) -> int:
         return self._pool.calls()
+
+    def operations(self) -> dict[str, OperationStats]:
+        """Calls by operation (exact) with their sampled latency, over all instances."""
+        counts, timings = self._pool.operations()
+        return {op: OperationStats.of(n, timings.get(op)) for op, n in counts.items()}
+
+    @property
+    def waits(self) -> int:
+        """Calls that found every instance busy (at the maximum) and waited for one."""
+        return self._pool.waits
 
     def retire(self, on_freed: Callable[[], None] | None = None) -> None:
         """Start no new call; close idle instances now and busy ones when their call ends.

@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from wascc.engine.stats import merge_counts, merge_timings
 from wascc.engine.wapc import WapcInstance
 from wascc.errors import ActorRetired, InstancesBusy
 
@@ -46,9 +47,12 @@ class InstancePool:
         self._cond = threading.Condition(self._lock)
         self._size = 0  # live instances and slots being filled: idle + in use + starting
         self._waiting = 0
+        #: Calls that found every instance busy and at the maximum, and waited.
+        self.waits = 0
         self._retired = False
         self._on_empty: Callable[[], None] | None = None
-        self._closed_calls = 0
+        self._closed_ops: dict[str, int] = {}  # calls by operation of closed instances
+        self._closed_timings: dict[str, list[float]] = {}
         self._live: set[WapcInstance] = set()
         self.max_size = max_size
         self.label = label
@@ -77,6 +81,7 @@ class InstancePool:
             # (under the lock, so only once this thread sleeps); one that
             # read the count earlier appended earlier, and the look finds it.
             self._waiting += 1
+            waited = False
             try:
                 while True:
                     try:
@@ -92,6 +97,9 @@ class InstancePool:
                         self._size += 1
                         break
                     remaining = deadline - time.monotonic()
+                    if not waited:
+                        waited = True
+                        self.waits += 1
                     if remaining <= 0:
                         raise InstancesBusy(
                             f"{self.label}: all {self.max_size} instances stayed busy for "
@@ -103,7 +111,7 @@ class InstancePool:
         try:
             inst = factory()
         except BaseException:
-            self._shrink(0)
+            self._shrink(None)
             raise
         with self._cond:
             self._live.add(inst)
@@ -141,12 +149,14 @@ class InstancePool:
         with self._cond:
             self._live.discard(inst)
         inst.close()
-        self._shrink(inst.calls)
+        self._shrink(inst)
 
-    def _shrink(self, calls: int) -> None:
+    def _shrink(self, inst: WapcInstance | None) -> None:
         """One instance (or reserved slot) fewer; the last one of a retired pool frees it."""
         with self._cond:
-            self._closed_calls += calls
+            if inst is not None:
+                merge_counts(self._closed_ops, inst.ops)
+                merge_timings(self._closed_timings, inst.timings)
             self._size -= 1
             self._cond.notify()
             on_empty = self._take_on_empty()
@@ -198,5 +208,15 @@ class InstancePool:
 
     def calls(self) -> int:
         """Calls served so far by this pool's instances (exact when none is busy)."""
+        return sum(self.operations()[0].values())
+
+    def operations(self) -> tuple[dict[str, int], dict[str, list[float]]]:
+        """Calls by operation and the sampled timings, over every instance ever made."""
         with self._cond:
-            return self._closed_calls + sum(inst.calls for inst in self._live)
+            ops = dict(self._closed_ops)
+            timings = {op: list(t) for op, t in self._closed_timings.items()}
+            live = list(self._live)
+        for inst in live:  # each dict is copied whole under the GIL while its owner writes
+            merge_counts(ops, inst.ops.copy())
+            merge_timings(timings, {op: list(t) for op, t in inst.timings.copy().items()})
+        return ops, timings
