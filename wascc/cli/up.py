@@ -127,6 +127,12 @@ systemd unit (Type=notify-reload; `systemctl reload` sends SIGHUP):
     help="Serve the dashboard (and /metrics) at http://ADDR/ (PORT alone: 127.0.0.1:PORT); "
     "its actions need the token printed at start.",
 )
+@click.option(
+    "--otlp-endpoint",
+    metavar="URL",
+    help="Export OpenTelemetry traces over OTLP/HTTP to URL (e.g. http://127.0.0.1:4318); "
+    "no tracing without it.",
+)
 def up(
     manifest: Path | None,
     expand_env: bool,
@@ -145,6 +151,7 @@ def up(
     log_format: str,
     metrics_at: str | None,
     dashboard_at: str | None,
+    otlp_endpoint: str | None,
 ) -> None:
     """Run a host until SIGINT or SIGTERM; SIGHUP re-reads the manifest and rescans.
 
@@ -187,6 +194,7 @@ def up(
         metrics=metrics,
         dashboard=board,
         dashboard_token=os.environ.get("WASCC_DASHBOARD_TOKEN") or None,
+        otlp_endpoint=otlp_endpoint,
     )
     try:
         if manifest is None and providers_dir is None and actors_dir is None:

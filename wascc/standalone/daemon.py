@@ -34,6 +34,7 @@ from wascc.observe import ObserveServer, Recorder, metrics_route, registry
 from wascc.observe.dashboard import ACTIONS, Dashboard, new_token
 from wascc.observe.logtail import LogTail
 from wascc.observe.metrics import wascc_version
+from wascc.observe.tracing import Tracing
 from wascc.standalone.actor_directory import ActorDirectory
 from wascc.standalone.control import ControlServer, handle_line, handlers
 from wascc.standalone.manifest import Manifest, load_manifest
@@ -72,6 +73,8 @@ class Options:
     dashboard: tuple[str, int] | None = None
     #: The dashboard's action token (a fresh random one when None).
     dashboard_token: str | None = None
+    #: Export OpenTelemetry traces over OTLP/HTTP to this URL (``--otlp-endpoint``).
+    otlp_endpoint: str | None = None
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -97,6 +100,7 @@ class Daemon:
         #: The token the dashboard's actions need (set when it is served).
         self.dashboard_token: str | None = None
         self._logs: LogTail | None = None
+        self.tracing: Tracing | None = None
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -135,6 +139,9 @@ class Daemon:
                 log.info("serving metrics at %s/metrics", self.metrics.url)
             if opts.dashboard is not None:
                 self.dashboard = self._serve_dashboard(host, recorder, opts.dashboard)
+            if opts.otlp_endpoint is not None:
+                self.tracing = Tracing(host, endpoint=opts.otlp_endpoint, labels=self.labels)
+                log.info("exporting traces to %s", opts.otlp_endpoint)
             if self.manifest is not None:
                 reconciler.apply(self.manifest, strict=True)
             if opts.providers_dir is not None:
@@ -240,6 +247,9 @@ class Daemon:
         if self._logs is not None:
             self._logs.detach()
             self._logs = None
+        if self.tracing is not None:
+            self.tracing.close()  # flushes the spans still queued
+            self.tracing = None
         if self.recorder is not None:
             self.recorder.close()
 
