@@ -80,10 +80,9 @@ def test_metrics_count_calls_errors_and_timeouts_exactly(
     # one call in SAMPLE_EVERY (the 1st, 17th...) of each operation is timed
     histogram = "wascc_actor_invocation_seconds"
     assert value(m, histogram + "_count", actor=actor, operation="Echo") == 1
-    # a timeout discards its instance, and a fresh instance times its first call
-    assert value(m, histogram + "_bucket", actor=actor, operation="Loop", le="+Inf") == 2
+    assert value(m, histogram + "_bucket", actor=actor, operation="Loop", le="+Inf") == 1
     assert value(m, histogram + "_bucket", actor=actor, operation="Loop", le="0.1") == 0
-    assert value(m, histogram + "_sum", actor=actor, operation="Loop") >= 0.4
+    assert value(m, histogram + "_sum", actor=actor, operation="Loop") >= 0.2
 
     pcalls = "wascc_provider_calls_total"
     assert value(m, pcalls, capability=TESTING, binding="default", operation="Echo") == 4

@@ -23,7 +23,7 @@ import wasmtime
 from wascc.engine import ffi
 from wascc.engine.pool import InstancePool
 from wascc.engine.runtime import Runtime, WapcModule
-from wascc.engine.stats import MAX_OPERATIONS, OTHER, SAMPLE_EVERY, OperationStats, record
+from wascc.engine.stats import SAMPLE_EVERY, Counters, OperationStats
 from wascc.engine.wapc import GuestHost, WapcInstance
 from wascc.errors import (
     ActorLoadError,
@@ -159,6 +159,9 @@ class Guest:
 
         #: Calls that failed (guest errors, traps, timeouts, memory cap).
         self.errors = 0
+        #: Calls by operation, one in SAMPLE_EVERY timed (wascc.engine.stats).
+        self.stats = Counters()
+        self._counters = self.stats.counters
         self._compiled: WapcModule | None = compiled
         self._on_freed: list[Callable[[], None]] = []
         try:
@@ -180,20 +183,16 @@ class Guest:
         """
         pool = self._pool
         inst = pool.acquire(self.settings.deadline)
-        ops = inst.ops
-        key = operation
-        n = ops.get(key, 0) + 1
-        if n == 1 and len(ops) >= MAX_OPERATIONS:
-            key = OTHER
-            n = ops.get(OTHER, 0) + 1
-        ops[key] = n
+        counter = self._counters.get(operation)
+        if counter is None:
+            counter = self.stats.counter(operation)
         try:
-            if n & _SAMPLE_MASK != 1:
+            if next(counter) & _SAMPLE_MASK != 1:
                 status, data = inst.call(operation.encode(), payload, self._ticks)
             else:
                 started = time.perf_counter()
                 status, data = inst.call(operation.encode(), payload, self._ticks)
-                record(inst.timings, key, time.perf_counter() - started)
+                self.stats.record(operation, time.perf_counter() - started)
         except BaseException:
             pool.discard(inst)
             raise
@@ -243,12 +242,12 @@ class Guest:
         return self._pool.busy
 
     def calls(self) -> int:
-        return self._pool.calls()
+        """Calls run on this module's instances."""
+        return self.stats.calls()
 
     def operations(self) -> dict[str, OperationStats]:
-        """Calls by operation (exact) with their sampled latency, over all instances."""
-        counts, timings = self._pool.operations()
-        return {op: OperationStats.of(n, timings.get(op)) for op, n in counts.items()}
+        """Calls by operation (exact) with their sampled latency."""
+        return self.stats.read()
 
     @property
     def waits(self) -> int:

@@ -21,7 +21,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from wascc.engine.stats import merge_counts, merge_timings
 from wascc.engine.wapc import WapcInstance
 from wascc.errors import ActorRetired, InstancesBusy
 
@@ -51,8 +50,6 @@ class InstancePool:
         self.waits = 0
         self._retired = False
         self._on_empty: Callable[[], None] | None = None
-        self._closed_ops: dict[str, int] = {}  # calls by operation of closed instances
-        self._closed_timings: dict[str, list[float]] = {}
         self._live: set[WapcInstance] = set()
         self.max_size = max_size
         self.label = label
@@ -111,7 +108,7 @@ class InstancePool:
         try:
             inst = factory()
         except BaseException:
-            self._shrink(None)
+            self._shrink()
             raise
         with self._cond:
             self._live.add(inst)
@@ -149,14 +146,11 @@ class InstancePool:
         with self._cond:
             self._live.discard(inst)
         inst.close()
-        self._shrink(inst)
+        self._shrink()
 
-    def _shrink(self, inst: WapcInstance | None) -> None:
+    def _shrink(self) -> None:
         """One instance (or reserved slot) fewer; the last one of a retired pool frees it."""
         with self._cond:
-            if inst is not None:
-                merge_counts(self._closed_ops, inst.ops)
-                merge_timings(self._closed_timings, inst.timings)
             self._size -= 1
             self._cond.notify()
             on_empty = self._take_on_empty()
@@ -205,18 +199,3 @@ class InstancePool:
     def busy(self) -> int:
         """Instances in a call right now."""
         return max(0, self._size - len(self._free))
-
-    def calls(self) -> int:
-        """Calls served so far by this pool's instances (exact when none is busy)."""
-        return sum(self.operations()[0].values())
-
-    def operations(self) -> tuple[dict[str, int], dict[str, list[float]]]:
-        """Calls by operation and the sampled timings, over every instance ever made."""
-        with self._cond:
-            ops = dict(self._closed_ops)
-            timings = {op: list(t) for op, t in self._closed_timings.items()}
-            live = list(self._live)
-        for inst in live:  # each dict is copied whole under the GIL while its owner writes
-            merge_counts(ops, inst.ops.copy())
-            merge_timings(timings, {op: list(t) for op, t in inst.timings.copy().items()})
-        return ops, timings

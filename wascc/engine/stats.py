@@ -1,22 +1,24 @@
-"""Per-operation call counters of an actor's instances, kept on the hot path.
+"""Per-operation call counters of an actor module, kept on the hot path.
 
-Each instance counts its calls by operation in a plain dict (an instance
-serves one thread at a time, so no lock is needed) and times one call in
-:data:`SAMPLE_EVERY` of each operation (the 1st, 17th, 33rd...) into a
-fixed-bucket histogram.  Counting every call costs a dict get and set (about
-what the single call counter it replaced cost, plus ~40 ns); timing every
-call would cost two clock reads and a bisect, more than the 5% of a
-microsecond call the host allows itself (``benchmarks/bench_observe.py``).
-The pool folds a closed instance's numbers into its totals, so nothing is
-lost when instances come and go; :mod:`wascc.observe` reads them.
+A module's :class:`Counters` hold one ``itertools.count`` per operation:
+``next()`` on it is one C call, atomic under the GIL, so the instances of
+the module (each on its own thread) count into it without a lock, and the
+number it hands out says which call this is.  One call in
+:data:`SAMPLE_EVERY` of each operation (the 1st, 17th, 33rd...) is timed
+into a fixed-bucket histogram (under a lock: one call in 16).  Counting
+costs about a dict lookup and a ``next()`` per call; timing every call
+would cost two clock reads and a bisect, more than the 5% of a microsecond
+call the host allows itself (``benchmarks/bench_observe.py``).
 
 Operation names come from callers: past :data:`MAX_OPERATIONS` distinct
-names an instance counts the rest as :data:`OTHER`, so a caller cannot grow
+names a module counts the rest as :data:`OTHER`, so a caller cannot grow
 the tables (or the metrics' label sets) without end.
 """
 
 from __future__ import annotations
 
+import itertools
+import threading
 from bisect import bisect_left
 from dataclasses import dataclass
 
@@ -25,10 +27,9 @@ __all__ = [
     "MAX_OPERATIONS",
     "OTHER",
     "SAMPLE_EVERY",
+    "Counters",
     "OperationStats",
-    "merge_counts",
-    "merge_timings",
-    "record",
+    "count_of",
 ]
 
 #: Histogram bucket upper bounds in seconds (then +Inf): 50 us to 10 s.
@@ -51,9 +52,9 @@ BUCKETS: tuple[float, ...] = (
     5.0,
     10.0,
 )
-#: One call in this many (per instance and operation) is timed; a power of two.
+#: One call in this many (per module and operation) is timed; a power of two.
 SAMPLE_EVERY = 16
-#: Distinct operation names counted per instance; the rest count as OTHER.
+#: Distinct operation names counted per module; the rest count as OTHER.
 MAX_OPERATIONS = 64
 OTHER = "other"
 
@@ -61,29 +62,55 @@ OTHER = "other"
 Timing = list[float]
 
 
-def record(timings: dict[str, Timing], operation: str, seconds: float) -> None:
-    """Add one timed call of ``operation`` to ``timings`` (one instance's, no lock)."""
-    found = timings.get(operation)
-    if found is None:
-        found = timings[operation] = [0.0] * (len(BUCKETS) + 3)
-    found[0] += 1
-    found[1] += seconds
-    found[2 + bisect_left(BUCKETS, seconds)] += 1
+def count_of(counter: itertools.count[int]) -> int:
+    """How many numbers ``counter`` (started at 1) has handed out, without taking one."""
+    return int(repr(counter)[6:-1]) - 1  # "count(N)": N is the next number
 
 
-def merge_counts(into: dict[str, int], counts: dict[str, int]) -> None:
-    for op, n in counts.items():
-        into[op] = into.get(op, 0) + n
+class Counters:
+    """Calls by operation (exact) and sampled timings of one actor module."""
 
+    def __init__(self) -> None:
+        #: operation -> its counter; read on the hot path without a lock.
+        self.counters: dict[str, itertools.count[int]] = {}
+        self._timings: dict[str, Timing] = {}
+        self._lock = threading.Lock()
 
-def merge_timings(into: dict[str, Timing], timings: dict[str, Timing]) -> None:
-    for op, t in timings.items():
-        found = into.get(op)
-        if found is None:
-            into[op] = list(t)
-        else:
-            for i, x in enumerate(t):
-                found[i] += x
+    def counter(self, operation: str) -> itertools.count[int]:
+        """The counter of an operation not in :attr:`counters` yet (OTHER past the cap)."""
+        with self._lock:
+            found = self.counters.get(operation)
+            if found is None:
+                if len(self.counters) >= MAX_OPERATIONS:
+                    operation = OTHER
+                    found = self.counters.get(OTHER)
+                if found is None:
+                    found = self.counters[operation] = itertools.count(1)
+            return found
+
+    def record(self, operation: str, seconds: float) -> None:
+        """Add one timed call of ``operation``."""
+        if operation not in self.counters:
+            operation = OTHER
+        slot = 2 + bisect_left(BUCKETS, seconds)
+        with self._lock:
+            found = self._timings.get(operation)
+            if found is None:
+                found = self._timings[operation] = [0.0] * (len(BUCKETS) + 3)
+            found[0] += 1
+            found[1] += seconds
+            found[slot] += 1
+
+    def read(self) -> dict[str, OperationStats]:
+        """Every operation's calls and sampled latency so far."""
+        with self._lock:
+            counters = dict(self.counters)
+            timings = {op: list(t) for op, t in self._timings.items()}
+        return {op: OperationStats.of(count_of(c), timings.get(op)) for op, c in counters.items()}
+
+    def calls(self) -> int:
+        """Calls of every operation so far."""
+        return sum(count_of(c) for c in list(self.counters.values()))
 
 
 @dataclass(frozen=True)

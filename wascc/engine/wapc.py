@@ -154,21 +154,12 @@ class WapcPre:
 class WapcInstance:
     """One store and instance.  Not thread-safe: one call at a time."""
 
-    __slots__ = ("_handle", "_inst", "_pre", "ops", "timings")
+    __slots__ = ("_handle", "_inst", "_pre")
 
     def __init__(self, pre: WapcPre, ptr: Any, handle: Any) -> None:
         self._pre = pre
         self._inst = ptr
         self._handle = handle
-        #: Calls by operation, and the sampled timings (see wascc.engine.stats);
-        #: written by the caller of :meth:`call` (Guest.invoke), which owns the instance.
-        self.ops: dict[str, int] = {}
-        self.timings: dict[str, list[float]] = {}
-
-    @property
-    def calls(self) -> int:
-        """Calls served by this instance."""
-        return sum(self.ops.copy().values())
 
     def call(self, operation: bytes, payload: bytes, deadline_ticks: int) -> tuple[int, bytes]:
         """Run ``__guest_call``: (status, response or error text)."""
