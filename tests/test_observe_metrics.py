@@ -239,3 +239,15 @@ def test_a_port_in_use_is_refused(host: Host) -> None:
         pytest.raises(ObserveError, match="cannot listen"),
     ):
         ObserveServer(first.address, {})
+
+
+def test_a_failed_health_check_is_health_not_an_error(
+    examples: BuiltExamples, account_host: Host
+) -> None:
+    echo = account_host.add_actor(examples.signed("echo"))  # answers no HealthRequest
+    with Recorder(account_host) as recorder:
+        account_host.check_health()
+        assert account_host.actor(echo).health is not None
+        assert not account_host.actor(echo).health.healthy  # type: ignore[union-attr]
+        assert recorder.actor_errors() == []
+        assert not recorder.errors

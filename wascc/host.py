@@ -885,7 +885,7 @@ class Host:
                 return self._invoke(actor, operation, payload)
         except BaseException as exc:
             observer = self.observer
-            if observer is not None:
+            if observer is not None and not getattr(_calls, "health", False):
                 observer.actor_failed(target, operation, exc)
             raise
 
@@ -1106,8 +1106,11 @@ class Host:
     def actor_health(self, actor: str) -> HealthReport:
         """Send ``HealthRequest`` to an actor and read its ``HealthResponse``.
 
-        A nil answer (Rust actors of the waSCC era) counts as healthy.
+        A nil answer (Rust actors of the waSCC era) counts as healthy.  A
+        failed check is reported here, not to the observer as a failed call.
         """
+        checking = getattr(_calls, "health", False)
+        _calls.health = True
         try:
             if self._draining and not getattr(_calls, "depth", 0):
                 raise HostStopped(f"the host is shutting down; HealthRequest to {actor} refused")
@@ -1125,6 +1128,8 @@ class Host:
             response = HealthResponse.decode(reply)
         except WasccError as exc:
             return HealthReport(False, str(exc))
+        finally:
+            _calls.health = checking
         return HealthReport(response.healthy, response.message)
 
     # ---- inventory ---------------------------------------------------------
