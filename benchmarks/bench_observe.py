@@ -5,7 +5,7 @@ Three columns on one host, in one run:
 * anchor: the engine as it was before per-operation counting (``Guest.invoke``
   patched back to the version that kept one call counter per instance),
   no observer;
-* counted: today's engine (calls counted by operation per module, one in 16
+* counted: today's engine (calls counted by operation per module, one in 64
   timed: ``wascc.engine.stats``), no observer;
 * observed: today's engine with a :class:`wascc.observe.Recorder` attached
   (failures by kind, provider calls counted and sampled; its

@@ -161,7 +161,7 @@ class Guest:
         self.errors = 0
         #: Calls by operation, one in SAMPLE_EVERY timed (wascc.engine.stats).
         self.stats = Counters()
-        self._counters = self.stats.counters
+        self._hot = self.stats.hot
         self._compiled: WapcModule | None = compiled
         self._on_freed: list[Callable[[], None]] = []
         try:
@@ -183,15 +183,16 @@ class Guest:
         """
         pool = self._pool
         inst = pool.acquire(self.settings.deadline)
-        counter = self._counters.get(operation)
-        if counter is None:
-            counter = self.stats.counter(operation)
+        hot = self._hot.get(operation)
+        if hot is None:
+            hot = self.stats.counter(operation)
+        count, op = hot
         try:
-            if next(counter) & _SAMPLE_MASK != 1:
-                status, data = inst.call(operation.encode(), payload, self._ticks)
+            if count() & _SAMPLE_MASK != 1:
+                status, data = inst.call(op, payload, self._ticks)
             else:
                 started = time.perf_counter()
-                status, data = inst.call(operation.encode(), payload, self._ticks)
+                status, data = inst.call(op, payload, self._ticks)
                 self.stats.record(operation, time.perf_counter() - started)
         except BaseException:
             pool.discard(inst)

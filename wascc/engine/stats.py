@@ -4,11 +4,13 @@ A module's :class:`Counters` hold one ``itertools.count`` per operation:
 ``next()`` on it is one C call, atomic under the GIL, so the instances of
 the module (each on its own thread) count into it without a lock, and the
 number it hands out says which call this is.  One call in
-:data:`SAMPLE_EVERY` of each operation (the 1st, 17th, 33rd...) is timed
-into a fixed-bucket histogram (under a lock: one call in 16).  Counting
-costs about a dict lookup and a ``next()`` per call; timing every call
-would cost two clock reads and a bisect, more than the 5% of a microsecond
-call the host allows itself (``benchmarks/bench_observe.py``).
+:data:`SAMPLE_EVERY` of each operation (the 1st, 65th, 129th...) is timed
+into a fixed-bucket histogram (under a lock).  Per call the engine looks the
+operation up once, getting the counter's ``__next__`` and the operation
+already encoded (which pays for most of the lookup: the call needs the
+bytes anyway); timing every call would cost two clock reads and a bisect,
+more than the 5% of a microsecond call the host allows itself
+(``benchmarks/bench_observe.py``).
 
 Operation names come from callers: past :data:`MAX_OPERATIONS` distinct
 names a module counts the rest as :data:`OTHER`, so a caller cannot grow
@@ -20,6 +22,7 @@ from __future__ import annotations
 import itertools
 import threading
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = [
@@ -53,7 +56,7 @@ BUCKETS: tuple[float, ...] = (
     10.0,
 )
 #: One call in this many (per module and operation) is timed; a power of two.
-SAMPLE_EVERY = 16
+SAMPLE_EVERY = 64
 #: Distinct operation names counted per module; the rest count as OTHER.
 MAX_OPERATIONS = 64
 OTHER = "other"
@@ -71,22 +74,28 @@ class Counters:
     """Calls by operation (exact) and sampled timings of one actor module."""
 
     def __init__(self) -> None:
-        #: operation -> its counter; read on the hot path without a lock.
+        #: operation -> its counter; read under the lock (see :meth:`read`).
         self.counters: dict[str, itertools.count[int]] = {}
+        #: operation -> (the bound ``__next__`` of its counter, the operation as
+        #: UTF-8): what :meth:`Guest.invoke` looks up per call, without a lock.
+        self.hot: dict[str, tuple[Callable[[], int], bytes]] = {}
         self._timings: dict[str, Timing] = {}
         self._lock = threading.Lock()
 
-    def counter(self, operation: str) -> itertools.count[int]:
-        """The counter of an operation not in :attr:`counters` yet (OTHER past the cap)."""
+    def counter(self, operation: str) -> tuple[Callable[[], int], bytes]:
+        """The hot entry of an operation not in :attr:`hot` yet (OTHER past the cap)."""
         with self._lock:
-            found = self.counters.get(operation)
-            if found is None:
-                if len(self.counters) >= MAX_OPERATIONS:
-                    operation = OTHER
-                    found = self.counters.get(OTHER)
-                if found is None:
-                    found = self.counters[operation] = itertools.count(1)
-            return found
+            found = self.hot.get(operation)
+            if found is not None:
+                return found
+            key = operation if len(self.counters) < MAX_OPERATIONS else OTHER
+            counter = self.counters.get(key)
+            if counter is None:
+                counter = self.counters[key] = itertools.count(1)
+            entry = (counter.__next__, operation.encode())
+            if key == operation:  # an overflowing name is not remembered: the table stays bounded
+                self.hot[operation] = entry
+            return entry
 
     def record(self, operation: str, seconds: float) -> None:
         """Add one timed call of ``operation``."""

@@ -107,7 +107,7 @@ class HostCollector(Collector):
         )
         seconds = HistogramMetricFamily(
             "wascc_actor_invocation_seconds",
-            f"Time in the guest of one call in {SAMPLE_EVERY} (per instance and operation)",
+            f"Time in the guest of one call in {SAMPLE_EVERY} (of each operation)",
             labels=labels,
         )
         actors = self.host.actors()
