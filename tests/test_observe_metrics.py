@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import urllib.request
@@ -251,3 +252,12 @@ def test_a_failed_health_check_is_health_not_an_error(
         assert not account_host.actor(echo).health.healthy  # type: ignore[union-attr]
         assert recorder.actor_errors() == []
         assert not recorder.errors
+
+
+def test_a_bad_content_length_is_a_400(host: Host) -> None:
+    with (
+        ObserveServer(("127.0.0.1", 0), {}) as server,
+        socket.create_connection(server.address, timeout=10) as conn,
+    ):
+        conn.sendall(b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: lots\r\n\r\n")
+        assert conn.recv(100).startswith(b"HTTP/1.1 400")

@@ -88,7 +88,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         path, _, query = self.path.partition("?")
         route = self.server.routes.get(path)
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._answer(Response(400, b'{"error": "bad Content-Length"}'))
+            return
         if length > MAX_BODY:
             self._answer(Response(413, b'{"error": "body too large"}'))
             return
