@@ -926,18 +926,24 @@ class Host:
             counter = observer.provider_counters.get((capability_id, binding, operation))
             if counter is None:
                 counter = observer.provider_counter(capability_id, binding, operation)
-            timed = next(counter) & _SAMPLE_MASK == 1
-            started = time.perf_counter() if timed else 0.0
+            if next(counter) & _SAMPLE_MASK != 1:
+                try:
+                    return self._to_provider(
+                        port, provider, capability_id, binding, operation, payload
+                    )
+                except BaseException as exc:
+                    observer.provider_failed(capability_id, binding, operation, exc)
+                    raise
+            started = time.perf_counter()  # one call in SAMPLE_EVERY is timed
             try:
                 return self._to_provider(port, provider, capability_id, binding, operation, payload)
             except BaseException as exc:
                 observer.provider_failed(capability_id, binding, operation, exc)
                 raise
             finally:
-                if timed:
-                    observer.provider_timed(
-                        capability_id, binding, operation, time.perf_counter() - started
-                    )
+                observer.provider_timed(
+                    capability_id, binding, operation, time.perf_counter() - started
+                )
         finally:
             _calls.depth = depth
 
