@@ -32,7 +32,7 @@ examples: setup
 	$(MAKE) -s -C examples WASCC=$(abspath $(VENV)/bin/wascc) PYTHON=$(abspath $(PY))
 
 run: setup examples
-	$(VENV)/bin/wascc up
+	$(VENV)/bin/wascc up --dashboard $${WASCC_DASHBOARD:-127.0.0.1:8090}
 
 test: setup lint typecheck pytest
 

@@ -34,6 +34,7 @@ from wascc_capabilities.messaging.provider import decode_broker_message
 from wascc_capabilities.messaging.subjects import check_subject, matches
 
 from wascc import BindingError, GuestError, Host, ProviderError, WasccError
+from wascc.observe import Recorder, registry
 from wascc.wire.codec import BrokerMessage, RequestMessage
 
 from conftest import Signer
@@ -622,6 +623,33 @@ def test_a_slow_actor_fills_its_queue_and_the_drops_are_counted_and_reported(
     assert provider.dropped() == stats.dropped
     assert f"{stats.dropped} dropped" in provider.health().message
     assert rig.count(actor) == stats.delivered
+
+
+def test_delivered_and_dropped_messages_are_in_the_metrics(
+    host: Host, sign: Signer, messaging_wasm: bytes
+) -> None:
+    provider = MessagingProvider()
+    host.add_provider(provider)
+    rig = Rig("local", host, provider, LocalPlain(provider.broker), "", sign, messaging_wasm)
+    subject = unique("metered")
+    rig.actor(subject, MAX_PENDING="3")
+    with Recorder(host) as recorder:
+        metrics = registry(host, recorder)
+        for _ in range(20):
+            provider.broker.publish(subject, b"spin")
+        deadline = time.monotonic() + WAIT * 3
+        while time.monotonic() < deadline:
+            stats = provider.stats()
+            if stats.delivered + stats.dropped >= 20 and not stats.subscriptions[0].pending:
+                break
+            time.sleep(0.02)
+        stats = provider.stats()
+        default = {"binding": "default"}
+        assert metrics.get_sample_value("wascc_messaging_delivered_total", default) == (
+            stats.delivered
+        )
+        assert metrics.get_sample_value("wascc_messaging_dropped_total", default) == stats.dropped
+        assert stats.dropped > 0 and stats.delivered + stats.dropped == 20
 
 
 def test_an_actor_may_publish_from_its_first_message_while_later_subscriptions_are_made(

@@ -44,6 +44,7 @@ from wascc.errors import (
     NativeLoadError,
     NotBound,
     NotFound,
+    ObserveError,
     PluginError,
     ProviderCallError,
     ProviderError,
@@ -56,7 +57,7 @@ from wascc.errors import (
 )
 from wascc.health import HealthReport
 from wascc.hookspecs import hookimpl, hookspec
-from wascc.host import ActorInfo, Host, ProviderInfo
+from wascc.host import ActorInfo, CallObserver, Host, ProviderInfo
 from wascc.providers.base import CapabilityProvider, Dispatcher
 from wascc.wire.claims import Claims, sign_module, verify_module
 from wascc.wire.invocation import Invocation, InvocationResponse
@@ -74,6 +75,7 @@ __all__ = [
     "BackendUnavailable",
     "Binding",
     "BindingError",
+    "CallObserver",
     "CapabilityProvider",
     "Claims",
     "ClaimsError",
@@ -105,6 +107,7 @@ __all__ = [
     "NativeLoadError",
     "NotBound",
     "NotFound",
+    "ObserveError",
     "PluginError",
     "ProviderCallError",
     "ProviderError",

@@ -19,6 +19,7 @@ exception means the same thing, the wascc error also inherits from it (so
     ├── CodecError (ValueError)              msgpack garbage or wrong shape
     ├── ManifestError (ValueError)           a manifest cannot be read or run
     ├── ControlError                         the control socket is unreachable or refused
+    ├── ObserveError                         metrics, dashboard or traces cannot be served
     ├── ActorLoadError                       module cannot run as a waPC actor
     │   └── InstantiateError                 an instance could not be made (status)
     ├── NotFound (LookupError)               no such actor / provider / binding
@@ -75,6 +76,7 @@ __all__ = [
     "NativeLoadError",
     "NotBound",
     "NotFound",
+    "ObserveError",
     "PluginError",
     "ProviderCallError",
     "ProviderError",
@@ -213,6 +215,11 @@ class ActorRetired(NotFound, InvocationError):
 
 class ControlError(WasccError):
     """The control socket could not be reached, or it refused a request."""
+
+
+class ObserveError(WasccError):
+    """The metrics endpoint, the dashboard or the trace exporter cannot be set up
+    (a bad address, a port in use, a missing optional package)."""
 
 
 class InstantiateError(ActorLoadError):

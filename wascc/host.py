@@ -35,13 +35,14 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from wascc.actor import Actor, ActorSettings, load_actor
 from wascc.bindings import Binding, RouteTable
 from wascc.engine.runtime import Runtime
+from wascc.engine.stats import SAMPLE_EVERY, OperationStats
 from wascc.errors import (
     ActorRetired,
     BindingError,
@@ -85,10 +86,12 @@ from wascc.wire.codec import (
 from wascc.wire.invocation import SYSTEM, Invocation
 from wascc.wire.keys import is_actor_key
 
-__all__ = ["ActorInfo", "Host", "ProviderInfo", "RemoteRouter"]
+__all__ = ["ActorInfo", "CallObserver", "Host", "ProviderInfo", "RemoteRouter"]
 
 log = logging.getLogger(__name__)
 actor_log = logging.getLogger("wascc.actor")
+
+_SAMPLE_MASK = SAMPLE_EVERY - 1
 
 # How many host calls this thread is inside: work started from within a call
 # in flight is not "new work" when the host drains.
@@ -102,6 +105,40 @@ _DESERIALIZE_ERROR = re.compile(
     r"missing field `|unknown field `|invalid type: .+, expected |invalid length \d+, expected "
 )
 _OLDER_FORMS = {FORM_ARRAY: "positional arrays (codec 0.5.x)", FORM_SNAKE: "snake_case maps"}
+
+
+class CallObserver(Protocol):
+    """Told about the calls the host routes, when set as :attr:`Host.observer`.
+
+    Calls into actors are counted by the engine itself (by operation, one in
+    SAMPLE_EVERY timed: :mod:`wascc.engine.stats`, read through
+    :attr:`ActorInfo.operations`); the observer hears of their failures, and
+    counts and times the calls actors make to providers.  The host calls
+    these on the calling thread; they must be cheap and must not raise.
+    ``wascc.observe`` implements it (metrics, ``wascc ctl top``, the
+    dashboard); without an observer the hot path pays one attribute check.
+    """
+
+    def actor_failed(self, actor: str, operation: str, error: BaseException) -> None:
+        """A call into a running actor failed (in the guest, or refused before it)."""
+
+    #: (capability id, binding, operation) -> the counter of its calls: the host
+    #: takes ``next()`` of it for each call (one C call, atomic under the GIL)
+    #: and times the calls numbered 1, 1 + SAMPLE_EVERY, ...
+    provider_counters: dict[tuple[str, str, str], Iterator[int]]
+
+    def provider_counter(self, capability_id: str, binding: str, operation: str) -> Iterator[int]:
+        """The counter of a provider operation not in ``provider_counters`` yet (made now)."""
+
+    def provider_timed(
+        self, capability_id: str, binding: str, operation: str, seconds: float
+    ) -> None:
+        """How long a sampled provider call took (successful or not)."""
+
+    def provider_failed(
+        self, capability_id: str, binding: str, operation: str, error: BaseException
+    ) -> None:
+        """A provider call failed."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +155,11 @@ class ActorInfo:
     errors: int
     health: HealthReport | None
     settings: ActorSettings
+    #: Instances in a call right now, and calls that had to wait for one.
+    busy: int = 0
+    waits: int = 0
+    #: Calls by operation with their sampled latency (this module's instances).
+    operations: dict[str, OperationStats] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -128,6 +170,8 @@ class ProviderInfo:
     binding: str
     descriptor: CapabilityDescriptor
     actors: tuple[str, ...]
+    #: The last health check's report (None before the first check).
+    health: HealthReport | None = None
 
 
 class RemoteRouter(Protocol):
@@ -280,10 +324,15 @@ class Host:
         self._routes: RouteTable[CapabilityProvider] = RouteTable()
         self._providers: dict[tuple[str, str], _ProviderEntry] = {}
         self._actor_health: dict[str, HealthReport] = {}
+        self._provider_health: dict[tuple[str, str], HealthReport] = {}
+        #: Told about every routed call when set (see :class:`CallObserver`).
+        self.observer: CallObserver | None = None
         self._retired: list[Actor] = []  # replaced or removed, maybe still running calls
         self._closed = False
         self._draining = False
         self._remote: RemoteRouter | None = None
+        #: When the host was made (seconds since the epoch): its uptime's start.
+        self.started = time.time()
         self.add_provider(ExtrasProvider())
         self._health = HealthMonitor(self.check_health, health_interval)
         self._health.start()
@@ -731,6 +780,7 @@ class Host:
                 )
                 return False
             del self._providers[key]
+            self._provider_health.pop(key, None)
             dropped = self._routes.remove_provider(capability_id, binding)
         entry.dispatcher.active = False
         for b in dropped:
@@ -971,19 +1021,25 @@ class Host:
             raise NotFound(f"no actor {target} is running (called {operation} from {origin})")
         if type(payload) is not bytes:
             payload = bytes(payload)
-        plugins = self.plugins
-        if plugins.authorizing or plugins.intercepting:
-            invocation = Invocation(origin, target, operation, payload, binding)
-            if plugins.authorizing:
-                plugins.authorize(invocation, origin_claims, actor.claims)
-            if plugins.intercepting:
-                return plugins.run(
-                    invocation, lambda inv: self._invoke(actor, inv.operation, inv.msg)
-                )
-        try:
-            return actor.invoke(operation, payload)
-        except ActorRetired:
-            return self._invoke(actor, operation, payload)
+        try:  # free in CPython >= 3.11 unless something raises
+            plugins = self.plugins
+            if plugins.authorizing or plugins.intercepting:
+                invocation = Invocation(origin, target, operation, payload, binding)
+                if plugins.authorizing:
+                    plugins.authorize(invocation, origin_claims, actor.claims)
+                if plugins.intercepting:
+                    return plugins.run(
+                        invocation, lambda inv: self._invoke(actor, inv.operation, inv.msg)
+                    )
+            try:
+                return actor.invoke(operation, payload)
+            except ActorRetired:
+                return self._invoke(actor, operation, payload)
+        except BaseException as exc:
+            observer = self.observer
+            if observer is not None and not getattr(_calls, "health", False):
+                observer.actor_failed(target, operation, exc)
+            raise
 
     def _invoke(self, actor: Actor, operation: str, payload: bytes) -> bytes:
         """Run the call on ``actor``, or on the module that replaced it meanwhile."""
@@ -1018,8 +1074,31 @@ class Host:
             return remote.call_provider(port.key, capability_id, binding, operation, payload)
         depth = getattr(_calls, "depth", 0)
         _calls.depth = depth + 1
+        observer = self.observer
         try:
-            return self._to_provider(port, provider, capability_id, binding, operation, payload)
+            if observer is None:
+                return self._to_provider(port, provider, capability_id, binding, operation, payload)
+            counter = observer.provider_counters.get((capability_id, binding, operation))
+            if counter is None:
+                counter = observer.provider_counter(capability_id, binding, operation)
+            if next(counter) & _SAMPLE_MASK != 1:
+                try:
+                    return self._to_provider(
+                        port, provider, capability_id, binding, operation, payload
+                    )
+                except BaseException as exc:
+                    observer.provider_failed(capability_id, binding, operation, exc)
+                    raise
+            started = time.perf_counter()  # one call in SAMPLE_EVERY is timed
+            try:
+                return self._to_provider(port, provider, capability_id, binding, operation, payload)
+            except BaseException as exc:
+                observer.provider_failed(capability_id, binding, operation, exc)
+                raise
+            finally:
+                observer.provider_timed(
+                    capability_id, binding, operation, time.perf_counter() - started
+                )
         finally:
             _calls.depth = depth
 
@@ -1226,6 +1305,7 @@ class Host:
         for key, entry in list(self._providers.items()):
             report = check(entry.provider.handle_call, self.health_timeout, f"{key[0]} ({key[1]})")
             reports[key] = report
+            self._provider_health[key] = report
             if not report.healthy:
                 with contextlib.suppress(NotFound):
                     self.remove_provider(
@@ -1238,8 +1318,11 @@ class Host:
     def actor_health(self, actor: str) -> HealthReport:
         """Send ``HealthRequest`` to an actor and read its ``HealthResponse``.
 
-        A nil answer (Rust actors of the waSCC era) counts as healthy.
+        A nil answer (Rust actors of the waSCC era) counts as healthy.  A
+        failed check is reported here, not to the observer as a failed call.
         """
+        checking = getattr(_calls, "health", False)
+        _calls.health = True
         try:
             if self._draining and not getattr(_calls, "depth", 0):
                 raise HostStopped(f"the host is shutting down; HealthRequest to {actor} refused")
@@ -1257,6 +1340,8 @@ class Host:
             response = HealthResponse.decode(reply)
         except WasccError as exc:
             return HealthReport(False, str(exc))
+        finally:
+            _calls.health = checking
         return HealthReport(response.healthy, response.message)
 
     # ---- inventory ---------------------------------------------------------
@@ -1277,6 +1362,9 @@ class Host:
             errors=a.errors,
             health=self._actor_health.get(a.public_key),
             settings=a.settings,
+            busy=a.busy,
+            waits=a.waits,
+            operations=a.operations(),
         )
 
     def providers(self) -> list[ProviderInfo]:
@@ -1287,9 +1375,18 @@ class Host:
                 binding=name,
                 descriptor=entry.descriptor,
                 actors=tuple(b.actor for b in self._routes.bindings_to(cap, name)),
+                health=self._provider_health.get((cap, name)),
             )
             for (cap, name), entry in list(self._providers.items())
         ]
+
+    def provider(self, capability_id: str, binding: str = DEFAULT_BINDING) -> CapabilityProvider:
+        """The provider object registered at (capability id, binding), for its own counters."""
+        key = (canonical_capability(capability_id), normalize_binding(binding))
+        entry = self._providers.get(key)
+        if entry is None:
+            raise NotFound(f"no provider of {capability_id} on binding {binding!r}")
+        return entry.provider
 
     def bindings(self) -> list[Binding]:
         """Every binding of an actor to a provider."""

@@ -117,7 +117,7 @@ from wascc.hookspecs import hookimpl
 from .connection import _Connection as _Connection
 from .parser import _Request as _Request
 from .parser import _RequestParser as _RequestParser
-from .provider import Handler, HttpServerProvider
+from .provider import Handler, HttpServerProvider, HttpServerStats
 from .responses import _Refusal as _Refusal
 from .responses import _render as _render
 from .responses import _Reply as _Reply
@@ -147,6 +147,7 @@ __all__ = [
     "OP_HANDLE_REQUEST",
     "Handler",
     "HttpServerProvider",
+    "HttpServerStats",
     "ServerSettings",
 ]
 

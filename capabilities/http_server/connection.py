@@ -149,6 +149,7 @@ class _Connection(_RequestParser):
             item = self.ready.popleft()
             if isinstance(item, _Refusal):
                 self._send(_render(item.reply, None, False))
+                self.listener.count(item.reply.code)
                 self._linger()
                 return False
             if not self._answer(item):
@@ -166,6 +167,7 @@ class _Connection(_RequestParser):
             path, query = request.target()
         except _Refusal as refusal:
             self._send(_render(refusal.reply, request, False))
+            listener.count(refusal.reply.code)
             return False
         started = time.perf_counter()
         body = request.body[0] if len(request.body) == 1 else b"".join(request.body)
@@ -173,6 +175,7 @@ class _Connection(_RequestParser):
         reply = listener.invoke(payload)
         keep = request.keep_alive and not request.last and not reply.close and not listener.closing
         self._send(_render(reply, request, keep))
+        listener.count(reply.code)
         if self.settings.access_log:
             micros = int((time.perf_counter() - started) * 1e6)
             access_log.info(
@@ -230,6 +233,7 @@ class _Connection(_RequestParser):
             reply = _Refusal(408, "the request took too long to arrive").reply
             with contextlib.suppress(OSError):
                 self.sock.send(_render(reply, None, False))  # best effort, never blocks
+            self.listener.count(reply.code)
         self.close()
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from wascc.errors import (
     HostStopped,
@@ -43,6 +44,19 @@ log = provider_logger(__name__, CAPABILITY_ID)
 Handler = Callable[[str, bytes], bytes]
 
 
+@dataclass(frozen=True, slots=True)
+class HttpServerStats:
+    """What one HTTP server provider has answered and holds open, over all its listeners.
+
+    ``responses`` counts responses written by status code since the provider
+    started (listeners closed since then included); ``connections`` is the
+    number of client connections open now.
+    """
+
+    responses: dict[int, int]
+    connections: int
+
+
 class HttpServerProvider(CapabilityProvider):
     """``wascc:http_server``: one HTTP/1.1 listener per bound actor (see the module doc)."""
 
@@ -53,6 +67,7 @@ class HttpServerProvider(CapabilityProvider):
         self._handler = handler
         self._listeners: dict[str, _Listener] = {}
         self._lock = threading.Lock()
+        self._closed_responses: dict[int, int] = {}  # of listeners closed so far
 
     def descriptor(self) -> CapabilityDescriptor:
         return CapabilityDescriptor(
@@ -72,6 +87,23 @@ class HttpServerProvider(CapabilityProvider):
         raise ProviderCallError(
             f"{CAPABILITY_ID} has no operation {operation!r} for actors to call"
         )
+
+    def stats(self) -> HttpServerStats:
+        """Responses by status code and open connections (read by ``wascc.observe``)."""
+        with self._lock:
+            listeners = list(self._listeners.values())
+            responses = dict(self._closed_responses)
+        for listener in listeners:
+            for code, n in listener.response_counts().items():
+                responses[code] = responses.get(code, 0) + n
+        return HttpServerStats(responses, sum(x.open_connections for x in listeners))
+
+    def _retire_counts(self, listener: _Listener) -> None:
+        """Keep a closing listener's response counts in the provider's totals."""
+        counted = listener.response_counts(reset=True)
+        with self._lock:
+            for code, n in counted.items():
+                self._closed_responses[code] = self._closed_responses.get(code, 0) + n
 
     def address(self, actor: str) -> tuple[str, int]:
         """(host, port) the actor's listener is bound to (useful with ``PORT=0``)."""
@@ -108,6 +140,7 @@ class HttpServerProvider(CapabilityProvider):
         listener.start()
         if old is not None:
             old.close()
+            self._retire_counts(old)
             log.info("%s replaced %s for actor %s", listener.label, old.label, actor)
         log.info("%s serves actor %s", listener.label, actor)
 
@@ -116,6 +149,7 @@ class HttpServerProvider(CapabilityProvider):
             listener = self._listeners.pop(config.module, None)
         if listener is not None:
             listener.close()
+            self._retire_counts(listener)
             log.info("%s closed (actor %s unbound)", listener.label, config.module)
 
     def health(self) -> HealthResponse:
@@ -135,6 +169,7 @@ class HttpServerProvider(CapabilityProvider):
         deadline = time.monotonic() + max((x.settings.drain_timeout for x in listeners), default=0)
         for listener in listeners:
             listener.finish_close(deadline)
+            self._retire_counts(listener)
 
     # -- the call into the actor and what each failure becomes --
 

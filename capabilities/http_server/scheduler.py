@@ -82,6 +82,9 @@ class _Listener:
         self.label = f"{CAPABILITY_ID} {_format_address(host, port)}"
         self.closing = False
         self._connections: set[_Connection] = set()
+        #: Responses written, by status code (refusals included); under _count_lock.
+        self.responses: dict[int, int] = {}
+        self._count_lock = threading.Lock()
         self._lock = threading.Lock()  # the connection set
         self._gone = threading.Condition(self._lock)
         self._wake_r, self._wake_w = socket.socketpair()
@@ -328,6 +331,24 @@ class _Listener:
                 self._selector.register(conn.sock, selectors.EVENT_READ, conn)
                 return
         conn.close()
+
+    def count(self, status: int) -> None:
+        """One response with ``status`` was written (for the provider's :meth:`stats`)."""
+        with self._count_lock:
+            self.responses[status] = self.responses.get(status, 0) + 1
+
+    def response_counts(self, *, reset: bool = False) -> dict[int, int]:
+        """A copy of the responses written by status code; ``reset`` starts over at zero."""
+        with self._count_lock:
+            counted = dict(self.responses)
+            if reset:
+                self.responses.clear()
+        return counted
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open right now (waiting or being served)."""
+        return len(self._connections)
 
     def forget(self, conn: _Connection) -> None:
         with self._lock:

@@ -11,15 +11,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from wascc.cli.main import ask, control_option, fail, main, pairs
 from wascc.cli.tools import call_cmd
+from wascc.observe.top import frame
 
 __all__ = ["ctl"]
 
@@ -134,6 +137,44 @@ def inventory(ctx: click.Context, as_json: bool, control: Path | None) -> None:
         click.echo(json.dumps(data, indent=2))
     else:
         print_inventory(data)
+
+
+@ctl.command()
+@click.option("--once", is_flag=True, help="Print one frame and exit (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="Print one frame's numbers as JSON.")
+@click.option(
+    "--interval", type=float, default=1.0, show_default=True, help="Seconds between frames."
+)
+@control_option(default=False)
+@click.pass_context
+def top(
+    ctx: click.Context, once: bool, as_json: bool, interval: float, control: Path | None
+) -> None:
+    """A live view of the host: actors (calls/s, p50/p99, errors), providers, bindings, errors.
+
+    Redraws every second until Ctrl-C.
+
+    \b
+    Example:
+      wascc ctl top
+      wascc ctl top --once
+    """
+    data = _send(ctx, control, "top")
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    if once or not sys.stdout.isatty():
+        Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(frame(data))
+        return
+    if interval <= 0:
+        fail("--interval must be above 0")
+    with Live(frame(data), auto_refresh=False, screen=False) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                live.update(frame(_send(ctx, control, "top")), refresh=True)
+        except KeyboardInterrupt:
+            pass
 
 
 @ctl.command("start-actor")

@@ -6,6 +6,7 @@ It only parses options and hands them to :class:`wascc.standalone.daemon.Daemon`
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from wascc import logs
 from wascc.actor import ActorSettings
 from wascc.cli.main import default_control, fail, main, pairs
 from wascc.errors import WasccError
+from wascc.observe import parse_address
 from wascc.standalone.daemon import Daemon, Options
 from wascc.standalone.demo import demo
 
@@ -148,6 +150,25 @@ systemd unit (Type=notify-reload; `systemctl reload` sends SIGHUP):
 @click.option(
     "--log-format", default="text", show_default=True, type=click.Choice(["text", "json"])
 )
+@click.option(
+    "--metrics",
+    "metrics_at",
+    metavar="ADDR",
+    help="Serve Prometheus metrics at http://ADDR/metrics (PORT alone: 127.0.0.1:PORT).",
+)
+@click.option(
+    "--dashboard",
+    "dashboard_at",
+    metavar="ADDR",
+    help="Serve the dashboard (and /metrics) at http://ADDR/ (PORT alone: 127.0.0.1:PORT); "
+    "its actions need the token printed at start.",
+)
+@click.option(
+    "--otlp-endpoint",
+    metavar="URL",
+    help="Export OpenTelemetry traces over OTLP/HTTP to URL (e.g. http://127.0.0.1:4318); "
+    "no tracing without it.",
+)
 def up(
     manifest: Path | None,
     expand_env: bool,
@@ -171,6 +192,9 @@ def up(
     heartbeat: float | None,
     log_level: str,
     log_format: str,
+    metrics_at: str | None,
+    dashboard_at: str | None,
+    otlp_endpoint: str | None,
 ) -> None:
     """Run a host until SIGINT or SIGTERM; SIGHUP re-reads the manifest and rescans.
 
@@ -203,6 +227,11 @@ def up(
         "call_timeout": deadline if lattice_url else None,
     }
     lattice = {k: v for k, v in given.items() if v is not None}
+    try:
+        metrics = None if metrics_at is None else parse_address(metrics_at, "--metrics")
+        board = None if dashboard_at is None else parse_address(dashboard_at, "--dashboard")
+    except WasccError as exc:
+        fail(str(exc))
     options = Options(
         manifest=manifest,
         expand_env=expand_env,
@@ -218,6 +247,10 @@ def up(
         health_interval=health_interval,
         actor_settings=settings,
         lattice=lattice,
+        metrics=metrics,
+        dashboard=board,
+        dashboard_token=os.environ.get("WASCC_DASHBOARD_TOKEN") or None,
+        otlp_endpoint=otlp_endpoint,
     )
     try:
         if manifest is None and providers_dir is None and actors_dir is None:
@@ -232,13 +265,24 @@ def up(
                 tries = {"echo": "hello?x=1", "kvcounter": "visits"}
                 for name, url in built_in.urls.items():
                     click.echo(f"  {name:10s} {url}    try: curl -s {url}{tries[name]}")
+                announce(daemon)
                 click.echo("  stop it with Ctrl-C")
 
             sys.exit(daemon.run(on_ready=ready))
         daemon = Daemon(options)
-        sys.exit(daemon.run())
+        sys.exit(daemon.run(on_ready=lambda: announce(daemon)))
     except WasccError as exc:
         fail(str(exc))
+
+
+def announce(daemon: Daemon) -> None:
+    """Print where the dashboard and metrics are served, and the dashboard's token."""
+    if daemon.dashboard is not None:
+        click.echo(f"  dashboard  {daemon.dashboard.url}/")
+        click.echo(f"  token      {daemon.dashboard_token}    (the dashboard's actions need it)")
+    if daemon.metrics is not None:
+        click.echo(f"  metrics    {daemon.metrics.url}/metrics")
+    sys.stdout.flush()
 
 
 #: The ``wascc-host`` console script: the same command on its own.

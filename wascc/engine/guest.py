@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import wasmtime
 from wascc.engine import ffi
 from wascc.engine.pool import InstancePool
 from wascc.engine.runtime import Runtime, WapcModule
+from wascc.engine.stats import SAMPLE_EVERY, Counters, OperationStats
 from wascc.engine.wapc import GuestHost, WapcInstance
 from wascc.errors import (
     ActorLoadError,
@@ -36,6 +38,8 @@ from wascc.errors import (
 __all__ = ["WASM_PAGE", "ActorSettings", "Guest", "WasiGrant", "read_module"]
 
 log = logging.getLogger(__name__)
+
+_SAMPLE_MASK = SAMPLE_EVERY - 1
 
 WASM_PAGE = 65536
 
@@ -156,6 +160,9 @@ class Guest:
 
         #: Calls that failed (guest errors, traps, timeouts, memory cap).
         self.errors = 0
+        #: Calls by operation, one in SAMPLE_EVERY timed (wascc.engine.stats).
+        self.stats = Counters()
+        self._hot = self.stats.hot
         self._compiled: WapcModule | None = compiled
         self._on_freed: list[Callable[[], None]] = []
         try:
@@ -172,8 +179,10 @@ class Guest:
     def invoke(self, operation: str, payload: bytes, budget: float | None = None) -> bytes:
         """Run one waPC call; the reply, or an :class:`InvocationError`.
 
-        ``budget``: seconds the caller still waits (a lattice invocation's
-        deadline); the call gets the smaller of it and the module's deadline.
+        Counts the call by operation and times one in SAMPLE_EVERY
+        (:mod:`wascc.engine.stats`).  ``budget``: seconds the caller still
+        waits (a lattice invocation's deadline); the call gets the smaller of
+        it and the module's deadline.
         """
         pool = self._pool
         wait, ticks = self.settings.deadline, self._ticks
@@ -181,8 +190,17 @@ class Guest:
             wait = max(budget, 0.001)
             ticks = self._runtime.ticks(wait)
         inst = pool.acquire(wait)
+        hot = self._hot.get(operation)
+        if hot is None:
+            hot = self.stats.counter(operation)
+        count, op = hot
         try:
-            status, data = inst.call(operation.encode(), payload, ticks)
+            if count() & _SAMPLE_MASK != 1:
+                status, data = inst.call(op, payload, ticks)
+            else:
+                started = time.perf_counter()
+                status, data = inst.call(op, payload, ticks)
+                self.stats.record(operation, time.perf_counter() - started)
         except BaseException:
             pool.discard(inst)
             raise
@@ -232,7 +250,17 @@ class Guest:
         return self._pool.busy
 
     def calls(self) -> int:
-        return self._pool.calls()
+        """Calls run on this module's instances."""
+        return self.stats.calls()
+
+    def operations(self) -> dict[str, OperationStats]:
+        """Calls by operation (exact) with their sampled latency."""
+        return self.stats.read()
+
+    @property
+    def waits(self) -> int:
+        """Calls that found every instance busy (at the maximum) and waited for one."""
+        return self._pool.waits
 
     def retire(self, on_freed: Callable[[], None] | None = None) -> None:
         """Start no new call; close idle instances now and busy ones when their call ends.

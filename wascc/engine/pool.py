@@ -46,9 +46,10 @@ class InstancePool:
         self._cond = threading.Condition(self._lock)
         self._size = 0  # live instances and slots being filled: idle + in use + starting
         self._waiting = 0
+        #: Calls that found every instance busy and at the maximum, and waited.
+        self.waits = 0
         self._retired = False
         self._on_empty: Callable[[], None] | None = None
-        self._closed_calls = 0
         self._live: set[WapcInstance] = set()
         self.max_size = max_size
         self.label = label
@@ -77,6 +78,7 @@ class InstancePool:
             # (under the lock, so only once this thread sleeps); one that
             # read the count earlier appended earlier, and the look finds it.
             self._waiting += 1
+            waited = False
             try:
                 while True:
                     try:
@@ -92,6 +94,9 @@ class InstancePool:
                         self._size += 1
                         break
                     remaining = deadline - time.monotonic()
+                    if not waited:
+                        waited = True
+                        self.waits += 1
                     if remaining <= 0:
                         raise InstancesBusy(
                             f"{self.label}: all {self.max_size} instances stayed busy for "
@@ -103,7 +108,7 @@ class InstancePool:
         try:
             inst = factory()
         except BaseException:
-            self._shrink(0)
+            self._shrink()
             raise
         with self._cond:
             self._live.add(inst)
@@ -141,12 +146,11 @@ class InstancePool:
         with self._cond:
             self._live.discard(inst)
         inst.close()
-        self._shrink(inst.calls)
+        self._shrink()
 
-    def _shrink(self, calls: int) -> None:
+    def _shrink(self) -> None:
         """One instance (or reserved slot) fewer; the last one of a retired pool frees it."""
         with self._cond:
-            self._closed_calls += calls
             self._size -= 1
             self._cond.notify()
             on_empty = self._take_on_empty()
@@ -195,8 +199,3 @@ class InstancePool:
     def busy(self) -> int:
         """Instances in a call right now."""
         return max(0, self._size - len(self._free))
-
-    def calls(self) -> int:
-        """Calls served so far by this pool's instances (exact when none is busy)."""
-        with self._cond:
-            return self._closed_calls + sum(inst.calls for inst in self._live)

@@ -154,19 +154,17 @@ class WapcPre:
 class WapcInstance:
     """One store and instance.  Not thread-safe: one call at a time."""
 
-    __slots__ = ("_handle", "_inst", "_pre", "calls")
+    __slots__ = ("_handle", "_inst", "_pre")
 
     def __init__(self, pre: WapcPre, ptr: Any, handle: Any) -> None:
         self._pre = pre
         self._inst = ptr
         self._handle = handle
-        self.calls = 0
 
     def call(self, operation: bytes, payload: bytes, deadline_ticks: int) -> tuple[int, bytes]:
         """Run ``__guest_call``: (status, response or error text)."""
         inst = self._inst
         status = _wh_call(inst, operation, len(operation), payload, len(payload), deadline_ticks)
-        self.calls += 1
         n = inst.result_len
         return status, (_buffer(inst.result, n)[:] if n else b"")
 

@@ -20,6 +20,8 @@ remove-provider    capability, binding?
 bind               actor, capability, binding?, values?         actor, name
 unbind             actor, capability, binding?                  actor, name, removed
 call               actor, operation, payload_b64?               reply_b64
+top                                                             labels, uptime, actors,
+                                                                providers, bindings, errors
 =================  ===========================================  =========================
 
 ``actor`` is a public key or the unique name of a running actor; answers
@@ -51,6 +53,7 @@ from wascc.standalone.manifest import CapabilitySpec
 from wascc.wire.capability import normalize_binding
 
 if TYPE_CHECKING:
+    from wascc.observe import Recorder
     from wascc.standalone.reconciler import Reconciler
 
 __all__ = [
@@ -116,9 +119,16 @@ ACTOR_SETTINGS = tuple(f.name for f in dataclasses.fields(ActorSettings))
 
 
 def handlers(
-    host: Host, reconciler: Reconciler, labels: Callable[[], Mapping[str, str]]
+    host: Host,
+    reconciler: Reconciler,
+    labels: Callable[[], Mapping[str, str]],
+    recorder: Recorder | None = None,
 ) -> dict[str, Handler]:
-    """The commands above, served for ``host``; providers added go through ``reconciler``."""
+    """The commands above, served for ``host``; providers added go through ``reconciler``.
+
+    ``top`` answers the ``recorder``'s snapshot (rates, latencies, recent
+    errors); without one it is refused.
+    """
 
     def named(key: str) -> dict[str, Any]:
         try:
@@ -172,8 +182,14 @@ def handlers(
         key = host.resolve_actor(m["actor"])
         return {"reply_b64": b64(host.call_actor(key, m["operation"], payload))}
 
+    def top(m: dict[str, Any]) -> dict[str, Any]:
+        if recorder is None:
+            raise ControlError("this host records no call statistics (no observer attached)")
+        return {"labels": dict(labels()), **recorder.snapshot()}
+
     return {
         "inventory": lambda m: inventory(host, labels()),
+        "top": top,
         "start-actor": start_actor,
         "stop-actor": stop_actor,
         "replace-actor": replace_actor,
@@ -208,6 +224,7 @@ COMMANDS: dict[str, dict[str, tuple[type, bool]]] = {
     },
     "unbind": {"actor": (str, True), "capability": (str, True), "binding": (str, False)},
     "call": {"actor": (str, True), "operation": (str, True), "payload_b64": (str, False)},
+    "top": {},
 }
 
 DEFAULT_WORKERS = 8  # connections served at once; the others wait in the listen backlog

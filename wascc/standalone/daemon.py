@@ -36,8 +36,13 @@ from wascc.actor import ActorSettings
 from wascc.errors import ControlError, WasccError
 from wascc.host import Host
 from wascc.lattice import Lattice, LatticeConfig
+from wascc.observe import ObserveServer, Recorder, metrics_route, registry
+from wascc.observe.dashboard import ACTIONS, Dashboard, new_token
+from wascc.observe.logtail import LogTail
+from wascc.observe.metrics import wascc_version
+from wascc.observe.tracing import Tracing
 from wascc.standalone.actor_directory import ActorDirectory
-from wascc.standalone.control import ControlServer, handlers
+from wascc.standalone.control import ControlServer, handle_line, handlers
 from wascc.standalone.manifest import Manifest, load_manifest
 from wascc.standalone.notify import notify
 from wascc.standalone.provider_directory import ProviderDirectory
@@ -71,6 +76,14 @@ class Options:
     actor_settings: ActorSettings | None = None
     #: Lattice settings given on the command line (LatticeConfig's fields by name).
     lattice: Mapping[str, Any] = field(default_factory=dict)
+    #: Serve Prometheus metrics at this (host, port) (``--metrics``).
+    metrics: tuple[str, int] | None = None
+    #: Serve the dashboard (and metrics) at this (host, port) (``--dashboard``).
+    dashboard: tuple[str, int] | None = None
+    #: The dashboard's action token (a fresh random one when None).
+    dashboard_token: str | None = None
+    #: Export OpenTelemetry traces over OTLP/HTTP to this URL (``--otlp-endpoint``).
+    otlp_endpoint: str | None = None
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -90,6 +103,14 @@ class Daemon:
         self._directories: list[WatchedDirectory[Any]] = []
         self._control: ControlServer | None = None
         self._pending: list[int] = []
+        #: Counts every call (for ``wascc ctl top``, metrics and the dashboard).
+        self.recorder: Recorder | None = None
+        self.metrics: ObserveServer | None = None
+        self.dashboard: ObserveServer | None = None
+        #: The token the dashboard's actions need (set when it is served).
+        self.dashboard_token: str | None = None
+        self._logs: LogTail | None = None
+        self.tracing: Tracing | None = None
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -126,12 +147,23 @@ class Daemon:
             actor_settings=opts.actor_settings,
         )
         self.reconciler = reconciler = Reconciler(host)
+        self.recorder = recorder = Recorder(host).attach()
         try:
             config = self.lattice_config()
             if config is not None:
                 self.lattice = Lattice(host, config, self.labels)
                 self.lattice.control.load_provider = lambda ref: resolve_provider(ref, host)
                 self.lattice.start()
+            if opts.metrics is not None:
+                self.metrics = ObserveServer(
+                    opts.metrics, {"/metrics": metrics_route(registry(host, recorder))}
+                )
+                log.info("serving metrics at %s/metrics", self.metrics.url)
+            if opts.dashboard is not None:
+                self.dashboard = self._serve_dashboard(host, recorder, opts.dashboard)
+            if opts.otlp_endpoint is not None:
+                self.tracing = Tracing(host, endpoint=opts.otlp_endpoint, labels=self.labels)
+                log.info("exporting traces to %s", opts.otlp_endpoint)
             if self.manifest is not None:
                 reconciler.apply(self.manifest, strict=True)
             if opts.providers_dir is not None:
@@ -148,6 +180,7 @@ class Daemon:
             self._stop_directories()
             if self.lattice is not None:
                 self.lattice.leave()
+            self._stop_observing()
             host.stop()
             if self.lattice is not None:
                 self.lattice.close()
@@ -166,7 +199,10 @@ class Daemon:
     def _serve_control(self, path: Path, is_default: bool) -> ControlServer | None:
         assert self.host is not None and self.reconciler is not None
         try:
-            return ControlServer(path, handlers(self.host, self.reconciler, lambda: self.labels))
+            return ControlServer(
+                path,
+                handlers(self.host, self.reconciler, lambda: self.labels, self.recorder),
+            )
         except ControlError as exc:
             if not is_default:
                 raise
@@ -205,6 +241,44 @@ class Daemon:
         else:
             notify("READY=1", f"STATUS=reload refused: {str(refused)[:200]}")
 
+    def _serve_dashboard(
+        self, host: Host, recorder: Recorder, address: tuple[str, int]
+    ) -> ObserveServer:
+        """The dashboard's server; its actions go through the control socket's handlers."""
+        assert self.reconciler is not None
+        token = self.options.dashboard_token or new_token()
+        self._logs = LogTail().attach()
+        control = handlers(host, self.reconciler, lambda: self.labels, recorder)
+        actions = {name: control[name] for name in ACTIONS}
+        dashboard = Dashboard(
+            host,
+            recorder,
+            labels=lambda: self.labels,
+            act=lambda line: handle_line(actions, line),
+            token=token,
+            logs=self._logs,
+            version=wascc_version(),
+        )
+        server = ObserveServer(address, dashboard.routes())
+        dashboard.serve_at(*server.address)
+        self.dashboard_token = token
+        log.info("serving the dashboard at %s/", server.url)
+        return server
+
+    def _stop_observing(self) -> None:
+        for server in (self.metrics, self.dashboard):
+            if server is not None:
+                server.close()
+        self.metrics = self.dashboard = None
+        if self._logs is not None:
+            self._logs.detach()
+            self._logs = None
+        if self.tracing is not None:
+            self.tracing.close()  # flushes the spans still queued
+            self.tracing = None
+        if self.recorder is not None:
+            self.recorder.close()
+
     def _stop_directories(self) -> None:
         for directory in self._directories:
             directory.stop()
@@ -221,6 +295,7 @@ class Daemon:
             self.host.stop(grace=self.options.grace)
         if self.lattice is not None:
             self.lattice.close()
+        self._stop_observing()
         if self._control is not None:
             self._control.wait(5.0)  # answers to requests that were in flight
 
