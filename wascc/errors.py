@@ -25,7 +25,8 @@ exception means the same thing, the wascc error also inherits from it (so
     │   └── ActorRetired (InvocationError)   the module was replaced or removed
     ├── BindingError                         a binding cannot be set
     ├── ProviderError                        a provider failed (load, call, health)
-    │   └── NativeLoadError                  a native library was refused (reason)
+    │   ├── NativeLoadError                  a native library was refused (reason)
+    │   └── ProviderCrashed                  an isolated provider died or missed a deadline
     ├── PluginError                          a pluggy plugin is malformed
     ├── HostStopped                          the host is shutting down
     └── InvocationError                      one call failed
@@ -72,6 +73,7 @@ __all__ = [
     "NotFound",
     "PluginError",
     "ProviderCallError",
+    "ProviderCrashed",
     "ProviderError",
     "TokenExpired",
     "TokenNotYetValid",
@@ -231,3 +233,10 @@ class NativeLoadError(ProviderError):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.reason = self.REASONS.get(code, "unknown")
+
+
+class ProviderCrashed(ProviderError):
+    """An isolated provider's process died or missed a deadline: the call got no answer.
+
+    The provider is being restarted (or was given up after crashing too often).
+    """

@@ -128,6 +128,10 @@ class ProviderInfo:
     binding: str
     descriptor: CapabilityDescriptor
     actors: tuple[str, ...]
+    #: running; an isolated provider may also be restarting or given up.
+    state: str = "running"
+    #: the provider's child process while it runs isolated, else None.
+    pid: int | None = None
 
 
 class _ActorPort:
@@ -1015,12 +1019,23 @@ class Host:
     # ---- health ------------------------------------------------------------
 
     def check_health(self) -> dict[tuple[str, str], HealthReport]:
-        """Ask every provider and actor for its health now; remove unhealthy providers."""
+        """Ask every provider and actor for its health now; remove unhealthy providers.
+
+        A provider that restarts itself (an isolated one) is reported, not
+        removed: it is restarting, or was given up and says so in the inventory.
+        """
         reports: dict[tuple[str, str], HealthReport] = {}
         for key, entry in list(self._providers.items()):
             report = check(entry.provider.handle_call, self.health_timeout, f"{key[0]} ({key[1]})")
             reports[key] = report
-            if not report.healthy:
+            if not report.healthy and entry.provider.restarts_itself:
+                log.warning(
+                    "provider %s (%s) is unhealthy: %s",
+                    *key,
+                    report.message,
+                    extra=fields(None, key[0], key[1], OP_HEALTH_REQUEST, "unhealthy"),
+                )
+            elif not report.healthy:
                 with contextlib.suppress(NotFound):
                     self.remove_provider(
                         *key, reason=f"unhealthy: {report.message}", expected=entry.provider
@@ -1081,6 +1096,8 @@ class Host:
                 binding=name,
                 descriptor=entry.descriptor,
                 actors=tuple(b.actor for b in self._routes.bindings_to(cap, name)),
+                state=entry.provider.state,
+                pid=getattr(entry.provider, "pid", None),
             )
             for (cap, name), entry in list(self._providers.items())
         ]

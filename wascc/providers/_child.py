@@ -1,0 +1,170 @@
+"""The child process of an isolated native provider (``python -m wascc.providers._child``).
+
+Started by :class:`wascc.providers.isolated.IsolatedProvider` with one end of
+a socketpair.  It applies the operator's resource limits, ``dlopen``s the
+provider with :class:`~wascc.engine.library.NativeLibrary` (the same loader
+as in-process, so the provider cannot tell the difference), hands it a
+dispatcher that forwards every dispatch to the host, says READY, and then
+serves the host's calls, each on a thread of its own pool, until the host
+says STOP or goes away (end of stream: the child exits at once, so a dead
+host never leaves an orphaned provider behind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import socket
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from wascc.engine.library import NativeLibrary
+from wascc.errors import NativeLoadError
+from wascc.providers._ipc import (
+    CALL,
+    DISPATCH,
+    DISPATCH_REPLY,
+    READY,
+    REPLY,
+    STOP,
+    Frame,
+    FrameError,
+    encode,
+    read_frame,
+)
+
+#: Threads serving the host's calls at once; more calls wait for one (the host's
+#: deadline still runs for them).
+MAX_CALL_THREADS = 256
+
+
+class _Pending:
+    __slots__ = ("event", "frame")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.frame: Frame | None = None
+
+
+class _Channel:
+    """The child's end of the socketpair: writes under a lock, dispatches wait for replies."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._write = threading.Lock()
+        self._pending: dict[int, _Pending] = {}
+        self._lock = threading.Lock()
+        self._next = 0
+
+    def send(self, kind: int, ident: int, ok: bool, actor: str, op: str, payload: bytes) -> None:
+        frame = encode(kind, ident, ok, actor, op, payload)
+        with self._write:
+            self.sock.sendall(frame)
+
+    def dispatch(self, actor: str, operation: str, payload: bytes) -> bytes:
+        """The provider's dispatcher: ask the host, wait for its answer."""
+        slot = _Pending()
+        with self._lock:
+            self._next += 1
+            ident = self._next
+            self._pending[ident] = slot
+        try:
+            self.send(DISPATCH, ident, True, actor, operation, payload)
+            slot.event.wait()
+        finally:
+            with self._lock:
+                self._pending.pop(ident, None)
+        reply = slot.frame
+        assert reply is not None
+        if not reply.ok:
+            raise RuntimeError(reply.payload.decode("utf-8", "replace"))
+        return reply.payload
+
+    def answered(self, frame: Frame) -> None:
+        with self._lock:
+            slot = self._pending.get(frame.id)
+        if slot is not None:
+            slot.frame = frame
+            slot.event.set()
+
+
+def apply_limits(address_space: int, cpu_seconds: int, open_files: int) -> None:
+    """The operator's limits (0: unchanged), set before the provider is loaded."""
+    if address_space:
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    if cpu_seconds:
+        # SIGXCPU at the soft limit, SIGKILL a second later: either ends the child
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    if open_files:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
+
+def serve(channel: _Channel, library: NativeLibrary, reader: object) -> None:
+    """Answer the host's calls until STOP or the end of the stream."""
+    pool = ThreadPoolExecutor(MAX_CALL_THREADS, thread_name_prefix="wascc-isolated-call")
+
+    def run(frame: Frame) -> None:
+        try:
+            ok, data = library.call(frame.actor, frame.op, frame.payload)
+        except BaseException as exc:  # the call's own failure, never the child's
+            ok, data = False, f"{type(exc).__name__}: {exc}".encode()
+        try:
+            try:
+                channel.send(REPLY, frame.id, ok, "", "", data)
+            except FrameError as exc:  # a reply too large to send: say so instead
+                channel.send(REPLY, frame.id, False, "", "", str(exc).encode())
+        except OSError:
+            pass  # the host is gone; the reader sees the end of the stream and exits
+
+    while True:
+        try:
+            frame = read_frame(reader)  # type: ignore[arg-type]
+        except (OSError, FrameError):
+            frame = None
+        if frame is None:
+            os._exit(0)  # the host is gone: never outlive it
+        if frame.kind == CALL:
+            pool.submit(run, frame)
+        elif frame.kind == DISPATCH_REPLY:
+            channel.answered(frame)
+        elif frame.kind == STOP:
+            library.stop(float(frame.payload or b"10"))
+            channel.sock.close()
+            os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wascc-isolated-provider")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--library", required=True)
+    parser.add_argument("--address-space", type=int, default=0)
+    parser.add_argument("--cpu-seconds", type=int, default=0)
+    parser.add_argument("--open-files", type=int, default=0)
+    args = parser.parse_args(argv)
+    sock = socket.socket(fileno=args.fd)
+    reader = sock.makefile("rb")
+    channel = _Channel(sock)
+    try:
+        apply_limits(args.address_space, args.cpu_seconds, args.open_files)
+    except (ValueError, OSError) as exc:
+        channel.send(READY, 0, False, "", "0", f"cannot set the resource limits: {exc}".encode())
+        return 3
+    try:
+        library = NativeLibrary(args.library)
+    except NativeLoadError as exc:
+        code = next((c for c, r in NativeLoadError.REASONS.items() if r == exc.reason), 0)
+        channel.send(READY, 0, False, "", str(code), str(exc).encode())
+        return 3
+    status = library.configure(channel.dispatch)
+    if status != 0:
+        channel.send(READY, 0, False, "", "0", f"configure_dispatch returned {status}".encode())
+        return 3
+    channel.send(READY, 0, True, "", "", str(os.getpid()).encode())
+    serve(channel, library, reader)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,521 @@
+"""Native providers in a child process of their own: a crash costs only that provider.
+
+:func:`load_isolated_provider` starts ``python -m wascc.providers._child``
+with one end of a socketpair; the child ``dlopen``s the library with the
+same loader as in-process (the provider cannot tell) and the two speak the
+frames of :mod:`wascc.providers._ipc` in both directions: the host's calls
+go down, the provider's dispatches to actors come up, and each reply is
+matched to its call by id.
+
+Every call has a deadline.  When the child dies (a segfault, an abort, a
+kill, a resource limit) or misses a deadline (the host then kills it), every
+call in flight fails at once with :class:`~wascc.errors.ProviderCrashed`,
+and the provider is restarted after a back-off (``backoff`` seconds,
+doubling up to ``backoff_max``), every binding it had is sent again with
+its ``BindActor``, and it is reported running again.  ``max_crashes``
+crashes within ``crash_window`` seconds and it is given up: it stays
+registered, its state says "given up", and its calls fail with that reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, ClassVar
+
+from wascc.errors import (
+    CodecError,
+    NativeLoadError,
+    ProviderCallError,
+    ProviderCrashed,
+    ProviderError,
+)
+from wascc.providers._ipc import (
+    CALL,
+    DISPATCH,
+    DISPATCH_REPLY,
+    READY,
+    REPLY,
+    STOP,
+    Frame,
+    FrameError,
+    encode,
+    read_frame,
+)
+from wascc.providers.base import Dispatcher, ForwardingProvider
+from wascc.wire.codec import (
+    OP_BIND_ACTOR,
+    OP_HEALTH_REQUEST,
+    OP_REMOVE_ACTOR,
+    SYSTEM_ACTOR,
+    CapabilityConfiguration,
+    HealthResponse,
+)
+
+__all__ = [
+    "GIVEN_UP",
+    "RESTARTING",
+    "RUNNING",
+    "STOPPED",
+    "IsolatedProvider",
+    "IsolationSettings",
+    "Limits",
+    "load_isolated_provider",
+]
+
+log = logging.getLogger(__name__)
+
+RUNNING = "running"
+RESTARTING = "restarting"
+GIVEN_UP = "given up"
+STOPPED = "stopped"
+
+#: Threads answering the provider's dispatches to actors at once.
+MAX_DISPATCH_THREADS = 256
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of an isolated provider's process (0: the host's own)."""
+
+    #: RLIMIT_AS in bytes: the child's whole address space, Python and thread
+    #: stacks (8 MiB each) included, so leave room above what the provider needs.
+    address_space: int = 0
+    #: RLIMIT_CPU in seconds of CPU time over the child's life (then it is killed
+    #: and restarted like any crash).
+    cpu_seconds: int = 0
+    #: RLIMIT_NOFILE: descriptors the child may hold open.
+    open_files: int = 0
+
+    def argv(self) -> list[str]:
+        return [
+            f"--address-space={self.address_space}",
+            f"--cpu-seconds={self.cpu_seconds}",
+            f"--open-files={self.open_files}",
+        ]
+
+
+@dataclass(frozen=True)
+class IsolationSettings:
+    """How an isolated provider is run, watched and restarted."""
+
+    #: Seconds one call may take before the child is killed and restarted.
+    deadline: float = 30.0
+    #: Seconds the child has to load the library and say it is ready.
+    start_timeout: float = 30.0
+    #: First restart delay in seconds; doubles with each crash in the window.
+    backoff: float = 1.0
+    #: The longest restart delay in seconds.
+    backoff_max: float = 30.0
+    #: Crashes within ``crash_window`` seconds after which the provider is given up.
+    max_crashes: int = 5
+    crash_window: float = 300.0
+    #: Seconds a stopping provider has to finish its calls before it is killed.
+    stop_timeout: float = 10.0
+    limits: Limits = field(default_factory=Limits)
+
+
+class _Slot:
+    """One call waiting for its reply (or for the news that it will get none)."""
+
+    __slots__ = ("error", "event", "frame")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.frame: Frame | None = None
+        self.error: str | None = None
+
+
+class _Child:
+    """One incarnation of the child process and its end of the socketpair."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], sock: socket.socket, reader: BinaryIO):
+        self.proc = proc
+        self.sock = sock
+        self.reader = reader
+        self._write = threading.Lock()
+        self._lock = threading.Lock()
+        self._pending: dict[int, _Slot] = {}
+        self._next = 0
+        self.dead: str | None = None  # why, once it is dead
+        self.kill_reason: str | None = None
+
+    def begin(self) -> tuple[int, _Slot]:
+        slot = _Slot()
+        with self._lock:
+            if self.dead is not None:
+                raise ProviderCrashed(self.dead)
+            self._next += 1
+            self._pending[self._next] = slot
+            return self._next, slot
+
+    def forget(self, ident: int) -> None:
+        with self._lock:
+            self._pending.pop(ident, None)
+
+    def send(self, frame: bytes) -> None:
+        with self._write:
+            self.sock.sendall(frame)
+
+    def resolve(self, frame: Frame) -> None:
+        with self._lock:
+            slot = self._pending.pop(frame.id, None)
+        if slot is not None:  # a reply to a call that already gave up waiting is dropped
+            slot.frame = frame
+            slot.event.set()
+
+    def fail_all(self, why: str) -> None:
+        with self._lock:
+            self.dead = why
+            slots = list(self._pending.values())
+            self._pending.clear()
+        for slot in slots:
+            slot.error = why
+            slot.event.set()
+
+    def kill(self, why: str) -> None:
+        if self.kill_reason is None:
+            self.kill_reason = why
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        # wake the reader even if the child's end outlives it (a grandchild holds it)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "its process stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"its process was killed by {name}"
+    return f"its process exited with status {code}"
+
+
+class IsolatedProvider(ForwardingProvider):
+    """A native provider running in a child process, restarted when it dies."""
+
+    restarts_itself: ClassVar[bool] = True
+
+    def __init__(self, path: Path, settings: IsolationSettings | None = None) -> None:
+        super().__init__()
+        self.path = path
+        self.settings = settings or IsolationSettings()
+        self.label = f"isolated provider {path.name}"
+        self.restarts = 0
+        self.last_crash = ""
+        self._state = RESTARTING
+        self._lock = threading.Lock()
+        self._crashes: deque[float] = deque()
+        self._bindings: dict[str, bytes] = {}  # actor -> its last BindActor payload
+        self._stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(
+            MAX_DISPATCH_THREADS, thread_name_prefix=f"wascc-dispatch {path.name}"
+        )
+        self._child: _Child | None = self._spawn()
+        self._state = RUNNING
+
+    # ---- state -------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """running, restarting, given up or stopped."""
+        return self._state
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while one runs."""
+        child = self._child
+        return None if child is None else child.proc.pid
+
+    def _unavailable(self) -> str:
+        if self._state == GIVEN_UP:
+            return (
+                f"{self.label} was given up after {len(self._crashes)} crashes within "
+                f"{self.settings.crash_window:g}s (last: {self.last_crash})"
+            )
+        if self._state == STOPPED:
+            return f"{self.label} has been stopped"
+        return f"{self.label} is restarting after a crash ({self.last_crash})"
+
+    # ---- the child ---------------------------------------------------------
+
+    def _spawn(self) -> _Child:
+        """Start a child, wait for READY; a ProviderError says why it did not come up."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        argv = [
+            sys.executable,
+            "-m",
+            "wascc.providers._child",
+            f"--fd={theirs.fileno()}",
+            f"--library={self.path}",
+            *self.settings.limits.argv(),
+        ]
+        try:
+            proc = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            ours.close()
+            raise ProviderError(f"{self.label}: cannot start its process: {exc}") from exc
+        finally:
+            theirs.close()
+        reader = ours.makefile("rb")
+        child = _Child(proc, ours, reader)
+        ours.settimeout(self.settings.start_timeout)
+        try:
+            ready = read_frame(reader)
+        except (OSError, FrameError) as exc:
+            child.kill("did not start")
+            proc.wait()
+            raise ProviderError(
+                f"{self.label} did not say it was ready within "
+                f"{self.settings.start_timeout:g}s: {exc}"
+            ) from exc
+        if ready is None or ready.kind != READY:
+            child.kill("did not start")
+            code = proc.wait()
+            raise ProviderError(f"{self.label} failed to start: {_exit_text(code)}")
+        if not ready.ok:
+            proc.wait()
+            ours.close()
+            why = ready.payload.decode("utf-8", "replace")
+            if ready.op.isdigit() and int(ready.op) in NativeLoadError.REASONS:
+                raise NativeLoadError(why, int(ready.op))
+            raise ProviderError(f"{self.label} failed to start: {why}")
+        ours.settimeout(None)
+        threading.Thread(
+            target=self._read, args=(child,), name=f"wascc-isolated {self.path.name}", daemon=True
+        ).start()
+        return child
+
+    def _read(self, child: _Child) -> None:
+        """Replies and dispatches from one child, until it ends."""
+        why: str | None = None
+        try:
+            while True:
+                frame = read_frame(child.reader)
+                if frame is None:
+                    break
+                if frame.kind == REPLY:
+                    child.resolve(frame)
+                elif frame.kind == DISPATCH:
+                    self._pool.submit(self._dispatch, child, frame)
+                else:
+                    raise FrameError(f"a child may not send frames of kind {frame.kind}")
+        except FrameError as exc:
+            why = f"it broke the protocol ({exc}); killed"
+            child.kill(why)
+        except (OSError, ValueError):
+            pass  # the socket was shut down: the child is being killed
+        try:
+            code = child.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill("its socket closed but it kept running")
+            code = child.proc.wait()
+        reason = child.kill_reason or why or _exit_text(code)
+        child.sock.close()
+        self._died(child, reason)
+
+    def _dispatch(self, child: _Child, frame: Frame) -> None:
+        dispatcher: Dispatcher | None = self.dispatcher
+        try:
+            if dispatcher is None:
+                raise ProviderError(f"{self.label} has no dispatcher yet")
+            data, ok = dispatcher.dispatch(frame.actor, frame.op, frame.payload), True
+        except Exception as exc:
+            data, ok = str(exc).encode(), False
+        try:
+            child.send(encode(DISPATCH_REPLY, frame.id, ok, "", "", data))
+        except FrameError as exc:
+            child.send(encode(DISPATCH_REPLY, frame.id, False, "", "", str(exc).encode()))
+        except OSError:
+            pass  # the child died; its caller died with it
+
+    # ---- crashes and restarts ----------------------------------------------
+
+    def _died(self, child: _Child, reason: str) -> None:
+        child.fail_all(f"{self.label} crashed: {reason}; the call was not answered")
+        with self._lock:
+            if self._child is not child:
+                return
+            self._child = None
+            if self._state == STOPPED:
+                return
+            delay = self._crashed(reason)
+        if delay is not None:
+            self._schedule(delay)
+
+    def _crashed(self, reason: str) -> float | None:
+        """Count a crash (under the lock): the restart delay, or None when given up."""
+        now = time.monotonic()
+        self._crashes.append(now)
+        while self._crashes and now - self._crashes[0] > self.settings.crash_window:
+            self._crashes.popleft()
+        self.last_crash = reason
+        recent = len(self._crashes)
+        if recent >= self.settings.max_crashes:
+            self._state = GIVEN_UP
+            log.error(
+                "%s crashed (%s): %d crashes within %gs, giving it up",
+                self.label,
+                reason,
+                recent,
+                self.settings.crash_window,
+            )
+            return None
+        self._state = RESTARTING
+        delay: float = min(self.settings.backoff * 2.0 ** (recent - 1), self.settings.backoff_max)
+        log.error("%s crashed (%s); restarting it in %gs", self.label, reason, delay)
+        return delay
+
+    def _schedule(self, delay: float) -> None:
+        threading.Thread(
+            target=self._restart, args=(delay,), name=f"wascc-restart {self.path.name}", daemon=True
+        ).start()
+
+    def _restart(self, delay: float) -> None:
+        if self._stopping.wait(delay):
+            return
+        try:
+            child = self._spawn()
+        except ProviderError as exc:
+            with self._lock:
+                if self._state == STOPPED:
+                    return
+                again = self._crashed(f"restart failed: {exc}")
+            if again is not None:
+                self._schedule(again)
+            return
+        with self._lock:
+            if self._state == STOPPED:
+                child.kill("the provider was stopped")
+                return
+            self._child = child
+            bindings = list(self._bindings.items())
+        rebound = 0
+        for actor, payload in bindings:
+            try:
+                self._call(child, SYSTEM_ACTOR, OP_BIND_ACTOR, payload)
+                rebound += 1
+            except ProviderCrashed:
+                return  # it died again; the reader has counted it and scheduled the next try
+            except ProviderCallError as exc:
+                log.error("%s refused to re-bind %s after its restart: %s", self.label, actor, exc)
+        with self._lock:
+            if self._child is not child or self._state != RESTARTING:
+                return
+            self._state = RUNNING
+            self.restarts += 1
+        log.warning(
+            "%s is running again (restart %d, pid %d); %d binding(s) re-sent",
+            self.label,
+            self.restarts,
+            child.proc.pid,
+            rebound,
+        )
+
+    # ---- calls -------------------------------------------------------------
+
+    def _call(self, child: _Child, actor: str, operation: str, payload: bytes) -> bytes:
+        ident, slot = child.begin()
+        try:
+            child.send(encode(CALL, ident, True, actor, operation, payload))
+        except FrameError as exc:
+            child.forget(ident)
+            raise ProviderCallError(f"{self.label}: {exc}") from exc
+        except OSError:
+            slot.event.wait(5.0)  # the reader is failing every call: take its reason
+        deadline = self.settings.deadline
+        if not slot.event.wait(deadline):
+            why = f"it missed the {deadline:g}s deadline of {operation}; killed"
+            child.kill(why)
+            child.forget(ident)
+            self._died(child, why)  # now, not when the reader notices: no call waits on it
+            raise ProviderCrashed(f"{self.label} {why}; the call was not answered")
+        if slot.error is not None:
+            raise ProviderCrashed(slot.error)
+        reply = slot.frame
+        assert reply is not None
+        if not reply.ok:
+            raise ProviderCallError(reply.payload.decode("utf-8", "replace") or "failed")
+        return reply.payload
+
+    def handle_call(self, actor: str, operation: str, msg: bytes) -> bytes:
+        child = self._child
+        if self._state != RUNNING or child is None:
+            if operation == OP_HEALTH_REQUEST and actor == SYSTEM_ACTOR:
+                return HealthResponse(healthy=False, message=self._unavailable()).encode()
+            raise ProviderCrashed(self._unavailable())
+        reply = self._call(child, actor, operation, msg)
+        if actor == SYSTEM_ACTOR and operation in (OP_BIND_ACTOR, OP_REMOVE_ACTOR):
+            try:
+                module = CapabilityConfiguration.decode(msg).module
+            except CodecError:
+                return reply
+            with self._lock:
+                if operation == OP_BIND_ACTOR:
+                    self._bindings[module] = msg
+                else:
+                    self._bindings.pop(module, None)
+        return reply
+
+    def stop(self) -> None:
+        """Ask the child to stop its provider and exit; kill it if it does not."""
+        with self._lock:
+            if self._state == STOPPED:
+                return
+            self._state = STOPPED
+            child = self._child
+        self._stopping.set()
+        if child is not None:
+            timeout = self.settings.stop_timeout
+            try:
+                child.send(encode(STOP, 0, True, "", "", str(timeout).encode()))
+                child.proc.wait(timeout + 1)
+            except (OSError, subprocess.TimeoutExpired):
+                child.kill("did not stop in time")
+                log.error("%s did not stop within %gs; killed", self.label, timeout)
+            child.fail_all(f"{self.label} was stopped; the call was not answered")
+        self._pool.shutdown(wait=False)
+
+    def __repr__(self) -> str:
+        return f"IsolatedProvider({self.path})"
+
+
+def load_isolated_provider(
+    path: str | os.PathLike[str], settings: IsolationSettings | None = None
+) -> IsolatedProvider:
+    """Start a native provider library in a child process; ready for ``Host.add_provider``."""
+    file = Path(path)
+    if not file.is_file():
+        raise ProviderError(f"native provider {file} does not exist or is not a file")
+    try:
+        provider = IsolatedProvider(file.resolve(), settings)
+    except NativeLoadError as exc:
+        limits = (settings or IsolationSettings()).limits
+        if exc.reason == "not loadable" and limits.address_space:
+            kind = (
+                f"could not be loaded under its address-space limit of {limits.address_space} bytes"
+            )
+        else:
+            kind = "is not a shared object" if exc.reason == "not loadable" else "was refused"
+        raise ProviderError(f"native provider {file} {kind}: {exc}") from exc
+    try:
+        provider.descriptor()
+    except (ProviderCallError, ProviderCrashed, CodecError) as exc:
+        provider.stop()
+        raise ProviderError(f"native provider {file} did not describe itself: {exc}") from exc
+    return provider
