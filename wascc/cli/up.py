@@ -67,6 +67,12 @@ systemd unit (Type=notify-reload; `systemctl reload` sends SIGHUP):
     is_flag=True,
     help="Also run unsigned actors (they hold no capabilities). Off by default.",
 )
+@click.option(
+    "--isolate-providers",
+    is_flag=True,
+    help="Run every native provider in a child process of its own (restarted when it "
+    "crashes) unless its manifest entry or sidecar says isolate: false.",
+)
 @click.option("--label", "labels", multiple=True, metavar="K=V", help="A host label (repeatable).")
 @click.option(
     "--control",
@@ -119,6 +125,7 @@ def up(
     actors_dir: Path | None,
     trusted: tuple[str, ...],
     allow_unsigned: bool,
+    isolate_providers: bool,
     labels: tuple[str, ...],
     control: Path | None,
     no_control: bool,
@@ -162,6 +169,7 @@ def up(
         poll_interval=poll_interval,
         health_interval=health_interval,
         actor_settings=settings,
+        isolate_providers=isolate_providers,
     )
     try:
         if manifest is None and providers_dir is None and actors_dir is None:

@@ -29,10 +29,11 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 from wascc.errors import (
     CodecError,
@@ -65,6 +66,7 @@ from wascc.wire.codec import (
 
 __all__ = [
     "GIVEN_UP",
+    "ISOLATION_KEYS",
     "RESTARTING",
     "RUNNING",
     "STOPPED",
@@ -72,6 +74,7 @@ __all__ = [
     "IsolationSettings",
     "Limits",
     "load_isolated_provider",
+    "parse_isolation",
 ]
 
 log = logging.getLogger(__name__)
@@ -519,3 +522,77 @@ def load_isolated_provider(
         provider.stop()
         raise ProviderError(f"native provider {file} did not describe itself: {exc}") from exc
     return provider
+
+
+#: The keys a manifest capability entry or a provider sidecar may give about isolation.
+ISOLATION_KEYS = frozenset(
+    {
+        "isolate",
+        "deadline",
+        "start_timeout",
+        "restart_backoff",
+        "restart_backoff_max",
+        "max_crashes",
+        "crash_window",
+        "limits",
+    }
+)
+LIMIT_KEYS = ("address_space", "cpu_seconds", "open_files")
+_SECONDS = {
+    "deadline": "deadline",
+    "start_timeout": "start_timeout",
+    "restart_backoff": "backoff",
+    "restart_backoff_max": "backoff_max",
+    "crash_window": "crash_window",
+}
+
+
+def _number(value: object, key: str, *, whole: bool, least: float) -> float:
+    kinds: tuple[type, ...] = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ValueError(f"{key} must be {'a whole' if whole else 'a'} number, not {value!r}")
+    number = float(value)  # type: ignore[arg-type]
+    if not least <= number < 1e18:
+        raise ValueError(f"{key} must be at least {least:g}, not {value!r}")
+    return number
+
+
+def parse_isolation(entry: Mapping[str, object]) -> tuple[bool | None, IsolationSettings | None]:
+    """``isolate`` (None: not said) and the settings a manifest entry or sidecar gives.
+
+    Only the keys of :data:`ISOLATION_KEYS` are read; a bad value is a
+    ValueError naming its key.  Settings without ``isolate = true`` are refused
+    (they would silently do nothing for an in-process provider) unless
+    ``isolate`` is left out, when they apply if the host isolates every provider.
+    """
+    isolate = entry.get("isolate")
+    if isolate is not None and not isinstance(isolate, bool):
+        raise ValueError(f"isolate must be true or false, not {isolate!r}")
+    given: dict[str, Any] = {}
+    for key, name in _SECONDS.items():
+        if entry.get(key) is not None:
+            given[name] = _number(entry[key], key, whole=False, least=0.001)
+    if entry.get("max_crashes") is not None:
+        crashes = _number(entry["max_crashes"], "max_crashes", whole=True, least=1)
+        given["max_crashes"] = int(crashes)
+    limits = entry.get("limits")
+    if limits is not None:
+        if not isinstance(limits, Mapping):
+            raise ValueError(f"limits must be a table of {', '.join(LIMIT_KEYS)}")
+        unknown = sorted(str(k) for k in limits if k not in LIMIT_KEYS)
+        if unknown:
+            raise ValueError(f"limits: unknown key {unknown[0]!r} (known: {', '.join(LIMIT_KEYS)})")
+        given["limits"] = Limits(
+            **{
+                k: int(_number(v, f"limits.{k}", whole=True, least=1))
+                for k, v in limits.items()
+                if v is not None
+            }
+        )
+    if isolate is False and given:
+        raise ValueError(
+            f"{', '.join(sorted(given))} apply to isolated providers only, and isolate is false"
+        )
+    if not given:
+        return isolate, None
+    return isolate, IsolationSettings(**given)

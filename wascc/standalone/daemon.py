@@ -62,6 +62,9 @@ class Options:
     poll_interval: float = 1.0
     health_interval: float = 30.0
     actor_settings: ActorSettings | None = None
+    #: Run every native provider in a child process of its own (unless its
+    #: manifest entry or sidecar says ``isolate: false``).
+    isolate_providers: bool = False
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -108,13 +111,18 @@ class Daemon:
             health_interval=opts.health_interval,
             actor_settings=opts.actor_settings,
         )
-        self.reconciler = reconciler = Reconciler(host)
+        self.reconciler = reconciler = Reconciler(host, isolate_providers=opts.isolate_providers)
         try:
             if self.manifest is not None:
                 reconciler.apply(self.manifest, strict=True)
             if opts.providers_dir is not None:
                 self._watch(
-                    ProviderDirectory(host, opts.providers_dir, interval=opts.poll_interval)
+                    ProviderDirectory(
+                        host,
+                        opts.providers_dir,
+                        interval=opts.poll_interval,
+                        isolate_providers=opts.isolate_providers,
+                    )
                 )
             if opts.actors_dir is not None:
                 self._watch(ActorDirectory(host, opts.actors_dir, interval=opts.poll_interval))

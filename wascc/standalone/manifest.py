@@ -14,6 +14,14 @@ YAML or JSON (the original), or the same model in TOML::
     capabilities:
       - path: wascc:http_server            # a provider: see below
         binding_name: default              # optional
+      - path: ./libvendor_cache.so         # a native provider in a child process:
+        isolate: true                      #   a crash costs only this provider
+        deadline: 5                        #   seconds per call, then killed
+        restart_backoff: 1                 #   first restart delay, doubling...
+        restart_backoff_max: 30            #   ...up to this
+        max_crashes: 5                     #   crashes within crash_window
+        crash_window: 300                  #   seconds: then it is given up
+        limits: {address_space: 2147483648, cpu_seconds: 3600, open_files: 256}
     bindings:
       - actor: MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2   # or its name
         capability: wascc:http_server
@@ -58,6 +66,7 @@ import yaml
 
 from wascc._providers import NATIVE_SUFFIXES
 from wascc.errors import KeyFormatError, ManifestError
+from wascc.providers.isolated import ISOLATION_KEYS, IsolationSettings, parse_isolation
 from wascc.wire import boundedjson
 from wascc.wire.capability import DEFAULT_BINDING, canonical_capability, normalize_binding
 from wascc.wire.keys import KeyType, decode_public_key
@@ -92,10 +101,17 @@ _INT_LIMIT = 10**MAX_INT_DIGITS
 
 @dataclass(frozen=True)
 class CapabilitySpec:
-    """One provider to load: its ``path`` (as written) and binding name."""
+    """One provider to load: its ``path`` (as written) and binding name.
+
+    ``isolate``: run it in a child process (None: as the host decides,
+    ``wascc up --isolate-providers``); ``isolation``: how (deadline, restart
+    back-off, limits), None for the defaults.
+    """
 
     path: str
     binding: str = DEFAULT_BINDING
+    isolate: bool | None = None
+    isolation: IsolationSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -543,8 +559,12 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
     seen: set[tuple[str, str]] = set()
     for i, item in enumerate(c.items(top.get("capabilities"), "capabilities")):
         where = f"capabilities[{i}]"
-        entry = c.mapping(item, where, {"path", "binding_name"})
+        entry = c.mapping(item, where, {"path", "binding_name", *ISOLATION_KEYS})
         spec_path = c.text(entry.get("path"), f"{where}.path")
+        try:
+            isolate, isolation = parse_isolation(entry)
+        except ValueError as exc:
+            raise c.fail(where, str(exc)) from exc
         binding = normalize_binding(
             c.text(entry.get("binding_name"), f"{where}.binding_name", required=False)
         )
@@ -555,7 +575,7 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
             anchored = _anchor(spec_path, base_dir)
         except (OSError, ValueError) as exc:
             raise c.fail(f"{where}.path", f"cannot use {_show(spec_path)}: {_reason(exc)}") from exc
-        capabilities.append(CapabilitySpec(anchored, binding))
+        capabilities.append(CapabilitySpec(anchored, binding, isolate, isolation))
     bindings: list[BindingSpec] = []
     keys: set[tuple[str, str, str]] = set()
     for i, item in enumerate(c.items(top.get("bindings"), "bindings")):

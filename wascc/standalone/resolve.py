@@ -21,10 +21,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wascc._providers import NATIVE_SUFFIXES
+from wascc._providers import NATIVE_SUFFIXES, libraries
 from wascc.errors import ProviderError
 from wascc.plugins import ENTRY_POINT_GROUP
 from wascc.providers.base import CapabilityProvider
+from wascc.providers.firstparty import NativeFactory
+from wascc.providers.isolated import IsolationSettings, load_isolated_provider
 from wascc.providers.native import load_native_provider
 from wascc.providers.portable import WasiGrant, load_portable_provider
 from wascc.wire.capability import canonical_capability
@@ -124,19 +126,44 @@ def check_spec(spec: str, factories: Mapping[str, Factory]) -> str:
 
 
 def resolve_provider(
-    spec: str, host: Host, *, grant: WasiGrant | None = None
+    spec: str,
+    host: Host,
+    *,
+    grant: WasiGrant | None = None,
+    isolate: bool = False,
+    isolation: IsolationSettings | None = None,
 ) -> CapabilityProvider:
-    """Load or make the provider ``spec`` names (see the module doc)."""
+    """Load or make the provider ``spec`` names (see the module doc).
+
+    ``isolate`` runs a native provider (a library file or a first-party one
+    named by its capability id) in a child process with ``isolation``'s
+    settings; other kinds cannot be isolated and are refused.
+    """
     factories = host.provider_factories()
     check_spec(spec, factories)
     if _is_file_spec(spec):
         if spec.endswith(".wasm"):
+            if isolate:
+                raise ProviderError(_not_isolatable(spec, "a portable (wasm) provider"))
             return load_portable_provider(
                 spec, runtime=host.runtime, grant=grant, trusted_issuers=host.trusted_issuers
             )
+        if isolate:
+            return load_isolated_provider(spec, isolation)
         return load_native_provider(spec)
     factory = _factory_for(spec, factories) or _import_factory(spec)
+    if isolate:
+        if not isinstance(factory, NativeFactory):
+            raise ProviderError(_not_isolatable(spec, "a Python provider"))
+        return load_isolated_provider(libraries()[factory.library], isolation)
     provider = factory()
     if not isinstance(provider, CapabilityProvider):
         raise ProviderError(f"{spec}: made {provider!r}, which is not a CapabilityProvider")
     return provider
+
+
+def _not_isolatable(spec: str, kind: str) -> str:
+    return (
+        f"{spec}: only native providers (.so / .dylib) run isolated; this is {kind} "
+        "(portable providers are sandboxed by wasm already)"
+    )
