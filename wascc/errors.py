@@ -26,7 +26,8 @@ exception means the same thing, the wascc error also inherits from it (so
     ├── BindingError                         a binding cannot be set
     ├── ProviderError                        a provider failed (load, call, health)
     │   ├── NativeLoadError                  a native library was refused (reason)
-    │   └── ProviderCrashed                  an isolated provider died or missed a deadline
+    │   ├── ProviderCrashed                  an isolated provider died or missed a deadline
+    │   └── ProviderArchiveError             a provider archive (PAR) is malformed or unfit
     ├── PluginError                          a pluggy plugin is malformed
     ├── HostStopped                          the host is shutting down
     └── InvocationError                      one call failed
@@ -72,6 +73,7 @@ __all__ = [
     "NotBound",
     "NotFound",
     "PluginError",
+    "ProviderArchiveError",
     "ProviderCallError",
     "ProviderCrashed",
     "ProviderError",
@@ -240,3 +242,8 @@ class ProviderCrashed(ProviderError):
 
     The provider is being restarted (or was given up after crashing too often).
     """
+
+
+class ProviderArchiveError(ProviderError):
+    """A provider archive (PAR) is malformed (its tar, a member), has no binary for
+    this host's target, or is refused as unsigned (``--require-signed-providers``)."""

@@ -50,6 +50,7 @@ from wascc.errors import (
     InvocationError,
     NotBound,
     NotFound,
+    ProviderArchiveError,
     ProviderCallError,
     ProviderError,
     Unauthorized,
@@ -210,6 +211,9 @@ class Host:
     seconds between provider health checks (0 turns them off), each given
     ``health_timeout`` seconds to answer.  ``plugins`` are registered with
     pluggy; ``load_entry_points`` also loads the ``wascc.providers`` group.
+    ``require_signed_providers``: refuse native providers that did not come
+    from a signed provider archive (first-party libraries installed with
+    wascc excepted: they are part of the host).
     """
 
     def __init__(
@@ -223,8 +227,10 @@ class Host:
         plugins: Iterable[object] = (),
         load_entry_points: bool = True,
         runtime: Runtime | None = None,
+        require_signed_providers: bool = False,
     ) -> None:
         self.runtime = runtime or Runtime.default()
+        self.require_signed_providers = require_signed_providers
         self.trusted_issuers = frozenset(trusted_issuers) if trusted_issuers is not None else None
         self.allow_unsigned = allow_unsigned
         self.actor_settings = actor_settings or ActorSettings()
@@ -542,11 +548,20 @@ class Host:
             )
         return provider
 
-    @staticmethod
-    def _describe(provider: object) -> CapabilityDescriptor:
+    def _describe(self, provider: object) -> CapabilityDescriptor:
         """Ask a provider for its descriptor (over handle_call, as the contract says)."""
         if not isinstance(provider, CapabilityProvider):
             raise ProviderError(f"{provider!r} is not a CapabilityProvider")
+        if (
+            self.require_signed_providers
+            and provider.native
+            and provider.archive is None
+            and not provider.bundled
+        ):
+            raise ProviderArchiveError(
+                f"{provider!r} is a bare native library and this host requires signed "
+                "provider archives (.par): sign it with `wascc par create`"
+            )
         label = f"provider {provider!r}"
         try:
             reply = provider.handle_call(

@@ -5,12 +5,13 @@ Commands live in one module per group: :mod:`wascc.cli.up` (``wascc up``,
 ``call``), :mod:`wascc.cli.ctl` (``ctl``, talking to a running host),
 :mod:`wascc.cli.sdk` (``sdk``: the C headers and flags), and
 :mod:`wascc.cli.completions` (``completions``: shell completion scripts),
-:mod:`wascc.cli.dev` (``dev``: rebuild, sign and hot-swap on every change).
+:mod:`wascc.cli.dev` (``dev``: rebuild, sign and hot-swap on every change),
+:mod:`wascc.cli.par` (``par``: signed provider archives).
 """
 
 from __future__ import annotations
 
-from wascc.cli import completions, ctl, dev, sdk, tools, up  # noqa: F401 - registers the commands
+from wascc.cli import completions, ctl, dev, par, sdk, tools, up  # noqa: F401 - registers the commands
 from wascc.cli.main import main
 from wascc.cli.tools import render_manifest
 

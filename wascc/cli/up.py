@@ -73,6 +73,12 @@ systemd unit (Type=notify-reload; `systemctl reload` sends SIGHUP):
     help="Run every native provider in a child process of its own (restarted when it "
     "crashes) unless its manifest entry or sidecar says isolate: false.",
 )
+@click.option(
+    "--require-signed-providers",
+    is_flag=True,
+    help="Refuse native providers that are not signed provider archives (.par / .par.gz) "
+    "whose issuer is trusted; first-party providers installed with wascc are allowed.",
+)
 @click.option("--label", "labels", multiple=True, metavar="K=V", help="A host label (repeatable).")
 @click.option(
     "--control",
@@ -126,6 +132,7 @@ def up(
     trusted: tuple[str, ...],
     allow_unsigned: bool,
     isolate_providers: bool,
+    require_signed_providers: bool,
     labels: tuple[str, ...],
     control: Path | None,
     no_control: bool,
@@ -170,6 +177,7 @@ def up(
         health_interval=health_interval,
         actor_settings=settings,
         isolate_providers=isolate_providers,
+        require_signed_providers=require_signed_providers,
     )
     try:
         if manifest is None and providers_dir is None and actors_dir is None:

@@ -41,6 +41,7 @@ from wascc.wire.codec import (
     CapabilityDescriptor,
     HealthResponse,
 )
+from wascc.wire.par import ProviderClaims
 
 __all__ = ["CORE_OPERATIONS", "CapabilityProvider", "Dispatcher", "ForwardingProvider"]
 
@@ -66,6 +67,14 @@ class CapabilityProvider(ABC):
     #: the host's health check reports them unhealthy while they do, but does
     #: not remove them.
     restarts_itself: ClassVar[bool] = False
+    #: True for native code (a shared object, in-process or isolated): what
+    #: ``require_signed_providers`` refuses unless it came from a signed archive.
+    native: ClassVar[bool] = False
+    #: The verified claims of the provider archive it was loaded from, if any.
+    archive: ProviderClaims | None = None
+    #: A first-party library installed inside the wascc package: trusted as the
+    #: host itself, so ``require_signed_providers`` lets it through unsigned.
+    bundled: bool = False
 
     def __init__(self) -> None:
         self.dispatcher: Dispatcher | None = None

@@ -212,6 +212,8 @@ def _exit_text(code: int | None) -> str:
 class IsolatedProvider(ForwardingProvider):
     """A native provider running in a child process, restarted when it dies."""
 
+    native: ClassVar[bool] = True
+
     restarts_itself: ClassVar[bool] = True
 
     def __init__(self, path: Path, settings: IsolationSettings | None = None) -> None:

@@ -65,6 +65,8 @@ class Options:
     #: Run every native provider in a child process of its own (unless its
     #: manifest entry or sidecar says ``isolate: false``).
     isolate_providers: bool = False
+    #: Refuse native providers that are not signed provider archives (.par).
+    require_signed_providers: bool = False
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -110,6 +112,8 @@ class Daemon:
             allow_unsigned=opts.allow_unsigned,
             health_interval=opts.health_interval,
             actor_settings=opts.actor_settings,
+            require_signed_providers=opts.require_signed_providers
+            or (self.manifest is not None and self.manifest.require_signed_providers),
         )
         self.reconciler = reconciler = Reconciler(host, isolate_providers=opts.isolate_providers)
         try:

@@ -4,6 +4,7 @@ YAML or JSON (the original), or the same model in TOML::
 
     labels:
       region: factory-7
+    require_signed_providers: true         # optional: native providers only as .par
     actors:
       - ./echo_s.wasm                      # files, relative to the manifest
       - path: ./kvcounter_s.wasm           # or with the actor's own limits:
@@ -86,7 +87,7 @@ __all__ = [
 ]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
-_TOP_LEVEL = {"labels", "actors", "capabilities", "bindings"}
+_TOP_LEVEL = {"labels", "actors", "capabilities", "bindings", "require_signed_providers"}
 
 MAX_MANIFEST_BYTES = 1 << 20
 """A manifest larger than this is refused unread (real ones are a few KiB)."""
@@ -140,6 +141,8 @@ class Manifest:
     bindings: tuple[BindingSpec, ...] = ()
     #: Per-actor settings (deadline, memory_limit, min/max_instances) by actor path.
     settings: Mapping[Path, Mapping[str, float | int]] = field(default_factory=dict)
+    #: Refuse native providers that are not signed archives (as --require-signed-providers).
+    require_signed_providers: bool = False
 
 
 def expand_env(text: str, env: Mapping[str, str], source: str) -> str:
@@ -599,8 +602,18 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
             raise c.fail(where, f"binds {actor} to {spec.capability} ({spec.binding}) twice")
         keys.add(spec.key)
         bindings.append(spec)
+    signed_only = top.get("require_signed_providers", False)
+    if not isinstance(signed_only, bool):
+        raise c.fail("require_signed_providers", f"must be true or false, not {_kind(signed_only)}")
     return Manifest(
-        source, base_dir, labels, tuple(actors), tuple(capabilities), tuple(bindings), settings
+        source,
+        base_dir,
+        labels,
+        tuple(actors),
+        tuple(capabilities),
+        tuple(bindings),
+        settings,
+        signed_only,
     )
 
 

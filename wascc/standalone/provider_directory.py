@@ -1,8 +1,9 @@
 """A directory of providers: drop a file in to load it, delete it to unload it.
 
 :class:`ProviderDirectory` (started by ``wascc up --providers-dir``)
-loads every native library (``.so`` / ``.dylib``) and portable provider
-(``.wasm``) in a directory at start, then polls it:
+loads every native library (``.so`` / ``.dylib``), signed provider archive
+(``.par`` / ``.par.gz``) and portable provider (``.wasm``) in a directory at
+start, then polls it:
 
 * a file dropped in is loaded once it has settled;
 * a file removed stops its provider and drops its bindings;
@@ -38,7 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wascc._providers import NATIVE_SUFFIXES
-from wascc.errors import ProviderError
+from wascc.errors import ProviderArchiveError, ProviderError
+from wascc.providers.archive import is_archive, load_provider_archive
 from wascc.providers.base import CapabilityProvider
 from wascc.providers.isolated import (
     ISOLATION_KEYS,
@@ -132,7 +134,9 @@ class ProviderDirectory(WatchedDirectory[tuple[str, str]]):
         shutil.rmtree(self._copies, ignore_errors=True)
 
     def accept(self, path: Path) -> bool:
-        return path.is_file() and (path.suffix in NATIVE_SUFFIXES or path.suffix == PORTABLE_SUFFIX)
+        return path.is_file() and (
+            path.suffix in NATIVE_SUFFIXES or path.suffix == PORTABLE_SUFFIX or is_archive(path)
+        )
 
     def fingerprint(self, path: Path) -> Hashable:
         """A provider changes with its file or its sidecar."""
@@ -152,6 +156,20 @@ class ProviderDirectory(WatchedDirectory[tuple[str, str]]):
                 runtime=self.host.runtime,
                 grant=self.grant,
                 trusted_issuers=self.host.trusted_issuers,
+            )
+        elif is_archive(path):
+            provider = load_provider_archive(
+                path,
+                trusted_issuers=self.host.trusted_issuers,
+                isolate=bool(
+                    sidecar.isolate or (sidecar.isolate is None and self.isolate_providers)
+                ),
+                isolation=sidecar.isolation,
+            )
+        elif self.host.require_signed_providers:
+            raise ProviderArchiveError(
+                f"{path.name}: a bare native library, and this host requires signed provider "
+                "archives (--require-signed-providers): package it with `wascc par create`"
             )
         elif sidecar.isolate or (sidecar.isolate is None and self.isolate_providers):
             provider = load_isolated_provider(self._private_copy(path), sidecar.isolation)

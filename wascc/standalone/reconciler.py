@@ -30,6 +30,7 @@ from wascc._providers import NATIVE_SUFFIXES
 from wascc.errors import ManifestError, NotFound, WasccError
 from wascc.host import Host
 from wascc.plugins import Plugins
+from wascc.providers.archive import ARCHIVE_SUFFIXES
 from wascc.providers.firstparty import NativeFactory
 from wascc.standalone.manifest import BindingSpec, CapabilitySpec, Manifest
 from wascc.standalone.resolve import check_spec, resolve_provider
@@ -180,7 +181,7 @@ class Reconciler:
 
 def _native(spec: str, host: Host) -> bool:
     """Whether ``spec`` names a native library (a file, or a first-party one by id)."""
-    if spec.endswith(NATIVE_SUFFIXES):
+    if spec.endswith((*NATIVE_SUFFIXES, *ARCHIVE_SUFFIXES)):
         return True
     factory = host.provider_factories().get(canonical_capability(spec))
     return isinstance(factory, NativeFactory)

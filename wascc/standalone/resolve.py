@@ -2,7 +2,9 @@
 
 A spec is, in this order:
 
-1. a file: ``.so`` / ``.dylib`` (native, provider.h) or ``.wasm`` (portable);
+1. a file: ``.so`` / ``.dylib`` (native, provider.h), ``.par`` / ``.par.gz``
+   (a signed provider archive: :mod:`wascc.providers.archive`) or ``.wasm``
+   (portable);
 2. a capability id or entry-point name offered by an installed plugin
    (``wascc:keyvalue``, ``http_server``);
 3. a Python module path: ``package.module:Factory`` (a CapabilityProvider
@@ -22,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wascc._providers import NATIVE_SUFFIXES, libraries
-from wascc.errors import ProviderError
+from wascc.errors import ProviderArchiveError, ProviderError
 from wascc.plugins import ENTRY_POINT_GROUP
+from wascc.providers.archive import ARCHIVE_SUFFIXES, is_archive, load_provider_archive
 from wascc.providers.base import CapabilityProvider
 from wascc.providers.firstparty import NativeFactory
 from wascc.providers.isolated import IsolationSettings, load_isolated_provider
@@ -34,7 +37,7 @@ from wascc.wire.capability import canonical_capability
 if TYPE_CHECKING:
     from wascc.host import Host
 
-__all__ = ["check_spec", "resolve_provider"]
+__all__ = ["check_spec", "refuse_unsigned", "resolve_provider"]
 
 _MAGIC = (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
 
@@ -42,7 +45,16 @@ Factory = Callable[[], Any]
 
 
 def _is_file_spec(spec: str) -> bool:
-    return "/" in spec or spec.endswith((*NATIVE_SUFFIXES, ".wasm"))
+    return "/" in spec or spec.endswith((*NATIVE_SUFFIXES, *ARCHIVE_SUFFIXES, ".wasm"))
+
+
+def refuse_unsigned(spec: str, host: Host) -> None:
+    """Under ``require_signed_providers``, refuse a bare library before it is loaded."""
+    if host.require_signed_providers and spec.endswith(NATIVE_SUFFIXES):
+        raise ProviderArchiveError(
+            f"{spec}: a bare native library, and this host requires signed provider archives "
+            "(--require-signed-providers): package it with `wascc par create`"
+        )
 
 
 def _entry_point_names() -> dict[str, str]:
@@ -103,6 +115,8 @@ def check_spec(spec: str, factories: Mapping[str, Factory]) -> str:
             raise ProviderError(f"{spec}: no such provider file")
         if path.suffix == ".wasm":
             return f"portable provider {path.name}"
+        if is_archive(path):
+            return f"provider archive {path.name}"
         try:
             with path.open("rb") as f:
                 head = f.read(4)
@@ -148,6 +162,11 @@ def resolve_provider(
             return load_portable_provider(
                 spec, runtime=host.runtime, grant=grant, trusted_issuers=host.trusted_issuers
             )
+        if is_archive(spec):
+            return load_provider_archive(
+                spec, trusted_issuers=host.trusted_issuers, isolate=isolate, isolation=isolation
+            )
+        refuse_unsigned(spec, host)
         if isolate:
             return load_isolated_provider(spec, isolation)
         return load_native_provider(spec)
