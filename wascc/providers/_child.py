@@ -18,7 +18,7 @@ import resource
 import socket
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO
 
 from wascc.engine.library import NativeLibrary
 from wascc.errors import NativeLoadError
@@ -101,38 +101,78 @@ def apply_limits(address_space: int, cpu_seconds: int, open_files: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
 
-def serve(channel: _Channel, library: NativeLibrary, reader: object) -> None:
-    """Answer the host's calls until STOP or the end of the stream."""
-    pool = ThreadPoolExecutor(MAX_CALL_THREADS, thread_name_prefix="wascc-isolated-call")
+class _Workers:
+    """Leader/follower threads: whoever holds the read lock reads the next frame, hands
+    the lock on, then serves that frame itself, so a call never waits for a thread switch.
 
-    def run(frame: Frame) -> None:
+    One thread is always left waiting for the lock (a new one is started when the
+    last idle thread takes a frame), so a call blocked in the provider - or waiting
+    for its dispatch's reply - never stops the next frame from being read.
+    """
+
+    def __init__(self, channel: _Channel, library: NativeLibrary, reader: BinaryIO) -> None:
+        self.channel = channel
+        self.library = library
+        self.reader = reader
+        self._read = threading.Lock()
+        self._count = threading.Lock()
+        self.idle = 0
+        self.threads = 0
+
+    def start(self) -> None:
+        with self._count:
+            if self.threads >= MAX_CALL_THREADS:
+                return  # every thread busy: frames wait for one (the host's deadline runs)
+            self.threads += 1
+            self.idle += 1
+        threading.Thread(target=self._run, name="wascc-isolated-call", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._read:
+                try:
+                    frame = read_frame(self.reader)
+                except (OSError, FrameError):
+                    frame = None
+            if frame is None:
+                os._exit(0)  # the host is gone: never outlive it
+            if frame.kind == DISPATCH_REPLY:
+                self.channel.answered(frame)
+                continue
+            if frame.kind == STOP:
+                self.library.stop(float(frame.payload or b"10"))
+                self.channel.sock.close()
+                os._exit(0)
+            if frame.kind != CALL:
+                continue
+            with self._count:
+                self.idle -= 1
+                last = self.idle == 0
+            if last:
+                self.start()
+            self._serve(frame)
+            with self._count:
+                self.idle += 1
+
+    def _serve(self, frame: Frame) -> None:
         try:
-            ok, data = library.call(frame.actor, frame.op, frame.payload)
+            ok, data = self.library.call(frame.actor, frame.op, frame.payload)
         except BaseException as exc:  # the call's own failure, never the child's
             ok, data = False, f"{type(exc).__name__}: {exc}".encode()
         try:
             try:
-                channel.send(REPLY, frame.id, ok, "", "", data)
+                self.channel.send(REPLY, frame.id, ok, "", "", data)
             except FrameError as exc:  # a reply too large to send: say so instead
-                channel.send(REPLY, frame.id, False, "", "", str(exc).encode())
+                self.channel.send(REPLY, frame.id, False, "", "", str(exc).encode())
         except OSError:
             pass  # the host is gone; the reader sees the end of the stream and exits
 
-    while True:
-        try:
-            frame = read_frame(reader)  # type: ignore[arg-type]
-        except (OSError, FrameError):
-            frame = None
-        if frame is None:
-            os._exit(0)  # the host is gone: never outlive it
-        if frame.kind == CALL:
-            pool.submit(run, frame)
-        elif frame.kind == DISPATCH_REPLY:
-            channel.answered(frame)
-        elif frame.kind == STOP:
-            library.stop(float(frame.payload or b"10"))
-            channel.sock.close()
-            os._exit(0)
+
+def serve(channel: _Channel, library: NativeLibrary, reader: BinaryIO) -> None:
+    """Answer the host's calls until STOP or the end of the stream (never returns)."""
+    workers = _Workers(channel, library, reader)
+    workers.start()
+    threading.Event().wait()
 
 
 def main(argv: list[str] | None = None) -> int:
