@@ -351,3 +351,21 @@ def test_frames_round_trip_and_broken_frames_are_refused() -> None:
     with pytest.raises(FrameError, match="announces"):
         read_frame(io.BytesIO(b"\xff\xff\xff\xff" + frame[4:]))
     assert REPLY != CALL
+
+
+def test_a_slow_call_does_not_hold_up_the_replies_of_fast_ones(
+    isolated: Callable[..., IsolatedProvider],
+) -> None:
+    """Whichever caller reads the socket hands each reply to its own caller at once."""
+    provider = isolated()
+    slow = threading.Thread(target=provider.handle_call, args=("system", "Block", b"3000"))
+    slow.start()
+    time.sleep(0.2)  # the slow caller is now the one reading
+    worst = 0.0
+    for i in range(200):
+        started = time.monotonic()
+        assert provider.handle_call("system", "Echo", str(i).encode()) == str(i).encode()
+        worst = max(worst, time.monotonic() - started)
+    assert slow.is_alive(), "the fast calls finished only after the slow one"
+    slow.join()
+    assert worst < 1.0

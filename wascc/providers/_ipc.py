@@ -17,7 +17,7 @@ treats it like a crash (it kills the child).
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple, Protocol
 
 __all__ = [
     "CALL",
@@ -31,6 +31,7 @@ __all__ = [
     "STOP",
     "Frame",
     "FrameError",
+    "Readable",
     "encode",
     "read_frame",
 ]
@@ -53,6 +54,12 @@ HEADER = struct.Struct(">IBQBHH")
 _REST = HEADER.size - 4
 #: The largest frame either side accepts (a payload of 64 MiB is far past any real call).
 MAX_FRAME = 64 << 20
+
+
+class Readable(Protocol):
+    """What frames are read from: a buffered file, or exact reads on a socket."""
+
+    def read(self, n: int, /) -> bytes: ...
 
 
 class FrameError(Exception):
@@ -78,7 +85,7 @@ def encode(kind: int, ident: int, ok: bool, actor: str, op: str, payload: bytes)
     return b"".join((HEADER.pack(size, kind, ident, 1 if ok else 0, len(a), len(o)), a, o, payload))
 
 
-def read_frame(stream: BinaryIO) -> Frame | None:
+def read_frame(stream: Readable) -> Frame | None:
     """The next frame from a buffered stream; None at a clean end of stream."""
     head = stream.read(HEADER.size)
     if not head:

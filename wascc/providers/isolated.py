@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -33,7 +34,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, ClassVar
 
 from wascc.errors import (
     CodecError,
@@ -132,31 +133,61 @@ class IsolationSettings:
 class _Slot:
     """One call waiting for its reply (or for the news that it will get none)."""
 
-    __slots__ = ("error", "event", "frame")
+    __slots__ = ("done", "error", "frame")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.done = False
         self.frame: Frame | None = None
         self.error: str | None = None
 
 
-class _Child:
-    """One incarnation of the child process and its end of the socketpair."""
+class _SocketReader:
+    """Unbuffered exact reads: what poll() says is readable is all there is to read."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], sock: socket.socket, reader: BinaryIO):
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def read(self, n: int) -> bytes:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            k = self.sock.recv_into(view[got:])
+            if k == 0:
+                break
+            got += k
+        return bytes(view[:got])
+
+
+class _Child:
+    """One incarnation of the child process and its end of the socketpair.
+
+    Replies are read leader/follower: a caller waiting for its reply takes the
+    reader's role when nobody holds it and reads frames itself (its own reply
+    then costs no thread switch); one background thread reads when no caller
+    waits (the provider's own dispatches).  ``cv`` guards the role, the pending
+    calls and their slots; every frame read wakes the waiters.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], sock: socket.socket):
         self.proc = proc
         self.sock = sock
-        self.reader = reader
+        self.reader = _SocketReader(sock)
+        self.poller = select.poll()  # used only by the thread holding the reader's role
+        self.poller.register(sock, select.POLLIN)
+        self.cv = threading.Condition(threading.Lock())
         self._write = threading.Lock()
-        self._lock = threading.Lock()
         self._pending: dict[int, _Slot] = {}
         self._next = 0
+        self.reading = False  # a thread holds the reader's role
+        self.waiting = 0  # callers waiting for a reply
+        self.eof = False  # the stream ended or broke: nothing more will be read
         self.dead: str | None = None  # why, once it is dead
         self.kill_reason: str | None = None
 
     def begin(self) -> tuple[int, _Slot]:
         slot = _Slot()
-        with self._lock:
+        with self.cv:
             if self.dead is not None:
                 raise ProviderCrashed(self.dead)
             self._next += 1
@@ -164,7 +195,7 @@ class _Child:
             return self._next, slot
 
     def forget(self, ident: int) -> None:
-        with self._lock:
+        with self.cv:
             self._pending.pop(ident, None)
 
     def send(self, frame: bytes) -> None:
@@ -172,27 +203,29 @@ class _Child:
             self.sock.sendall(frame)
 
     def resolve(self, frame: Frame) -> None:
-        with self._lock:
-            slot = self._pending.pop(frame.id, None)
-        if slot is not None:  # a reply to a call that already gave up waiting is dropped
+        """A reply arrived (under ``cv``); a reply to a call that gave up is dropped."""
+        slot = self._pending.pop(frame.id, None)
+        if slot is not None:
             slot.frame = frame
-            slot.event.set()
+            slot.done = True
 
     def fail_all(self, why: str) -> None:
-        with self._lock:
+        with self.cv:
             self.dead = why
-            slots = list(self._pending.values())
+            self.eof = True
+            for slot in self._pending.values():
+                slot.error = why
+                slot.done = True
             self._pending.clear()
-        for slot in slots:
-            slot.error = why
-            slot.event.set()
+            self.cv.notify_all()
 
-    def kill(self, why: str) -> None:
-        if self.kill_reason is None:
+    def kill(self, why: str | None) -> None:
+        """Kill the process (``why`` becomes the crash's reason unless one is known)."""
+        if self.kill_reason is None and why is not None:
             self.kill_reason = why
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
-        # wake the reader even if the child's end outlives it (a grandchild holds it)
+        # wake every poll() even if the child's end outlives it (a grandchild holds it)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
 
@@ -277,11 +310,10 @@ class IsolatedProvider(ForwardingProvider):
             raise ProviderError(f"{self.label}: cannot start its process: {exc}") from exc
         finally:
             theirs.close()
-        reader = ours.makefile("rb")
-        child = _Child(proc, ours, reader)
+        child = _Child(proc, ours)
         ours.settimeout(self.settings.start_timeout)
         try:
-            ready = read_frame(reader)
+            ready = read_frame(child.reader)
         except (OSError, FrameError) as exc:
             child.kill("did not start")
             proc.wait()
@@ -301,38 +333,85 @@ class IsolatedProvider(ForwardingProvider):
                 raise NativeLoadError(why, int(ready.op))
             raise ProviderError(f"{self.label} failed to start: {why}")
         ours.settimeout(None)
-        threading.Thread(
-            target=self._read, args=(child,), name=f"wascc-isolated {self.path.name}", daemon=True
-        ).start()
+        for target, what in ((self._background, "reader"), (self._monitor, "monitor")):
+            threading.Thread(
+                target=target, args=(child,), name=f"wascc-{what} {self.path.name}", daemon=True
+            ).start()
         return child
 
-    def _read(self, child: _Child) -> None:
-        """Replies and dispatches from one child, until it ends."""
-        why: str | None = None
+    def _pump(self, child: _Child, timeout: float) -> None:
+        """One turn as the reader: wait up to ``timeout`` for a frame, read it, handle it.
+
+        Called without ``cv`` by the thread that holds the reader's role.
+        """
         try:
-            while True:
-                frame = read_frame(child.reader)
-                if frame is None:
-                    break
-                if frame.kind == REPLY:
+            if not child.poller.poll(max(timeout, 0.0) * 1000):
+                return
+            frame = read_frame(child.reader)
+            if frame is None:
+                raise EOFError
+            if frame.kind == REPLY:
+                with child.cv:
                     child.resolve(frame)
-                elif frame.kind == DISPATCH:
-                    self._pool.submit(self._dispatch, child, frame)
-                else:
-                    raise FrameError(f"a child may not send frames of kind {frame.kind}")
+            elif frame.kind == DISPATCH:
+                self._pool.submit(self._dispatch, child, frame)
+            else:
+                raise FrameError(f"a child may not send frames of kind {frame.kind}")
         except FrameError as exc:
-            why = f"it broke the protocol ({exc}); killed"
-            child.kill(why)
-        except (OSError, ValueError):
-            pass  # the socket was shut down: the child is being killed
+            child.eof = True
+            child.kill(f"it broke the protocol ({exc}); killed")
+        except (OSError, ValueError, EOFError):
+            child.eof = True  # it died or is being killed: the monitor says why
+            child.kill(None)
+
+    def _take_turn(self, child: _Child, timeout: float) -> None:
+        """With ``cv`` held and the role free: read one frame, then hand the role back."""
+        child.reading = True
+        child.cv.release()
         try:
-            code = child.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            child.kill("its socket closed but it kept running")
-            code = child.proc.wait()
-        reason = child.kill_reason or why or _exit_text(code)
-        child.sock.close()
+            self._pump(child, timeout)
+        finally:
+            child.cv.acquire()
+            child.reading = False
+            child.cv.notify_all()
+
+    def _background(self, child: _Child) -> None:
+        """Read while no caller waits: the provider's own dispatches, late replies, the end.
+
+        It polls without holding the reader's role, so a caller that arrives
+        meanwhile takes the role and reads its own reply.
+        """
+        poller = select.poll()
+        poller.register(child.sock, select.POLLIN)
+        while not child.eof:
+            with child.cv:
+                while child.waiting and not child.eof:
+                    child.cv.wait()
+            try:
+                ready = poller.poll(500)
+            except OSError:
+                ready = []
+            if not ready:
+                continue
+            with child.cv:
+                if child.eof:
+                    break
+                if child.reading or child.waiting:
+                    continue  # a caller holds or will take the role and reads it
+                self._take_turn(child, 0.0)
+
+    def _monitor(self, child: _Child) -> None:
+        """Wait for the child's process to end, then count the crash and restart."""
+        code = child.proc.wait()
+        reason = child.kill_reason or _exit_text(code)
+        child.eof = True
+        with contextlib.suppress(OSError):
+            child.sock.shutdown(socket.SHUT_RDWR)
         self._died(child, reason)
+        with child.cv:
+            while child.reading:  # let the last reader finish before the socket goes
+                child.cv.wait(1.0)
+        child.sock.close()
 
     def _dispatch(self, child: _Child, frame: Frame) -> None:
         dispatcher: Dispatcher | None = self.dispatcher
@@ -436,19 +515,35 @@ class IsolatedProvider(ForwardingProvider):
 
     def _call(self, child: _Child, actor: str, operation: str, payload: bytes) -> bytes:
         ident, slot = child.begin()
+        deadline = self.settings.deadline
+        ends = time.monotonic() + deadline
         try:
             child.send(encode(CALL, ident, True, actor, operation, payload))
         except FrameError as exc:
             child.forget(ident)
             raise ProviderCallError(f"{self.label}: {exc}") from exc
         except OSError:
-            slot.event.wait(5.0)  # the reader is failing every call: take its reason
-        deadline = self.settings.deadline
-        if not slot.event.wait(deadline):
+            pass  # the child is dying: the monitor fails this call with the reason
+        with child.cv:
+            child.waiting += 1
+            try:
+                while not slot.done:
+                    left = ends - time.monotonic()
+                    if left <= 0:
+                        break
+                    if child.reading or child.eof:
+                        child.cv.wait(left)
+                    else:
+                        self._take_turn(child, left)
+            finally:
+                child.waiting -= 1
+                if not slot.done:
+                    child._pending.pop(ident, None)
+                child.cv.notify_all()
+        if not slot.done:
             why = f"it missed the {deadline:g}s deadline of {operation}; killed"
             child.kill(why)
-            child.forget(ident)
-            self._died(child, why)  # now, not when the reader notices: no call waits on it
+            self._died(child, why)  # now, not when the monitor notices: no call waits on it
             raise ProviderCrashed(f"{self.label} {why}; the call was not answered")
         if slot.error is not None:
             raise ProviderCrashed(slot.error)
