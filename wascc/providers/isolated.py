@@ -182,6 +182,8 @@ class _Child:
         self.reading = False  # a thread holds the reader's role
         self.waiting = 0  # callers waiting for a reply
         self.eof = False  # the stream ended or broke: nothing more will be read
+        self.readers = 1  # background reader threads, and how many of them are idle
+        self.idle_readers = 1
         self.dead: str | None = None  # why, once it is dead
         self.kill_reason: str | None = None
 
@@ -333,20 +335,22 @@ class IsolatedProvider(ForwardingProvider):
                 raise NativeLoadError(why, int(ready.op))
             raise ProviderError(f"{self.label} failed to start: {why}")
         ours.settimeout(None)
-        for target, what in ((self._background, "reader"), (self._monitor, "monitor")):
-            threading.Thread(
-                target=target, args=(child,), name=f"wascc-{what} {self.path.name}", daemon=True
-            ).start()
+        self._start_reader(child)
+        threading.Thread(
+            target=self._monitor, args=(child,), name=f"wascc-monitor {self.path.name}", daemon=True
+        ).start()
         return child
 
-    def _pump(self, child: _Child, timeout: float) -> None:
+    def _pump(self, child: _Child, timeout: float, inline: bool) -> Frame | None:
         """One turn as the reader: wait up to ``timeout`` for a frame, read it, handle it.
 
-        Called without ``cv`` by the thread that holds the reader's role.
+        Called without ``cv`` by the thread that holds the reader's role.  A
+        dispatch is returned to be served by this thread when ``inline``, else
+        handed to the pool (a caller must get back to its own call).
         """
         try:
             if not child.poller.poll(max(timeout, 0.0) * 1000):
-                return
+                return None
             frame = read_frame(child.reader)
             if frame is None:
                 raise EOFError
@@ -354,6 +358,8 @@ class IsolatedProvider(ForwardingProvider):
                 with child.cv:
                     child.resolve(frame)
             elif frame.kind == DISPATCH:
+                if inline:
+                    return frame
                 self._pool.submit(self._dispatch, child, frame)
             else:
                 raise FrameError(f"a child may not send frames of kind {frame.kind}")
@@ -363,13 +369,14 @@ class IsolatedProvider(ForwardingProvider):
         except (OSError, ValueError, EOFError):
             child.eof = True  # it died or is being killed: the monitor says why
             child.kill(None)
+        return None
 
-    def _take_turn(self, child: _Child, timeout: float) -> None:
+    def _take_turn(self, child: _Child, timeout: float, inline: bool = False) -> Frame | None:
         """With ``cv`` held and the role free: read one frame, then hand the role back."""
         child.reading = True
         child.cv.release()
         try:
-            self._pump(child, timeout)
+            return self._pump(child, timeout, inline)
         finally:
             child.cv.acquire()
             child.reading = False
@@ -378,8 +385,11 @@ class IsolatedProvider(ForwardingProvider):
     def _background(self, child: _Child) -> None:
         """Read while no caller waits: the provider's own dispatches, late replies, the end.
 
-        It polls without holding the reader's role, so a caller that arrives
-        meanwhile takes the role and reads its own reply.
+        These threads poll without holding the reader's role, so a caller that
+        arrives meanwhile takes the role and reads its own reply.  The one that
+        reads a dispatch serves it itself (no thread switch) once another is
+        idle to read on: one is started when the last idle one takes a dispatch,
+        and the spares beyond two end after their dispatch.
         """
         poller = select.poll()
         poller.register(child.sock, select.POLLIN)
@@ -393,12 +403,37 @@ class IsolatedProvider(ForwardingProvider):
                 ready = []
             if not ready:
                 continue
+            spawn = False
             with child.cv:
                 if child.eof:
                     break
                 if child.reading or child.waiting:
                     continue  # a caller holds or will take the role and reads it
-                self._take_turn(child, 0.0)
+                frame = self._take_turn(child, 0.0, inline=True)
+                if frame is not None:
+                    child.idle_readers -= 1
+                    if child.idle_readers == 0 and child.readers < MAX_DISPATCH_THREADS:
+                        child.readers += 1
+                        child.idle_readers += 1
+                        spawn = True
+            if frame is None:
+                continue
+            if spawn:
+                self._start_reader(child)
+            self._dispatch(child, frame)
+            with child.cv:
+                if child.idle_readers >= 2:
+                    child.readers -= 1
+                    return
+                child.idle_readers += 1
+
+    def _start_reader(self, child: _Child) -> None:
+        threading.Thread(
+            target=self._background,
+            args=(child,),
+            name=f"wascc-reader {self.path.name}",
+            daemon=True,
+        ).start()
 
     def _monitor(self, child: _Child) -> None:
         """Wait for the child's process to end, then count the crash and restart."""
