@@ -369,3 +369,30 @@ def test_a_slow_call_does_not_hold_up_the_replies_of_fast_ones(
     assert slow.is_alive(), "the fast calls finished only after the slow one"
     slow.join()
     assert worst < 1.0
+
+
+def test_the_child_never_outlives_its_host(build_native: NativeBuilder) -> None:
+    """A host killed outright (no stop) leaves no provider process behind."""
+    script = (
+        "import os, sys\n"
+        "from wascc.providers.isolated import load_isolated_provider\n"
+        f"p = load_isolated_provider({str(build_native('testprovider'))!r})\n"
+        "print(p.pid, flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, timeout=60
+    )
+    assert done.returncode == -signal.SIGKILL
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and b"Z" not in _state(pid):
+        assert time.monotonic() < deadline, f"provider process {pid} outlived its host"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1][:3]
+    except OSError:
+        return b"Z"
