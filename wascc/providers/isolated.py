@@ -457,9 +457,10 @@ class IsolatedProvider(ForwardingProvider):
         except Exception as exc:
             data, ok = str(exc).encode(), False
         try:
-            child.send(encode(DISPATCH_REPLY, frame.id, ok, "", "", data))
-        except FrameError as exc:
-            child.send(encode(DISPATCH_REPLY, frame.id, False, "", "", str(exc).encode()))
+            try:
+                child.send(encode(DISPATCH_REPLY, frame.id, ok, "", "", data))
+            except FrameError as exc:  # an answer too large to send: say so instead
+                child.send(encode(DISPATCH_REPLY, frame.id, False, "", "", str(exc).encode()))
         except OSError:
             pass  # the child died; its caller died with it
 
