@@ -8,6 +8,7 @@ in a subprocess of its own, since it would end the test run.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import signal
@@ -48,12 +49,20 @@ def lifecycle_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
+@pytest.fixture(params=["c", "python"])
+def child(request: pytest.FixtureRequest) -> str:
+    """Both child programs: wascc-provider-child (C) and python -m wascc.providers._child."""
+    return str(request.param)
+
+
 @pytest.fixture
-def isolated(build_native: NativeBuilder) -> Iterator[Callable[..., IsolatedProvider]]:
-    """isolated(*defines, settings=...) -> a started isolated testprovider (stopped after)."""
+def isolated(build_native: NativeBuilder, child: str) -> Iterator[Callable[..., IsolatedProvider]]:
+    """isolated(*defines, settings=...) -> a started isolated testprovider (stopped after),
+    run by each child program in turn."""
     made: list[IsolatedProvider] = []
 
     def _make(*defines: str, settings: IsolationSettings = FAST) -> IsolatedProvider:
+        settings = dataclasses.replace(settings, child=child)
         provider = load_isolated_provider(build_native("testprovider", *defines), settings)
         made.append(provider)
         return provider
@@ -234,9 +243,9 @@ def test_dispatch_from_the_isolated_providers_threads_reaches_the_actor_all_matc
 
 
 def test_eight_threads_on_an_isolated_keyvalue_killed_five_times_get_their_own_replies(
-    host: Host, sign: Signer
+    host: Host, sign: Signer, child: str
 ) -> None:
-    provider = load_isolated_provider(library("keyvalue"), FAST)
+    provider = load_isolated_provider(library("keyvalue"), dataclasses.replace(FAST, child=child))
     try:
         key = bound_actor(host, sign, provider, KV)
         stop = threading.Event()
@@ -302,8 +311,10 @@ def test_limits_are_set_in_the_child_before_the_provider_loads(
     assert any(line.startswith("Max address space") and str(4 << 30) in line for line in lines)
 
 
-def test_a_limit_too_small_to_start_is_a_clear_error(build_native: NativeBuilder) -> None:
-    settings = IsolationSettings(limits=Limits(address_space=16 << 20))
+def test_a_limit_too_small_to_start_is_a_clear_error(
+    build_native: NativeBuilder, child: str
+) -> None:
+    settings = IsolationSettings(limits=Limits(address_space=1 << 20), child=child)
     with pytest.raises(ProviderError, match="could not be loaded under its address-space limit"):
         load_isolated_provider(build_native("testprovider"), settings)
 
@@ -317,10 +328,12 @@ def test_a_limit_too_small_to_start_is_a_clear_error(build_native: NativeBuilder
     ],
 )
 def test_refused_libraries_are_refused_the_same_way_isolated(
-    build_native: NativeBuilder, defines: tuple[str, ...], reason: str
+    build_native: NativeBuilder, defines: tuple[str, ...], reason: str, child: str
 ) -> None:
     with pytest.raises(ProviderError, match=reason):
-        load_isolated_provider(build_native("testprovider", *defines))
+        load_isolated_provider(
+            build_native("testprovider", *defines), IsolationSettings(child=child)
+        )
 
 
 def test_provider_call_errors_stay_call_errors(isolated: Callable[..., IsolatedProvider]) -> None:
@@ -396,3 +409,17 @@ def _state(pid: int) -> bytes:
         return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1][:3]
     except OSError:
         return b"Z"
+
+
+def test_stopping_an_isolated_provider_stops_and_destroys_it_in_the_child(
+    isolated: Callable[..., IsolatedProvider], lifecycle_log: Path
+) -> None:
+    provider = isolated()
+    pid = provider.pid
+    provider.stop()
+    assert lifecycle_log.read_text().splitlines()[-2:] == ["stop", "destroy"]
+    assert provider.state == "stopped"
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists():  # reaped by the host
+        assert time.monotonic() < deadline, f"the child {pid} is still there"
+        time.sleep(0.02)

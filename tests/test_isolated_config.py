@@ -74,6 +74,7 @@ def test_manifest_capability_entries_carry_isolation_settings(tmp_path: Path) ->
         ("    isolate: true\n    limits: 5\n", "limits must be a table"),
         ("    isolate: false\n    deadline: 3\n", "apply to isolated providers only"),
         ("    isolate: true\n    restart: 3\n", "unknown key 'restart'"),
+        ("    isolate: true\n    child: java\n", "child must be auto, c or python"),
     ],
 )
 def test_bad_isolation_settings_are_refused_naming_the_key(
@@ -94,6 +95,9 @@ def test_sidecar_says_isolate_and_bad_sidecars_are_refused(tmp_path: Path) -> No
     with pytest.raises(ProviderError, match=r"libx\.so\.toml: isolate must be true or false"):
         read_sidecar(lib)
     assert parse_isolation({}) == (None, None)
+    assert parse_isolation({"child": "python"}) == (None, IsolationSettings(child="python"))
+    with pytest.raises(ProviderError, match="child must be auto, c or python, not 'jvm'"):
+        IsolationSettings(child="jvm").child_argv()
 
 
 def test_only_native_providers_can_be_isolated(tmp_path: Path) -> None:

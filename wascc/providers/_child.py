@@ -5,9 +5,13 @@ a socketpair.  It applies the operator's resource limits, ``dlopen``s the
 provider with :class:`~wascc.engine.library.NativeLibrary` (the same loader
 as in-process, so the provider cannot tell the difference), hands it a
 dispatcher that forwards every dispatch to the host, says READY, and then
-serves the host's calls, each on a thread of its own pool, until the host
+serves the host's calls leader/follower (:class:`_Workers`) until the host
 says STOP or goes away (end of stream: the child exits at once, so a dead
 host never leaves an orphaned provider behind).
+
+``native/host/wascc_provider_child.c`` is the same program in C, used when it
+was built (:attr:`IsolationSettings.child <wascc.providers.isolated.IsolationSettings>`);
+this one is the fallback and the reference.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Native providers in a child process of their own: a crash costs only that provider.
 
-:func:`load_isolated_provider` starts ``python -m wascc.providers._child``
-with one end of a socketpair; the child ``dlopen``s the library with the
-same loader as in-process (the provider cannot tell) and the two speak the
+:func:`load_isolated_provider` starts a child program with one end of a
+socketpair: ``wascc-provider-child`` (C, built from
+``native/host/wascc_provider_child.c``) or ``python -m wascc.providers._child``
+(which loads with the same loader as in-process); either ``dlopen``s the
+library and speaks the same C ABI to it (the provider cannot tell), and the two speak the
 frames of :mod:`wascc.providers._ipc` in both directions: the host's calls
 go down, the provider's dispatches to actors come up, and each reply is
 matched to its call by id.
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from wascc._providers import child_program
 from wascc.errors import (
     CodecError,
     NativeLoadError,
@@ -128,6 +131,24 @@ class IsolationSettings:
     #: Seconds a stopping provider has to finish its calls before it is killed.
     stop_timeout: float = 10.0
     limits: Limits = field(default_factory=Limits)
+    #: The child program: ``c`` (``wascc-provider-child``, built from
+    #: native/host/wascc_provider_child.c: no Python in the call path), ``python``
+    #: (``python -m wascc.providers._child``), or ``auto``: c when it was built.
+    child: str = "auto"
+
+    def child_argv(self) -> list[str]:
+        """The command that starts a child (before its own arguments)."""
+        if self.child not in ("auto", "c", "python"):
+            raise ProviderError(f"child must be auto, c or python, not {self.child!r}")
+        program = child_program() if self.child != "python" else None
+        if program is not None:
+            return [str(program)]
+        if self.child == "c":
+            raise ProviderError(
+                "the C child of isolated providers (wascc-provider-child) is not installed; "
+                "reinstall wascc to build native/, or use child = python"
+            )
+        return [sys.executable, "-m", "wascc.providers._child"]
 
 
 class _Slot:
@@ -296,11 +317,10 @@ class IsolatedProvider(ForwardingProvider):
 
     def _spawn(self) -> _Child:
         """Start a child, wait for READY; a ProviderError says why it did not come up."""
+        program = self.settings.child_argv()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         argv = [
-            sys.executable,
-            "-m",
-            "wascc.providers._child",
+            *program,
             f"--fd={theirs.fileno()}",
             f"--library={self.path}",
             *self.settings.limits.argv(),
@@ -668,6 +688,7 @@ ISOLATION_KEYS = frozenset(
         "max_crashes",
         "crash_window",
         "limits",
+        "child",
     }
 )
 LIMIT_KEYS = ("address_space", "cpu_seconds", "open_files")
@@ -705,6 +726,10 @@ def parse_isolation(entry: Mapping[str, object]) -> tuple[bool | None, Isolation
     for key, name in _SECONDS.items():
         if entry.get(key) is not None:
             given[name] = _number(entry[key], key, whole=False, least=0.001)
+    if entry.get("child") is not None:
+        if entry["child"] not in ("auto", "c", "python"):
+            raise ValueError(f"child must be auto, c or python, not {entry['child']!r}")
+        given["child"] = entry["child"]
     if entry.get("max_crashes") is not None:
         crashes = _number(entry["max_crashes"], "max_crashes", whole=True, least=1)
         given["max_crashes"] = int(crashes)
