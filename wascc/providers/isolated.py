@@ -90,6 +90,9 @@ STOPPED = "stopped"
 
 #: Threads answering the provider's dispatches to actors at once.
 MAX_DISPATCH_THREADS = 256
+#: Idle reader threads kept per child: with two, one can serve a dispatch while
+#: the other reads on, and no thread is started per dispatch.
+SPARE_READERS = 2
 
 
 @dataclass(frozen=True)
@@ -203,8 +206,8 @@ class _Child:
         self.reading = False  # a thread holds the reader's role
         self.waiting = 0  # callers waiting for a reply
         self.eof = False  # the stream ended or broke: nothing more will be read
-        self.readers = 1  # background reader threads, and how many of them are idle
-        self.idle_readers = 1
+        self.readers = 0  # background reader threads, and how many of them are idle
+        self.idle_readers = 0
         self.dead: str | None = None  # why, once it is dead
         self.kill_reason: str | None = None
 
@@ -355,7 +358,10 @@ class IsolatedProvider(ForwardingProvider):
                 raise NativeLoadError(why, int(ready.op))
             raise ProviderError(f"{self.label} failed to start: {why}")
         ours.settimeout(None)
-        self._start_reader(child)
+        with child.cv:
+            child.readers = child.idle_readers = SPARE_READERS
+        for _ in range(SPARE_READERS):
+            self._start_reader(child)
         threading.Thread(
             target=self._monitor, args=(child,), name=f"wascc-monitor {self.path.name}", daemon=True
         ).start()
@@ -409,7 +415,7 @@ class IsolatedProvider(ForwardingProvider):
         arrives meanwhile takes the role and reads its own reply.  The one that
         reads a dispatch serves it itself (no thread switch) once another is
         idle to read on: one is started when the last idle one takes a dispatch,
-        and the spares beyond two end after their dispatch.
+        and one finding ``SPARE_READERS`` idle after its dispatch ends.
         """
         poller = select.poll()
         poller.register(child.sock, select.POLLIN)
@@ -442,7 +448,7 @@ class IsolatedProvider(ForwardingProvider):
                 self._start_reader(child)
             self._dispatch(child, frame)
             with child.cv:
-                if child.idle_readers >= 2:
+                if child.idle_readers >= SPARE_READERS:
                     child.readers -= 1
                     return
                 child.idle_readers += 1
