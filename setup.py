@@ -29,7 +29,8 @@ class BuildWithNativeProviders(build_ext):
         subprocess.run(["make", "-s", "-C", str(ROOT / "native")], check=True)
         target = base / "wascc" / "_providers"
         target.mkdir(parents=True, exist_ok=True)
-        for lib in sorted((ROOT / "native" / "build").glob("libwascc_*")):
+        built = ROOT / "native" / "build"
+        for lib in [*sorted(built.glob("libwascc_*")), built / "wascc-provider-child"]:
             shutil.copy2(lib, target / lib.name)
         self._ship_headers(base / "wascc" / "_sdk" / "include" / "wascc")
         self._build_demo(base / "wascc" / "_demo")

@@ -12,11 +12,17 @@ In one run, microseconds per call (best of several interleaved repetitions):
 * floor host call: ``bench_invoke``'s floor, a waPC host over wasmtime's
   unchecked C API driven by ctypes, doing one ``__host_call`` round trip.
 
-Target: native within 1.5x of (floor host call + one bare cffi call).
+* isolated: the same round trip to the same native keyvalue library running
+  in a child process of its own (:mod:`wascc.providers.isolated`, frames over
+  a socketpair).
+
+Targets: native within 1.5x of (floor host call + one bare cffi call);
+isolated within 3x of native.
 
 Then dispatches per second from provider threads into one actor (1, 2 and 8
 threads), through the dispatcher of the C ABI: ``tests/native/testprovider.c``
-(compiled here with the C compiler) runs its ``Flood`` operation.
+(compiled here with the C compiler) runs its ``Flood`` operation, in-process
+and isolated (each dispatch then crosses the socketpair both ways).
 
 Run with ``make bench`` or ``.venv/bin/python benchmarks/bench_provider.py
 [--quick] [--json]``.
@@ -40,6 +46,8 @@ import wasmtime
 from wascc import CapabilityProvider, Host, KeyPair, KeyType, sign_module
 from wascc._providers import library
 from wascc.engine.ffi import _ffi, _lib
+from wascc.providers.base import CapabilityProvider as AnyProvider
+from wascc.providers.isolated import load_isolated_provider
 from wascc.providers.native import NativeProvider, load_native_provider
 from wascc.wire.codec import CapabilityDescriptor, GetRequest, GetResponse, SetRequest, SetResponse
 
@@ -55,6 +63,7 @@ from bench_invoke import (
 ROOT = Path(__file__).resolve().parent.parent
 KEYVALUE = "wascc:keyvalue"
 TARGET_RATIO = 1.5
+ISOLATED_TARGET = 3.0
 KEY = "bench-key"
 
 
@@ -110,6 +119,7 @@ def round_trips(host: Host, account: KeyPair) -> tuple[dict[str, Any], NativePro
     native = load_native_provider(library("keyvalue"))
     host.add_provider(native, binding="native")
     host.add_provider(PythonKeyValue(), binding="python")
+    host.add_provider(load_isolated_provider(library("keyvalue")), binding="isolated")
     actor = sign_module(
         wasmtime.wat2wasm((ROOT / "tests" / "actors" / "testactor.wat").read_text()),
         issuer=account,
@@ -120,7 +130,7 @@ def round_trips(host: Host, account: KeyPair) -> tuple[dict[str, Any], NativePro
     key = host.add_actor(actor)
     peers: dict[str, Any] = {}
     get = GetRequest(key=KEY).encode()
-    for binding in ("native", "python"):
+    for binding in ("native", "python", "isolated"):
         host.set_binding(key, KEYVALUE, binding)
         set_request = call_payload(KEYVALUE, "Set", SetRequest(KEY, "a value").encode(), binding)
         host.call_actor(key, "Call", set_request)
@@ -131,7 +141,7 @@ def round_trips(host: Host, account: KeyPair) -> tuple[dict[str, Any], NativePro
     floor = FloorHost(engine, wasmtime.Module(engine, wasm_from("echo_actor.wat")), echo_handler)
     peers["floor host call"] = lambda payload: floor.call(b"HostEcho", payload)
     expected = GetResponse(value="a value", exists=True)
-    for name in ("native", "python", "bare cffi"):
+    for name in ("native", "python", "isolated", "bare cffi"):
         answer = GetResponse.decode(peers[name](b""))
         assert answer == expected, f"{name} answered {answer}"
     assert peers["floor host call"](payload_of(16)) == payload_of(16)
@@ -173,11 +183,14 @@ def build_flood_provider(directory: Path) -> Path:
     return target
 
 
-def dispatch_rates(host: Host, account: KeyPair, total: int) -> dict[int, float]:
+def dispatch_rates(host: Host, account: KeyPair, total: int, *, isolated: bool) -> dict[int, float]:
     """Dispatches per second from 1, 2 and 8 provider threads into one actor."""
     with tempfile.TemporaryDirectory() as tmp:
-        provider = load_native_provider(build_flood_provider(Path(tmp)))
-        host.add_provider(provider)
+        library_path = build_flood_provider(Path(tmp))
+        provider: AnyProvider = (
+            load_isolated_provider(library_path) if isolated else load_native_provider(library_path)
+        )
+        host.add_provider(provider, binding="isolated" if isolated else "default")
         actor = sign_module(
             wasm_from("echo_actor.wat"),
             issuer=account,
@@ -186,7 +199,7 @@ def dispatch_rates(host: Host, account: KeyPair, total: int) -> dict[int, float]
             caps=["wascc:nativetest"],
         )
         key = host.add_actor(actor, max_instances=8)
-        host.set_binding(key, "wascc:nativetest")
+        host.set_binding(key, "wascc:nativetest", "isolated" if isolated else "default")
         rates: dict[int, float] = {}
         for threads in (1, 2, 8):
             count = total // threads
@@ -213,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     ) as host:
         peers, _ = round_trips(host, account)
         us = time_round_trips(peers, calls, repeats)
-        rates = dispatch_rates(host, account, total)
+        rates = dispatch_rates(host, account, total, isolated=False)
+        isolated_rates = dispatch_rates(host, account, total, isolated=True)
+    isolated_ratio = us["isolated"] / us["native"]
     floor = us["floor host call"] + us["bare cffi"]
     ratio = us["native"] / floor
     report = {
@@ -222,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         "native_over_floor": ratio,
         "python_over_native": us["python"] / us["native"],
         "target_met": ratio <= TARGET_RATIO,
+        "isolated_over_native": isolated_ratio,
+        "isolated_target_met": isolated_ratio <= ISOLATED_TARGET,
         "dispatches_per_second": rates,
+        "isolated_dispatches_per_second": isolated_rates,
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -237,9 +255,17 @@ def main(argv: list[str] | None = None) -> int:
         f"[{'met' if ratio <= TARGET_RATIO else 'MISSED'}] native round trip within "
         f"{TARGET_RATIO}x of the floor's host-call round trip plus one bare cffi call\n"
     )
+    print(f"isolated / native                        = {isolated_ratio:.2f}")
+    print(
+        f"[{'met' if isolated_ratio <= ISOLATED_TARGET else 'MISSED'}] isolated round trip "
+        f"within {ISOLATED_TARGET}x of the in-process native one\n"
+    )
     print("dispatches per second from provider threads into one actor")
+    print(f"{'':10s} {'in-process':>14s} {'isolated':>14s} {'ratio':>7s}")
     for threads, rate in rates.items():
-        print(f"{threads} thread{'s' if threads > 1 else ' '}  {rate:12,.0f}/s")
+        other = isolated_rates[threads]
+        label = f"{threads} thread{'s' if threads > 1 else ''}"
+        print(f"{label:10s} {rate:12,.0f}/s {other:12,.0f}/s {rate / other:7.2f}")
     return 0
 
 

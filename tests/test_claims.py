@@ -781,7 +781,10 @@ def test_public_names_are_exported() -> None:
         "encode_token",
         "extract_claims",
         "module_hash",
+        "sign_body",
         "sign_module",
+        "unverified_body",
+        "verified_body",
         "verify_module",
     }
 

@@ -426,14 +426,21 @@ def test_inspect_native_provider(build_native: NativeBuilder) -> None:
     assert "Name         native test provider" in out
     assert "Version      0.1 (rev 1)" in out
     assert "a deliberately configurable provider" in out
-    assert "Operations (4)" in out
+    assert "Operations (6)" in out
     lines = [line.split(None, 2) for line in out.splitlines()]
     assert ["Echo", "to_provider", "returns the payload"] in lines
     assert ["Fail", "to_provider", "always fails"] in lines
     info = json.loads(ok(run("inspect", "--json", str(lib))).stdout)
     assert info["format"] == "native"
     assert (info["id"], info["version"], info["revision"]) == ("wascc:nativetest", "0.1", 1)
-    assert [op["name"] for op in info["operations"]] == ["Echo", "Fail", "Block", "Flood"]
+    assert [op["name"] for op in info["operations"]] == [
+        "Echo",
+        "Fail",
+        "Block",
+        "Flood",
+        "Crash",
+        "Pid",
+    ]
     assert info["operations"][0] == {
         "name": "Echo",
         "direction": "to_provider",

@@ -51,3 +51,13 @@ def test_readme_data_capability_examples_run(capsys: pytest.CaptureFixture[str])
     printed = capsys.readouterr().out.splitlines()
     assert printed[1:] == ["[{'sku': '42'}]", "4 meow", "[('Ann',), ('Bob',)]"]
     assert re.fullmatch(r"\d{13}-\d+", printed[0])
+
+
+def test_readme_trusted_providers_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    text = README.read_text()
+    section = text[text.index("### Providers you can trust") :]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None
+    exec(compile(block.group(1), "README.md", "exec"), {"__name__": "readme_trust"})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == block.group(1).splitlines()[-1].strip().removeprefix("# ")

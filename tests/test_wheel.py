@@ -38,6 +38,9 @@ def test_the_wheel_ships_headers_and_no_top_level_name_that_can_clash(wheel: Pat
     names = zipfile.ZipFile(wheel).namelist()
     for header in ("actor.h", "contracts.h", "msgpack.h", "json.h", "provider.h"):
         assert f"wascc/_sdk/include/wascc/{header}" in names
+    # the C child of isolated providers, executable once installed
+    child = zipfile.ZipFile(wheel).getinfo("wascc/_providers/wascc-provider-child")
+    assert (child.external_attr >> 16) & 0o111
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"wascc", "wascc_capabilities"}, top
     assert "wascc_capabilities/http_server.py" in names or any(

@@ -26,7 +26,9 @@ exception means the same thing, the wascc error also inherits from it (so
     │   └── ActorRetired (InvocationError)   the module was replaced or removed
     ├── BindingError                         a binding cannot be set
     ├── ProviderError                        a provider failed (load, call, health)
-    │   └── NativeLoadError                  a native library was refused (reason)
+    │   ├── NativeLoadError                  a native library was refused (reason)
+    │   ├── ProviderCrashed                  an isolated provider died or missed a deadline
+    │   └── ProviderArchiveError             a provider archive (PAR) is malformed or unfit
     ├── PluginError                          a pluggy plugin is malformed
     ├── HostStopped                          the host is shutting down
     ├── LatticeError                         the lattice cannot be joined or asked
@@ -78,7 +80,9 @@ __all__ = [
     "NotFound",
     "ObserveError",
     "PluginError",
+    "ProviderArchiveError",
     "ProviderCallError",
+    "ProviderCrashed",
     "ProviderError",
     "RemoteInvocationError",
     "TokenExpired",
@@ -256,3 +260,15 @@ class AntiforgeryError(InvocationError):
 
 class RemoteInvocationError(InvocationError):
     """The host that ran a lattice invocation answered with an error ("Invocation failure: ...")."""
+
+
+class ProviderCrashed(ProviderError):
+    """An isolated provider's process died or missed a deadline: the call got no answer.
+
+    The provider is being restarted (or was given up after crashing too often).
+    """
+
+
+class ProviderArchiveError(ProviderError):
+    """A provider archive (PAR) is malformed (its tar, a member), has no binary for
+    this host's target, or is refused as unsigned (``--require-signed-providers``)."""

@@ -51,6 +51,7 @@ from wascc.errors import (
     InvocationError,
     NotBound,
     NotFound,
+    ProviderArchiveError,
     ProviderCallError,
     ProviderError,
     Unauthorized,
@@ -172,6 +173,11 @@ class ProviderInfo:
     actors: tuple[str, ...]
     #: The last health check's report (None before the first check).
     health: HealthReport | None = None
+
+    #: running; an isolated provider may also be restarting or given up.
+    state: str = "running"
+    #: the provider's child process while it runs isolated, else None.
+    pid: int | None = None
 
 
 class RemoteRouter(Protocol):
@@ -295,6 +301,9 @@ class Host:
     seconds between provider health checks (0 turns them off), each given
     ``health_timeout`` seconds to answer.  ``plugins`` are registered with
     pluggy; ``load_entry_points`` also loads the ``wascc.providers`` group.
+    ``require_signed_providers``: refuse native providers that did not come
+    from a signed provider archive (first-party libraries installed with
+    wascc excepted: they are part of the host).
     """
 
     def __init__(
@@ -308,8 +317,10 @@ class Host:
         plugins: Iterable[object] = (),
         load_entry_points: bool = True,
         runtime: Runtime | None = None,
+        require_signed_providers: bool = False,
     ) -> None:
         self.runtime = runtime or Runtime.default()
+        self.require_signed_providers = require_signed_providers
         self.trusted_issuers = frozenset(trusted_issuers) if trusted_issuers is not None else None
         self.allow_unsigned = allow_unsigned
         self.actor_settings = actor_settings or ActorSettings()
@@ -662,11 +673,20 @@ class Host:
             )
         return provider
 
-    @staticmethod
-    def _describe(provider: object) -> CapabilityDescriptor:
+    def _describe(self, provider: object) -> CapabilityDescriptor:
         """Ask a provider for its descriptor (over handle_call, as the contract says)."""
         if not isinstance(provider, CapabilityProvider):
             raise ProviderError(f"{provider!r} is not a CapabilityProvider")
+        if (
+            self.require_signed_providers
+            and provider.native
+            and provider.archive is None
+            and not provider.bundled
+        ):
+            raise ProviderArchiveError(
+                f"{provider!r} is a bare native library and this host requires signed "
+                "provider archives (.par): sign it with `wascc par create`"
+            )
         label = f"provider {provider!r}"
         try:
             reply = provider.handle_call(
@@ -1300,13 +1320,24 @@ class Host:
     # ---- health ------------------------------------------------------------
 
     def check_health(self) -> dict[tuple[str, str], HealthReport]:
-        """Ask every provider and actor for its health now; remove unhealthy providers."""
+        """Ask every provider and actor for its health now; remove unhealthy providers.
+
+        A provider that restarts itself (an isolated one) is reported, not
+        removed: it is restarting, or was given up and says so in the inventory.
+        """
         reports: dict[tuple[str, str], HealthReport] = {}
         for key, entry in list(self._providers.items()):
             report = check(entry.provider.handle_call, self.health_timeout, f"{key[0]} ({key[1]})")
             reports[key] = report
             self._provider_health[key] = report
-            if not report.healthy:
+            if not report.healthy and entry.provider.restarts_itself:
+                log.warning(
+                    "provider %s (%s) is unhealthy: %s",
+                    *key,
+                    report.message,
+                    extra=fields(None, key[0], key[1], OP_HEALTH_REQUEST, "unhealthy"),
+                )
+            elif not report.healthy:
                 with contextlib.suppress(NotFound):
                     self.remove_provider(
                         *key, reason=f"unhealthy: {report.message}", expected=entry.provider
@@ -1376,6 +1407,8 @@ class Host:
                 descriptor=entry.descriptor,
                 actors=tuple(b.actor for b in self._routes.bindings_to(cap, name)),
                 health=self._provider_health.get((cap, name)),
+                state=entry.provider.state,
+                pid=getattr(entry.provider, "pid", None),
             )
             for (cap, name), entry in list(self._providers.items())
         ]

@@ -10,12 +10,15 @@
  *   -DGARBAGE_DESCRIPTOR answers GetCapabilityDescriptor with non-msgpack bytes
  *   -DUNHEALTHY         answers HealthRequest with healthy = false
  *   -DVERSION2          describes itself as version 0.2 (a "new build")
+ *   -DCRASH_AFTER_MS=N  segfaults N milliseconds after it is created (crash-looping)
  *
  * Operations: Echo (payload back), Fail (an error), Garbage (non-msgpack
  * reply), Block (sleeps <payload> milliseconds, then answers "done"),
  * Flood (payload "THREADS COUNT [ACTOR]": that many threads each dispatch
  * COUNT "Echo" calls with unique payloads to ACTOR, or to the last bound
- * actor, and check every reply; answers "ok=N bad=M err=K").
+ * actor, and check every reply; answers "ok=N bad=M err=K"), Crash (payload
+ * "segv" dereferences NULL, "abort" calls abort(), "exit" calls _exit(7)),
+ * Pid (answers the process id, to show where the provider runs).
  *
  * Lifecycle events are appended, one per line, to the file named by the
  * environment variable WASCC_TEST_LOG when it is set.
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "wpu.h"
 
@@ -50,6 +54,8 @@ static const wpu_operation OPS[] = {
     {"Fail", 1, "always fails"},
     {"Block", 1, "sleeps, then answers"},
     {"Flood", 1, "dispatches from provider threads"},
+    {"Crash", 1, "crashes the process (segv, abort, exit)"},
+    {"Pid", 1, "the process id"},
 };
 
 #ifdef VERSION2
@@ -128,6 +134,15 @@ static int32_t flood(state_t *st, const uint8_t *msg, size_t len, uint8_t **out,
     return WASCC_OK;
 }
 
+static void crash(const char *how, size_t len) {
+    if (len == 4 && memcmp(how, "segv", 4) == 0) {
+        volatile int *nowhere = NULL;
+        *nowhere = 1;
+    }
+    if (len == 5 && memcmp(how, "abort", 5) == 0) abort();
+    if (len == 4 && memcmp(how, "exit", 4) == 0) _exit(7);
+}
+
 static int32_t configure_dispatch(void *state, const wascc_dispatcher *d) {
     ((state_t *)state)->dispatcher = d;
     note("configure", NULL);
@@ -196,6 +211,17 @@ static int32_t handle_call(void *state, const char *actor, const char *op, const
         return WASCC_OK;
     }
     if (strcmp(op, "Flood") == 0) return flood(st, msg, len, out, out_len);
+    if (strcmp(op, "Crash") == 0) {
+        crash((const char *)msg, len);
+        return wpu_error(out, out_len, "Crash wants segv, abort or exit");
+    }
+    if (strcmp(op, "Pid") == 0) {
+        char text[32];
+        int n = snprintf(text, sizeof text, "%ld", (long)getpid());
+        *out = (uint8_t *)wpu_strndup(text, (size_t)n);
+        *out_len = (size_t)n;
+        return WASCC_OK;
+    }
     return wpu_error(out, out_len, "wascc:nativetest has no operation %s", op);
 }
 
@@ -216,6 +242,16 @@ static void destroy(void *state) {
 #define ENTRY_NAME not_the_entry_point
 #else
 #define ENTRY_NAME __capability_provider_create
+#endif
+
+#ifdef CRASH_AFTER_MS
+static void *crash_later(void *arg) {
+    (void)arg;
+    struct timespec ts = {CRASH_AFTER_MS / 1000, (CRASH_AFTER_MS % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    crash("segv", 4);
+    return NULL;
+}
 #endif
 
 WASCC_EXPORT wascc_provider *ENTRY_NAME(void) {
@@ -240,5 +276,10 @@ WASCC_EXPORT wascc_provider *ENTRY_NAME(void) {
     p->handle_call = NULL;
 #endif
     note("create", TEST_VERSION);
+#ifdef CRASH_AFTER_MS
+    pthread_t timer;
+    pthread_create(&timer, NULL, crash_later, NULL);
+    pthread_detach(timer);
+#endif
     return p;
 }

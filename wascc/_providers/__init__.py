@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["NATIVE_SUFFIXES", "libraries", "library"]
+__all__ = ["NATIVE_SUFFIXES", "child_program", "libraries", "library"]
 
 #: What a native provider library's file name ends with (Linux, macOS).
 NATIVE_SUFFIXES = (".so", ".dylib")
@@ -30,3 +30,9 @@ def library(name: str) -> Path:
             f"(have: {', '.join(libs) or 'none'}); reinstall wascc to build native/"
         )
     return libs[name]
+
+
+def child_program() -> Path | None:
+    """The C child of isolated providers (``native/host/wascc_provider_child.c``), if built."""
+    path = _HERE / "wascc-provider-child"
+    return path if path.is_file() and path.stat().st_mode & 0o111 else None

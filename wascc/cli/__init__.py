@@ -7,11 +7,12 @@ Commands live in one module per group: :mod:`wascc.cli.up` (``wascc up``,
 :mod:`wascc.cli.completions` (``completions``: shell completion scripts),
 :mod:`wascc.cli.dev` (``dev``: rebuild, sign and hot-swap on every change),
 :mod:`wascc.cli.lattice` (``lattice``: what a lattice runs, its events).
+:mod:`wascc.cli.par` (``par``: signed provider archives).
 """
 
 from __future__ import annotations
 
-from wascc.cli import completions, ctl, dev, lattice, sdk, tools, up  # noqa: F401 - registers the commands
+from wascc.cli import completions, ctl, dev, lattice, par, sdk, tools, up  # noqa: F401 - registers the commands
 from wascc.cli.main import main
 from wascc.cli.tools import render_manifest
 

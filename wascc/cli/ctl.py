@@ -100,11 +100,19 @@ def print_inventory(data: dict[str, Any], console: Console | None = None) -> Non
             _health(a),
         )
     providers = Table(title="providers", title_justify="left")
-    for column in ("capability", "binding", "name", "version", "actors"):
+    for column in ("capability", "binding", "name", "version", "actors", "state"):
         providers.add_column(column, justify="right" if column == "actors" else "left")
     for p in data["providers"]:
+        state = p.get("state", "running")
+        if p.get("pid"):
+            state += f" (isolated, pid {p['pid']})"
         providers.add_row(
-            p["capability_id"], p["binding"], p["name"], p["version"], str(len(p["actors"]))
+            p["capability_id"],
+            p["binding"],
+            p["name"],
+            p["version"],
+            str(len(p["actors"])),
+            state,
         )
     bindings = Table(title="bindings", title_justify="left")
     for column in ("actor", "capability", "binding", "values"):

@@ -50,8 +50,9 @@ from wascc.wire.keys import (
     stored_key,
     write_seed,
 )
+from wascc.wire.par import binary_hash, host_target, read_archive, verify_archive
 
-__all__ = ["describe_type", "render_manifest"]
+__all__ = ["archive_info", "describe_type", "print_archive", "render_manifest"]
 
 # ---- shared helpers ------------------------------------------------------------
 
@@ -370,6 +371,10 @@ NATIVE_MAGICS = (
 )
 
 
+def _is_tar(data: bytes) -> bool:
+    return data[:2] == b"\x1f\x8b" or data[257:262] == b"ustar"
+
+
 def _is_native(path: Path, head: bytes) -> bool:
     return (
         path.suffix in NATIVE_SUFFIXES
@@ -524,11 +529,70 @@ def _print_native(info: dict[str, Any]) -> None:
         click.echo(line.rstrip())
 
 
-@main.command("inspect", short_help="Describe an actor or a native provider.")
+# ---- provider archives ---------------------------------------------------------
+
+
+def archive_info(path: Path, data: bytes) -> dict[str, Any]:
+    """An archive's claims, targets (size, hash, whether it matches) and verification status."""
+    try:
+        archive = read_archive(data, path.name)
+        claims = archive.claims()
+    except WasccError as exc:
+        _die(f"{path}: {exc}")
+    try:
+        verify_archive(data, target=next(iter(sorted(archive.binaries)), None), label=path.name)
+        status = "valid"
+    except ClaimsError as exc:
+        status = f"INVALID: {exc}"
+    except WasccError as exc:
+        status = f"INVALID: {exc}"
+    targets = {
+        t: {
+            "bytes": len(b),
+            "hash": binary_hash(b),
+            "signed": claims.target_hashes.get(t) == binary_hash(b),
+        }
+        for t, b in sorted(archive.binaries.items())
+    }
+    return {
+        "file": str(path),
+        "format": "provider archive",
+        **claims.to_json(),
+        "targets": targets,
+        "host_target": host_target(),
+        "status": status,
+    }
+
+
+def print_archive(info: dict[str, Any]) -> None:
+    """An archive as ``wascc inspect`` and ``wascc par inspect`` print it."""
+    meta = info["wascap"]
+    click.echo(f"{info['file']}: provider archive")
+    _echo_rows(
+        [
+            ("Name", meta["name"]),
+            ("Capability", meta["capid"]),
+            ("Vendor", meta["vendor"] or "-"),
+            ("Version", f"{meta.get('ver') or '-'} (rev {meta.get('rev', '-')})"),
+            ("Service", info["sub"]),
+            ("Account", info["iss"]),
+            ("Issued", format_time(info["iat"])),
+            ("Expires", format_time(info.get("exp"))),
+            ("Status", info["status"]),
+        ]
+    )
+    click.echo(f"Targets ({len(info['targets'])}; this host is {info['host_target']})")
+    for target, t in info["targets"].items():
+        mark = "signed" if t["signed"] else "NOT COVERED BY THE CLAIMS"
+        click.echo(f"  {target:16s} {t['bytes']:>10,d} bytes  {t['hash'][:16]}...  {mark}")
+
+
+@main.command("inspect", short_help="Describe an actor, a native provider or a provider archive.")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")
 def inspect_cmd(file: Path, as_json: bool) -> None:
-    """Describe FILE: an actor (.wasm) or a native provider (.so/.dylib).
+    """Describe FILE: an actor (.wasm), a native provider (.so/.dylib) or a
+    signed provider archive (.par/.par.gz: its claims and targets, unloaded).
 
     For a wasm module: its claims and whether they verify, its imports and
     exports with their types, and whether it can run as a waPC actor (or, if
@@ -541,7 +605,10 @@ def inspect_cmd(file: Path, as_json: bool) -> None:
       wascc inspect --json /usr/lib/wascc/libkeyvalue.so
     """
     data = _read(file)
-    if data.startswith(WASM_MAGIC):
+    if file.name.endswith((".par", ".par.gz")) or _is_tar(data):
+        info = archive_info(file, data)
+        show = print_archive
+    elif data.startswith(WASM_MAGIC):
         info = _inspect_wasm(file, data)
         show = _print_wasm
     elif _is_native(file, data[:4]):

@@ -69,6 +69,18 @@ systemd unit (Type=notify-reload; `systemctl reload` sends SIGHUP):
     is_flag=True,
     help="Also run unsigned actors (they hold no capabilities). Off by default.",
 )
+@click.option(
+    "--isolate-providers",
+    is_flag=True,
+    help="Run every native provider in a child process of its own (restarted when it "
+    "crashes) unless its manifest entry or sidecar says isolate: false.",
+)
+@click.option(
+    "--require-signed-providers",
+    is_flag=True,
+    help="Refuse native providers that are not signed provider archives (.par / .par.gz) "
+    "whose issuer is trusted; first-party providers installed with wascc are allowed.",
+)
 @click.option("--label", "labels", multiple=True, metavar="K=V", help="A host label (repeatable).")
 @click.option(
     "--control",
@@ -176,6 +188,8 @@ def up(
     actors_dir: Path | None,
     trusted: tuple[str, ...],
     allow_unsigned: bool,
+    isolate_providers: bool,
+    require_signed_providers: bool,
     labels: tuple[str, ...],
     control: Path | None,
     no_control: bool,
@@ -251,6 +265,8 @@ def up(
         dashboard=board,
         dashboard_token=os.environ.get("WASCC_DASHBOARD_TOKEN") or None,
         otlp_endpoint=otlp_endpoint,
+        isolate_providers=isolate_providers,
+        require_signed_providers=require_signed_providers,
     )
     try:
         if manifest is None and providers_dir is None and actors_dir is None:

@@ -41,6 +41,7 @@ from wascc.wire.codec import (
     CapabilityDescriptor,
     HealthResponse,
 )
+from wascc.wire.par import ProviderClaims
 
 __all__ = ["CORE_OPERATIONS", "CapabilityProvider", "Dispatcher", "ForwardingProvider"]
 
@@ -62,6 +63,18 @@ class CapabilityProvider(ABC):
     #: The payload of the host's ``GetCapabilityDescriptor`` to this kind of
     #: provider (CONTRACTS section 2): empty for native and Python providers.
     descriptor_request: ClassVar[bytes] = b""
+    #: True for providers that restart themselves when they fail (isolated ones):
+    #: the host's health check reports them unhealthy while they do, but does
+    #: not remove them.
+    restarts_itself: ClassVar[bool] = False
+    #: True for native code (a shared object, in-process or isolated): what
+    #: ``require_signed_providers`` refuses unless it came from a signed archive.
+    native: ClassVar[bool] = False
+    #: The verified claims of the provider archive it was loaded from, if any.
+    archive: ProviderClaims | None = None
+    #: A first-party library installed inside the wascc package: trusted as the
+    #: host itself, so ``require_signed_providers`` lets it through unsigned.
+    bundled: bool = False
 
     def __init__(self) -> None:
         self.dispatcher: Dispatcher | None = None
@@ -137,6 +150,12 @@ class CapabilityProvider(ABC):
         """Actors bound to this provider and their configuration."""
         with self._bound_lock:
             return dict(self._bound)
+
+    @property
+    def state(self) -> str:
+        """What the inventory shows: ``running`` (isolated providers also restarting,
+        given up, stopped)."""
+        return "running"
 
     def stop(self) -> None:  # noqa: B027
         """Release everything; called once when the provider is removed."""

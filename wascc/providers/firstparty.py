@@ -31,7 +31,9 @@ class NativeFactory:
         self.capability_id = capability_id
 
     def __call__(self) -> CapabilityProvider:
-        return load_native_provider(libraries()[self.library])
+        provider = load_native_provider(libraries()[self.library])
+        provider.bundled = True
+        return provider
 
     def __repr__(self) -> str:
         return f"NativeFactory({self.library!r}, {self.capability_id!r})"

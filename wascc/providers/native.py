@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 from wascc.engine.library import NativeLibrary
 from wascc.errors import CodecError, NativeLoadError, ProviderCallError, ProviderError
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 class NativeProvider(ForwardingProvider):
     """A provider living in a native library; forwards every call over FFI."""
+
+    native: ClassVar[bool] = True
 
     def __init__(self, library: NativeLibrary, path: Path) -> None:
         super().__init__()

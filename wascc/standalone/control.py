@@ -97,6 +97,8 @@ def inventory(host: Host, labels: Mapping[str, str]) -> dict[str, Any]:
                 "binding": p.binding,
                 **{k: v for k, v in p.descriptor.to_json().items() if k != "id"},
                 "actors": list(p.actors),
+                "state": p.state,
+                "pid": p.pid,
             }
             for p in host.providers()
         ],

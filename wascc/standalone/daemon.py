@@ -84,6 +84,11 @@ class Options:
     dashboard_token: str | None = None
     #: Export OpenTelemetry traces over OTLP/HTTP to this URL (``--otlp-endpoint``).
     otlp_endpoint: str | None = None
+    #: Run every native provider in a child process of its own (unless its
+    #: manifest entry or sidecar says ``isolate: false``).
+    isolate_providers: bool = False
+    #: Refuse native providers that are not signed provider archives (.par).
+    require_signed_providers: bool = False
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -145,8 +150,10 @@ class Daemon:
             allow_unsigned=opts.allow_unsigned,
             health_interval=opts.health_interval,
             actor_settings=opts.actor_settings,
+            require_signed_providers=opts.require_signed_providers
+            or (self.manifest is not None and self.manifest.require_signed_providers),
         )
-        self.reconciler = reconciler = Reconciler(host)
+        self.reconciler = reconciler = Reconciler(host, isolate_providers=opts.isolate_providers)
         self.recorder = recorder = Recorder(host).attach()
         try:
             config = self.lattice_config()
@@ -168,7 +175,12 @@ class Daemon:
                 reconciler.apply(self.manifest, strict=True)
             if opts.providers_dir is not None:
                 self._watch(
-                    ProviderDirectory(host, opts.providers_dir, interval=opts.poll_interval)
+                    ProviderDirectory(
+                        host,
+                        opts.providers_dir,
+                        interval=opts.poll_interval,
+                        isolate_providers=opts.isolate_providers,
+                    )
                 )
             if opts.actors_dir is not None:
                 self._watch(ActorDirectory(host, opts.actors_dir, interval=opts.poll_interval))

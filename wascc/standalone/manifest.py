@@ -4,6 +4,7 @@ YAML or JSON (the original), or the same model in TOML::
 
     labels:
       region: factory-7
+    require_signed_providers: true         # optional: native providers only as .par
     actors:
       - ./echo_s.wasm                      # files, relative to the manifest
       - path: ./kvcounter_s.wasm           # or with the actor's own limits:
@@ -14,6 +15,14 @@ YAML or JSON (the original), or the same model in TOML::
     capabilities:
       - path: wascc:http_server            # a provider: see below
         binding_name: default              # optional
+      - path: ./libvendor_cache.so         # a native provider in a child process:
+        isolate: true                      #   a crash costs only this provider
+        deadline: 5                        #   seconds per call, then killed
+        restart_backoff: 1                 #   first restart delay, doubling...
+        restart_backoff_max: 30            #   ...up to this
+        max_crashes: 5                     #   crashes within crash_window
+        crash_window: 300                  #   seconds: then it is given up
+        limits: {address_space: 2147483648, cpu_seconds: 3600, open_files: 256}
     bindings:
       - actor: MB4OLDIC3TCZ4Q4TGGOVAZC43VXFE2JQVRAXQMQFXUCREOOFEKOKZTY2   # or its name
         capability: wascc:http_server
@@ -61,6 +70,7 @@ import yaml
 
 from wascc._providers import NATIVE_SUFFIXES
 from wascc.errors import KeyFormatError, ManifestError
+from wascc.providers.isolated import ISOLATION_KEYS, IsolationSettings, parse_isolation
 from wascc.wire import boundedjson
 from wascc.wire.capability import DEFAULT_BINDING, canonical_capability, normalize_binding
 from wascc.wire.keys import KeyType, decode_public_key
@@ -80,7 +90,14 @@ __all__ = [
 ]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
-_TOP_LEVEL = {"labels", "actors", "capabilities", "bindings", "lattice"}
+_TOP_LEVEL = {
+    "labels",
+    "actors",
+    "capabilities",
+    "bindings",
+    "lattice",
+    "require_signed_providers",
+}
 
 MAX_MANIFEST_BYTES = 1 << 20
 """A manifest larger than this is refused unread (real ones are a few KiB)."""
@@ -95,10 +112,17 @@ _INT_LIMIT = 10**MAX_INT_DIGITS
 
 @dataclass(frozen=True)
 class CapabilitySpec:
-    """One provider to load: its ``path`` (as written) and binding name."""
+    """One provider to load: its ``path`` (as written) and binding name.
+
+    ``isolate``: run it in a child process (None: as the host decides,
+    ``wascc up --isolate-providers``); ``isolation``: how (deadline, restart
+    back-off, limits), None for the defaults.
+    """
 
     path: str
     binding: str = DEFAULT_BINDING
+    isolate: bool | None = None
+    isolation: IsolationSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +153,8 @@ class Manifest:
     settings: Mapping[Path, Mapping[str, float | int]] = field(default_factory=dict)
     #: The ``lattice:`` section: LatticeConfig's fields by name (paths absolute).
     lattice: Mapping[str, Any] = field(default_factory=dict)
+    #: Refuse native providers that are not signed archives (as --require-signed-providers).
+    require_signed_providers: bool = False
 
 
 def expand_env(text: str, env: Mapping[str, str], source: str) -> str:
@@ -548,8 +574,12 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
     seen: set[tuple[str, str]] = set()
     for i, item in enumerate(c.items(top.get("capabilities"), "capabilities")):
         where = f"capabilities[{i}]"
-        entry = c.mapping(item, where, {"path", "binding_name"})
+        entry = c.mapping(item, where, {"path", "binding_name", *ISOLATION_KEYS})
         spec_path = c.text(entry.get("path"), f"{where}.path")
+        try:
+            isolate, isolation = parse_isolation(entry)
+        except ValueError as exc:
+            raise c.fail(where, str(exc)) from exc
         binding = normalize_binding(
             c.text(entry.get("binding_name"), f"{where}.binding_name", required=False)
         )
@@ -560,7 +590,7 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
             anchored = _anchor(spec_path, base_dir)
         except (OSError, ValueError) as exc:
             raise c.fail(f"{where}.path", f"cannot use {_show(spec_path)}: {_reason(exc)}") from exc
-        capabilities.append(CapabilitySpec(anchored, binding))
+        capabilities.append(CapabilitySpec(anchored, binding, isolate, isolation))
     bindings: list[BindingSpec] = []
     keys: set[tuple[str, str, str]] = set()
     for i, item in enumerate(c.items(top.get("bindings"), "bindings")):
@@ -584,6 +614,9 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
             raise c.fail(where, f"binds {actor} to {spec.capability} ({spec.binding}) twice")
         keys.add(spec.key)
         bindings.append(spec)
+    signed_only = top.get("require_signed_providers", False)
+    if not isinstance(signed_only, bool):
+        raise c.fail("require_signed_providers", f"must be true or false, not {_kind(signed_only)}")
     return Manifest(
         source,
         base_dir,
@@ -593,6 +626,7 @@ def _check(data: Any, source: str, base_dir: Path) -> Manifest:
         tuple(bindings),
         settings,
         _lattice(c, top.get("lattice"), base_dir),
+        signed_only,
     )
 
 

@@ -1,8 +1,9 @@
 """A directory of providers: drop a file in to load it, delete it to unload it.
 
 :class:`ProviderDirectory` (started by ``wascc up --providers-dir``)
-loads every native library (``.so`` / ``.dylib``) and portable provider
-(``.wasm``) in a directory at start, then polls it:
+loads every native library (``.so`` / ``.dylib``), signed provider archive
+(``.par`` / ``.par.gz``) and portable provider (``.wasm``) in a directory at
+start, then polls it:
 
 * a file dropped in is loaded once it has settled;
 * a file removed stops its provider and drops its bindings;
@@ -12,8 +13,12 @@ A sidecar ``<file>.toml`` next to a provider names its binding and the
 default values merged into every ``BindActor`` for it::
 
     binding = "cache"            # default: "default"
+    isolate = true               # native only: run it in a child process
+    deadline = 5                 # and the other isolation keys of a manifest entry
     [values]
     URL = "redis://127.0.0.1"
+    [limits]
+    open_files = 256
 
 Native libraries are loaded from a private, content-addressed copy: the
 file in the directory can be overwritten at any time without touching code
@@ -34,8 +39,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wascc._providers import NATIVE_SUFFIXES
-from wascc.errors import ProviderError
+from wascc.errors import ProviderArchiveError, ProviderError
+from wascc.providers.archive import is_archive, load_provider_archive
 from wascc.providers.base import CapabilityProvider
+from wascc.providers.isolated import (
+    ISOLATION_KEYS,
+    IsolationSettings,
+    load_isolated_provider,
+    parse_isolation,
+)
 from wascc.providers.native import load_native_provider
 from wascc.providers.portable import WasiGrant, load_portable_provider
 from wascc.standalone.watcher import WatchedDirectory, file_state
@@ -57,6 +69,8 @@ class Sidecar:
 
     binding: str = DEFAULT_BINDING
     values: dict[str, str] = field(default_factory=dict)
+    isolate: bool | None = None
+    isolation: IsolationSettings | None = None
 
 
 def sidecar_path(path: Path) -> Path:
@@ -72,16 +86,23 @@ def read_sidecar(path: Path) -> Sidecar:
         data = tomllib.loads(side.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ProviderError(f"{side}: cannot read it: {exc}") from exc
-    unknown = set(data) - {"binding", "values"}
+    known = {"binding", "values", *ISOLATION_KEYS}
+    unknown = set(data) - known
     if unknown:
-        raise ProviderError(f"{side}: unknown keys {sorted(unknown)} (known: binding, values)")
+        raise ProviderError(
+            f"{side}: unknown keys {sorted(unknown)} (known: {', '.join(sorted(known))})"
+        )
+    try:
+        isolate, isolation = parse_isolation(data)
+    except ValueError as exc:
+        raise ProviderError(f"{side}: {exc}") from exc
     binding = data.get("binding", DEFAULT_BINDING)
     values = data.get("values", {})
     if not isinstance(binding, str) or not binding.strip():
         raise ProviderError(f"{side}: `binding` must be a non-empty string")
     if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
         raise ProviderError(f"{side}: `values` must be a table of strings")
-    return Sidecar(binding.strip(), dict(values))
+    return Sidecar(binding.strip(), dict(values), isolate, isolation)
 
 
 class ProviderDirectory(WatchedDirectory[tuple[str, str]]):
@@ -99,10 +120,13 @@ class ProviderDirectory(WatchedDirectory[tuple[str, str]]):
         *,
         interval: float = 1.0,
         grant: WasiGrant | None = None,
+        isolate_providers: bool = False,
     ) -> None:
         super().__init__(Path(directory), interval=interval)
         self.host = host
         self.grant = grant or WasiGrant()
+        #: Run native libraries isolated unless their sidecar says ``isolate = false``.
+        self.isolate_providers = isolate_providers
         self._copies = Path(tempfile.mkdtemp(prefix="wascc-providers-"))
 
     def stop(self) -> None:
@@ -110,7 +134,9 @@ class ProviderDirectory(WatchedDirectory[tuple[str, str]]):
         shutil.rmtree(self._copies, ignore_errors=True)
 
     def accept(self, path: Path) -> bool:
-        return path.is_file() and (path.suffix in NATIVE_SUFFIXES or path.suffix == PORTABLE_SUFFIX)
+        return path.is_file() and (
+            path.suffix in NATIVE_SUFFIXES or path.suffix == PORTABLE_SUFFIX or is_archive(path)
+        )
 
     def fingerprint(self, path: Path) -> Hashable:
         """A provider changes with its file or its sidecar."""
@@ -120,12 +146,33 @@ class ProviderDirectory(WatchedDirectory[tuple[str, str]]):
     def _provider(self, path: Path) -> tuple[CapabilityProvider, Sidecar]:
         sidecar = read_sidecar(path)
         if path.suffix == PORTABLE_SUFFIX:
+            if sidecar.isolate:
+                raise ProviderError(
+                    f"{sidecar_path(path)}: isolate = true, but only native providers run "
+                    "isolated (portable ones are sandboxed by wasm already)"
+                )
             provider: CapabilityProvider = load_portable_provider(
                 path,
                 runtime=self.host.runtime,
                 grant=self.grant,
                 trusted_issuers=self.host.trusted_issuers,
             )
+        elif is_archive(path):
+            provider = load_provider_archive(
+                path,
+                trusted_issuers=self.host.trusted_issuers,
+                isolate=bool(
+                    sidecar.isolate or (sidecar.isolate is None and self.isolate_providers)
+                ),
+                isolation=sidecar.isolation,
+            )
+        elif self.host.require_signed_providers:
+            raise ProviderArchiveError(
+                f"{path.name}: a bare native library, and this host requires signed provider "
+                "archives (--require-signed-providers): package it with `wascc par create`"
+            )
+        elif sidecar.isolate or (sidecar.isolate is None and self.isolate_providers):
+            provider = load_isolated_provider(self._private_copy(path), sidecar.isolation)
         else:
             provider = load_native_provider(self._private_copy(path))
         return provider, sidecar

@@ -26,9 +26,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from wascc._providers import NATIVE_SUFFIXES
 from wascc.errors import ManifestError, NotFound, WasccError
 from wascc.host import Host
 from wascc.plugins import Plugins
+from wascc.providers.archive import ARCHIVE_SUFFIXES
+from wascc.providers.firstparty import NativeFactory
 from wascc.standalone.manifest import BindingSpec, CapabilitySpec, Manifest
 from wascc.standalone.resolve import check_spec, resolve_provider
 from wascc.wire.capability import canonical_capability
@@ -62,8 +65,10 @@ def _digest(path: Path) -> str:
 class Reconciler:
     """Applies manifests to one host and sets the bindings they want."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, *, isolate_providers: bool = False) -> None:
         self.host = host
+        #: Run native providers isolated unless their entry says ``isolate: false``.
+        self.isolate_providers = isolate_providers
         #: Reentrant: apply reconciles, and the daemon applies at start.
         self.lock = threading.RLock()
         self._providers: dict[CapabilitySpec, tuple[str, str]] = {}
@@ -119,7 +124,10 @@ class Reconciler:
 
     def add_provider(self, spec: CapabilitySpec) -> tuple[str, str]:
         """Resolve and register one provider; its (capability id, binding)."""
-        provider = resolve_provider(spec.path, self.host)
+        isolate = self.isolate_providers if spec.isolate is None else spec.isolate
+        if isolate and spec.isolate is None and not _native(spec.path, self.host):
+            isolate = False  # --isolate-providers isolates what can be: native libraries
+        provider = resolve_provider(spec.path, self.host, isolate=isolate, isolation=spec.isolation)
         try:
             descriptor = self.host.add_provider(provider, spec.binding)
         except BaseException:
@@ -188,3 +196,11 @@ class Reconciler:
                 if strict:
                     raise WasccError(f"{source}: binding {actor} to {capability}: {exc}") from exc
                 log.error("cannot bind %s to %s (%s): %s", actor, capability, binding, exc)
+
+
+def _native(spec: str, host: Host) -> bool:
+    """Whether ``spec`` names a native library (a file, or a first-party one by id)."""
+    if spec.endswith((*NATIVE_SUFFIXES, *ARCHIVE_SUFFIXES)):
+        return True
+    factory = host.provider_factories().get(canonical_capability(spec))
+    return isinstance(factory, NativeFactory)

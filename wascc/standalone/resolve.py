@@ -2,7 +2,9 @@
 
 A spec is, in this order:
 
-1. a file: ``.so`` / ``.dylib`` (native, provider.h) or ``.wasm`` (portable);
+1. a file: ``.so`` / ``.dylib`` (native, provider.h), ``.par`` / ``.par.gz``
+   (a signed provider archive: :mod:`wascc.providers.archive`) or ``.wasm``
+   (portable);
 2. a capability id or entry-point name offered by an installed plugin
    (``wascc:keyvalue``, ``http_server``);
 3. a Python module path: ``package.module:Factory`` (a CapabilityProvider
@@ -21,10 +23,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wascc._providers import NATIVE_SUFFIXES
-from wascc.errors import ProviderError
+from wascc._providers import NATIVE_SUFFIXES, libraries
+from wascc.errors import ProviderArchiveError, ProviderError
 from wascc.plugins import ENTRY_POINT_GROUP
+from wascc.providers.archive import ARCHIVE_SUFFIXES, is_archive, load_provider_archive
 from wascc.providers.base import CapabilityProvider
+from wascc.providers.firstparty import NativeFactory
+from wascc.providers.isolated import IsolationSettings, load_isolated_provider
 from wascc.providers.native import load_native_provider
 from wascc.providers.portable import WasiGrant, load_portable_provider
 from wascc.wire.capability import canonical_capability
@@ -32,7 +37,7 @@ from wascc.wire.capability import canonical_capability
 if TYPE_CHECKING:
     from wascc.host import Host
 
-__all__ = ["check_spec", "resolve_provider"]
+__all__ = ["check_spec", "refuse_unsigned", "resolve_provider"]
 
 _MAGIC = (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
 
@@ -40,7 +45,16 @@ Factory = Callable[[], Any]
 
 
 def _is_file_spec(spec: str) -> bool:
-    return "/" in spec or spec.endswith((*NATIVE_SUFFIXES, ".wasm"))
+    return "/" in spec or spec.endswith((*NATIVE_SUFFIXES, *ARCHIVE_SUFFIXES, ".wasm"))
+
+
+def refuse_unsigned(spec: str, host: Host) -> None:
+    """Under ``require_signed_providers``, refuse a bare library before it is loaded."""
+    if host.require_signed_providers and spec.endswith(NATIVE_SUFFIXES):
+        raise ProviderArchiveError(
+            f"{spec}: a bare native library, and this host requires signed provider archives "
+            "(--require-signed-providers): package it with `wascc par create`"
+        )
 
 
 def _entry_point_names() -> dict[str, str]:
@@ -101,6 +115,8 @@ def check_spec(spec: str, factories: Mapping[str, Factory]) -> str:
             raise ProviderError(f"{spec}: no such provider file")
         if path.suffix == ".wasm":
             return f"portable provider {path.name}"
+        if is_archive(path):
+            return f"provider archive {path.name}"
         try:
             with path.open("rb") as f:
                 head = f.read(4)
@@ -124,19 +140,49 @@ def check_spec(spec: str, factories: Mapping[str, Factory]) -> str:
 
 
 def resolve_provider(
-    spec: str, host: Host, *, grant: WasiGrant | None = None
+    spec: str,
+    host: Host,
+    *,
+    grant: WasiGrant | None = None,
+    isolate: bool = False,
+    isolation: IsolationSettings | None = None,
 ) -> CapabilityProvider:
-    """Load or make the provider ``spec`` names (see the module doc)."""
+    """Load or make the provider ``spec`` names (see the module doc).
+
+    ``isolate`` runs a native provider (a library file or a first-party one
+    named by its capability id) in a child process with ``isolation``'s
+    settings; other kinds cannot be isolated and are refused.
+    """
     factories = host.provider_factories()
     check_spec(spec, factories)
     if _is_file_spec(spec):
         if spec.endswith(".wasm"):
+            if isolate:
+                raise ProviderError(_not_isolatable(spec, "a portable (wasm) provider"))
             return load_portable_provider(
                 spec, runtime=host.runtime, grant=grant, trusted_issuers=host.trusted_issuers
             )
+        if is_archive(spec):
+            return load_provider_archive(
+                spec, trusted_issuers=host.trusted_issuers, isolate=isolate, isolation=isolation
+            )
+        refuse_unsigned(spec, host)
+        if isolate:
+            return load_isolated_provider(spec, isolation)
         return load_native_provider(spec)
     factory = _factory_for(spec, factories) or _import_factory(spec)
+    if isolate:
+        if not isinstance(factory, NativeFactory):
+            raise ProviderError(_not_isolatable(spec, "a Python provider"))
+        return load_isolated_provider(libraries()[factory.library], isolation)
     provider = factory()
     if not isinstance(provider, CapabilityProvider):
         raise ProviderError(f"{spec}: made {provider!r}, which is not a CapabilityProvider")
     return provider
+
+
+def _not_isolatable(spec: str, kind: str) -> str:
+    return (
+        f"{spec}: only native providers (.so / .dylib) run isolated; this is {kind} "
+        "(portable providers are sandboxed by wasm already)"
+    )

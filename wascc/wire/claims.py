@@ -74,7 +74,10 @@ __all__ = [
     "extract_claims",
     "format_time",
     "module_hash",
+    "sign_body",
     "sign_module",
+    "unverified_body",
+    "verified_body",
     "verify_module",
 ]
 
@@ -337,6 +340,31 @@ def encode_token(claims: Claims, issuer: KeyPair) -> str:
         raise KeyFormatError("the claims' issuer is not the key that signs them")
     signing_input = f"{_b64(_canonical(HEADER))}.{_b64(_canonical(claims.to_json()))}"
     return f"{signing_input}.{_b64(issuer.sign(signing_input.encode()))}"
+
+
+def sign_body(body: dict[str, Any], issuer: KeyPair) -> str:
+    """A JWT of any claims object (a provider archive's, say), signed by an account key."""
+    if issuer.kind is not KeyType.ACCOUNT:
+        raise KeyFormatError("claims must be signed by an account key (SA...)")
+    if body.get("iss") != issuer.public_key:
+        raise KeyFormatError("the claims' issuer is not the key that signs them")
+    signing_input = f"{_b64(_canonical(HEADER))}.{_b64(_canonical(body))}"
+    return f"{signing_input}.{_b64(issuer.sign(signing_input.encode()))}"
+
+
+def verified_body(token: str, trusted_issuers: Iterable[str] | None) -> dict[str, Any]:
+    """Steps 2-6 for any token: parsed (bounded), issuer trusted, signature valid.
+
+    The claims object is returned uninterpreted: the caller checks its fields.
+    """
+    parsed = _parse(token)
+    _check_issuer(parsed, trusted_issuers)
+    return parsed.body
+
+
+def unverified_body(token: str) -> dict[str, Any]:
+    """Steps 2-4 only: for tools that show a token without trusting it."""
+    return _parse(token).body
 
 
 def decode_token(
