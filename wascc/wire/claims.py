@@ -131,18 +131,15 @@ class Claims:
         if self.ver is not None:
             wascap["ver"] = self.ver
         wascap["prov"] = self.provider
-        body: dict[str, Any] = {
-            "jti": self.id,
-            "iat": self.issued_at,
-            "iss": self.issuer,
-            "sub": self.subject,
-            "wascap": wascap,
-        }
-        if self.expires is not None:
-            body["exp"] = self.expires
-        if self.not_before is not None:
-            body["nbf"] = self.not_before
-        return body
+        return jwt_body(
+            self.id,
+            self.issued_at,
+            self.issuer,
+            self.subject,
+            wascap,
+            self.expires,
+            self.not_before,
+        )
 
     @classmethod
     def from_json(cls, body: Any) -> Claims:
@@ -244,6 +241,24 @@ def _strs(obj: dict[str, Any], key: str, prefix: str = "") -> tuple[str, ...]:
                 f"the claim `{prefix}{key}[{i}]` must be a string, not {_kind(item)}"
             )
     return tuple(value)
+
+
+def jwt_body(
+    jti: str,
+    iat: int,
+    iss: str,
+    sub: str,
+    wascap: dict[str, Any],
+    exp: int | None = None,
+    nbf: int | None = None,
+) -> dict[str, Any]:
+    """A token's claims object: the registered claims and ``wascap`` (``exp``/``nbf`` if set)."""
+    body: dict[str, Any] = {"jti": jti, "iat": iat, "iss": iss, "sub": sub, "wascap": wascap}
+    if exp is not None:
+        body["exp"] = exp
+    if nbf is not None:
+        body["nbf"] = nbf
+    return body
 
 
 def format_time(epoch: int | None) -> str:

@@ -55,6 +55,7 @@ from wascc.wire.claims import (
     MAX_TIME,
     MAX_TOKEN_BYTES,
     format_time,
+    jwt_body,
     sign_body,
     unverified_body,
     verified_body,
@@ -141,18 +142,15 @@ class ProviderClaims:
             wascap["ver"] = self.version
         if self.revision is not None:
             wascap["rev"] = self.revision
-        body: dict[str, Any] = {
-            "jti": self.id,
-            "iat": self.issued_at,
-            "iss": self.issuer,
-            "sub": self.subject,
-            "wascap": wascap,
-        }
-        if self.expires is not None:
-            body["exp"] = self.expires
-        if self.not_before is not None:
-            body["nbf"] = self.not_before
-        return body
+        return jwt_body(
+            self.id,
+            self.issued_at,
+            self.issuer,
+            self.subject,
+            wascap,
+            self.expires,
+            self.not_before,
+        )
 
     @classmethod
     def from_json(cls, body: Any) -> ProviderClaims:
