@@ -2,8 +2,9 @@
 
 Shared here so each is declared once: :func:`fail` (how every command reports
 an error), :func:`pairs` (``K=V`` options), :func:`control_option` (the
-``--control`` socket option) and :func:`ask` (the one control-socket client
-of the command line).
+``--control`` socket option), :func:`seed_option` (``--issuer``/``--subject``
+seed files) and :func:`ask` (the one control-socket client of the command
+line).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from wascc import __version__
 from wascc.errors import ControlError
 from wascc.standalone.control import default_path, request
 
-__all__ = ["ask", "control_option", "fail", "main", "pairs"]
+__all__ = ["ask", "control_option", "fail", "main", "pairs", "seed_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +41,16 @@ def pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
             raise click.BadParameter(f"{item!r} is not K=V", param_hint=option)
         found[key.strip()] = value
     return found
+
+
+def seed_option(flag: str, what: str, **kwargs: Any) -> Callable[[F], F]:
+    """``--issuer`` / ``--subject``: a seed file (``what`` says whose), created 0600 if missing."""
+    return click.option(
+        flag,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=kwargs.pop("help", f"{what} seed file (created if missing)."),
+        **kwargs,
+    )
 
 
 def default_control() -> str:

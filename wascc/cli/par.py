@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from wascc.cli.main import main
+from wascc.cli.main import main, seed_option
 from wascc.cli.tools import (
     DAY,
     _default_keys_dir,
@@ -66,16 +66,8 @@ def _write(path: Path, data: bytes) -> None:
 )
 @click.option("--target", help="<arch>-<os> of --binary [default: this machine's].")
 @click.option("--expires-in-days", type=float, help="Expire this many days from now.")
-@click.option(
-    "--issuer",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Account seed file (created if missing).",
-)
-@click.option(
-    "--subject",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The provider's service seed file, V... (created if missing).",
-)
+@seed_option("--issuer", "Account")
+@seed_option("--subject", "The provider's service (V...)")
 @click.option(
     "-o",
     "--output",
@@ -138,12 +130,7 @@ def par_create(
     "--binary", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Binary."
 )
 @click.option("--target", required=True, help="<arch>-<os> of --binary (aarch64-linux...).")
-@click.option(
-    "--issuer",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The account seed the archive was signed with.",
-)
+@seed_option("--issuer", "", required=True, help="The account seed the archive was signed with.")
 @click.option(
     "-o",
     "--output",

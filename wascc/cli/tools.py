@@ -21,7 +21,7 @@ import click
 import msgpack
 
 from wascc._providers import NATIVE_SUFFIXES
-from wascc.cli.main import ask, fail, main
+from wascc.cli.main import ask, fail, main, seed_option
 from wascc.errors import (
     ActorLoadError,
     ClaimsError,
@@ -181,16 +181,8 @@ def _default_keys_dir() -> Path:
 @click.option("--expires-in-days", type=float, help="Expire this many days from now.")
 @click.option("--not-before-days", type=float, help="Not valid until this many days from now.")
 @click.option("--provider", is_flag=True, help="Mark it a portable capability provider.")
-@click.option(
-    "--issuer",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Account seed file (created if missing).",
-)
-@click.option(
-    "--subject",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Module seed file (created if missing).",
-)
+@seed_option("--issuer", "Account")
+@seed_option("--subject", "Module")
 @click.option(
     "-o",
     "--output",
