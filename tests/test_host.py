@@ -9,8 +9,10 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+import wasmtime
 
 from wascc import (
+    ActorLoadError,
     BindingError,
     GuestError,
     Host,
@@ -24,6 +26,7 @@ from wascc import (
     WasccError,
     hookimpl,
 )
+from wascc.engine.runtime import Runtime
 from wascc.wire.codec import CapabilityDescriptor, GeneratorRequest, GeneratorResult, pack
 
 from conftest import Signer, build_test_actor, call_payload
@@ -563,3 +566,48 @@ def test_call_that_races_a_remove_is_not_found(host: Host, sign: Signer) -> None
     host.add_plugin(_Remover())
     with pytest.raises(NotFound, match="replaced or removed"):
         host.call_actor(key, "Echo", b"x")
+
+
+# ---- one compiled module per code, shared by every signed copy -------------------------
+
+
+def test_signed_copies_of_one_module_share_their_compiled_code(
+    sign: Signer, account: KeyPair
+) -> None:
+    runtime = Runtime()  # its own: the process-wide one holds other tests' modules
+    host = Host(
+        trusted_issuers=[account.public_key],
+        health_interval=0,
+        load_entry_points=False,
+        runtime=runtime,
+    )
+    try:
+        _share_and_free(host, sign)
+    finally:
+        host.stop()
+        runtime.close()
+
+
+def _share_and_free(host: Host, sign: Signer) -> None:
+    wasm = build_test_actor()
+    first = host.add_actor(sign(wasm, name="one")[0])
+    second = host.add_actor(sign(wasm, name="two")[0])
+    other = host.add_actor(sign(build_test_actor("VERSION2"), name="three")[0])
+    assert len(host.runtime._compiled) == 2  # the two copies compiled once, the other code apart
+    shared = next(c for c in host.runtime._compiled.values() if c.users == 2)
+    host.remove_actor(first)
+    assert shared.users == 1
+    assert host.call_actor(second, "Echo", b"still") == b"still"  # the copy keeps the code
+    host.remove_actor(second)
+    assert shared.key not in host.runtime._compiled  # the last share freed it
+    assert host.call_actor(other, "Version") == b"VERSION2"
+    again = host.add_actor(sign(wasm, name="four")[0])  # compiled anew after the free
+    assert host.call_actor(again, "Echo", b"back") == b"back"
+
+
+def test_a_shared_module_is_checked_for_each_load_of_other_code(host: Host, sign: Signer) -> None:
+    good = build_test_actor()
+    host.add_actor(sign(good, name="good")[0])
+    broken = wasmtime.wat2wasm('(module (memory (export "memory") 1))')
+    with pytest.raises(ActorLoadError, match="__guest_call"):
+        host.add_actor(sign(broken, name="broken")[0])

@@ -9,11 +9,12 @@ lives in C (``native/host/wascc_host.c``, reached through ``wascc.engine.ffi``).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import wasmtime
@@ -22,6 +23,7 @@ from wascc.engine.ticker import EpochTicker
 from wascc.engine.wapc import WapcLinker, WapcPre
 from wascc.errors import ActorLoadError, ModuleError
 from wascc.wire import wasm as wasm_format
+from wascc.wire.claims import LEGACY_SECTIONS as CLAIMS_SECTIONS
 
 __all__ = ["CALLED_EXPORTS", "WAPC_IMPORTS", "Runtime", "WapcModule"]
 
@@ -53,16 +55,48 @@ DEFAULT_TICK = 0.005
 
 @dataclass(frozen=True)
 class WapcModule:
-    """A compiled, checked and pre-linked waPC module."""
+    """A compiled, checked and pre-linked waPC module.
+
+    Loads of the same code (two signed copies differ only in their claims
+    section) share one compiled module: :meth:`close` gives this load's share
+    back, and the code is freed when the last share is.
+    """
 
     module: wasmtime.Module
     pre: WapcPre
     uses_wasi: bool
     exports: frozenset[str]
+    _shared: _Compiled | None = field(default=None, repr=False, compare=False)
 
     def close(self) -> None:
-        """Free the compiled code (and its memfd) now; no instance may be left."""
-        self.pre.close()
+        """Give this load's share back; the last one frees the code (and its memfd)."""
+        if self._shared is not None:
+            self._shared.release()
+        else:
+            self.pre.close()
+            self.module.close()
+
+
+class _Compiled:
+    """One compiled module shared by every load of its code, counted."""
+
+    def __init__(self, runtime: Runtime, key: tuple[str, bool], module: WapcModule) -> None:
+        self.runtime = runtime
+        self.key = key
+        self.module = module
+        self.users = 0
+
+    def share(self) -> WapcModule:
+        self.users += 1  # under the runtime's lock
+        m = self.module
+        return WapcModule(m.module, m.pre, m.uses_wasi, m.exports, self)
+
+    def release(self) -> None:
+        with self.runtime._lock:
+            self.users -= 1
+            if self.users > 0:
+                return
+            self.runtime._compiled.pop(self.key, None)
         self.module.close()
 
 
@@ -97,6 +131,8 @@ class Runtime:
         self.tick = tick
         self._ticker = EpochTicker(self.engine, tick)
         self._linkers: dict[bool, WapcLinker] = {}
+        #: Compiled code by (SHA-256 of the module without its claims, WASI?).
+        self._compiled: dict[tuple[str, bool], _Compiled] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -123,13 +159,38 @@ class Runtime:
 
         Errors name ``label`` and say what is wrong: not wasm, an import the
         host does not provide (or with the wrong signature), no
-        ``__guest_call`` or ``memory`` export.
+        ``__guest_call`` or ``memory`` export.  Code already loaded (the same
+        module with other claims: a second signed copy, a re-signed one) is
+        compiled and checked once and shared (:class:`WapcModule`).
         """
         if not wasm.startswith(b"\0asm"):
             # wasmtime-py would compile the text format too; actors are binaries
             raise ModuleError(
                 f"{label} is not a valid WebAssembly module: expected the binary format"
             )
+        try:
+            code = wasm_format.strip_custom_sections(bytes(wasm), CLAIMS_SECTIONS)
+        except ModuleError as exc:
+            raise ModuleError(f"{label} is not a valid WebAssembly module: {exc}") from exc
+        key = (hashlib.sha256(code).hexdigest(), allow_wasi)
+        with self._lock:
+            cached = self._compiled.get(key)
+            if cached is not None:
+                return cached.share()
+        compiled = self._compile(wasm, label, allow_wasi)
+        spare = None
+        with self._lock:
+            found = self._compiled.get(key)
+            if found is None:
+                found = self._compiled[key] = _Compiled(self, key, compiled)
+            else:  # another thread compiled it meanwhile: use theirs
+                spare = compiled
+            shared = found.share()
+        if spare is not None:
+            spare.close()
+        return shared
+
+    def _compile(self, wasm: bytes, label: str, allow_wasi: bool) -> WapcModule:
         try:
             module = wasmtime.Module(self.engine, wasm)
         except wasmtime.WasmtimeError as exc:
