@@ -206,6 +206,24 @@ def test_an_actor_path_with_a_nul_byte_is_an_actor_load_error(fast_host: Host) -
         fast_host.add_actor(Path("/tmp/a\x00b.wasm"))
 
 
+def test_an_actor_path_that_is_no_regular_file_is_refused_unread(fast_host: Host) -> None:
+    """``start-actor /dev/zero`` through the socket must not read until memory runs out."""
+    with pytest.raises(ActorLoadError, match="not a regular file"):
+        fast_host.add_actor(Path("/dev/zero"))
+
+
+def test_an_actor_file_over_the_size_limit_is_refused(
+    fast_host: Host, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wascc.engine import guest
+
+    monkeypatch.setattr(guest, "MAX_MODULE_BYTES", 1024)
+    big = tmp_path / "big.wasm"
+    big.write_bytes(b"\0asm" + bytes(2048))
+    with pytest.raises(ActorLoadError, match="larger than 1024 bytes"):
+        fast_host.add_actor(big)
+
+
 def test_serves_when_descriptors_are_past_1024(control: Path) -> None:
     """A busy host has many descriptors; select() could not watch one past 1024."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

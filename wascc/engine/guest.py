@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,11 @@ class ActorSettings:
             raise ValueError("need 0 <= min_instances <= max_instances and max_instances >= 1")
 
 
+#: The largest module file read (the control socket lets an operator name any path:
+#: ``/dev/zero`` or a huge file must be refused, not read until memory runs out).
+MAX_MODULE_BYTES = 256 * 1024 * 1024
+
+
 def read_module(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
     """The module bytes and a label for messages (the file name, or a hash)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -72,11 +78,20 @@ def read_module(source: str | os.PathLike[str] | bytes) -> tuple[bytes, str]:
         return data, f"module {hashlib.sha256(data).hexdigest()[:12]}"
     path = Path(source)
     try:
-        return path.read_bytes(), path.name
+        with path.open("rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ActorLoadError(f"cannot read actor {path}: it is not a regular file")
+            data = f.read(MAX_MODULE_BYTES + 1)
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise ActorLoadError(
             f"cannot read actor {path}: {getattr(exc, 'strerror', None) or exc}"
         ) from exc
+    if len(data) > MAX_MODULE_BYTES:
+        raise ActorLoadError(
+            f"cannot read actor {path}: it is larger than {MAX_MODULE_BYTES} bytes"
+        )
+    return data, path.name
 
 
 @dataclass(frozen=True)
