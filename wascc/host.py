@@ -281,16 +281,6 @@ class _ProviderEntry:
     values: dict[str, str]  # defaults merged under every binding's values
 
 
-def _wascc_values(claims: Claims) -> dict[str, str]:
-    return {
-        "__wascc_issuer": claims.issuer,
-        "__wascc_capabilities": ",".join(claims.caps),
-        "__wascc_name": claims.name,
-        "__wascc_expires": str(claims.expires or 0),
-        "__wascc_tags": ",".join(claims.tags),
-    }
-
-
 class Host:
     """A single-node actor host.
 
@@ -956,7 +946,7 @@ class Host:
         entry: _ProviderEntry, values: dict[str, str], claims: Claims, actor: str
     ) -> CapabilityConfiguration:
         """BindActor's payload: provider defaults < binding values < __wascc_* keys."""
-        return CapabilityConfiguration(actor, {**entry.values, **values, **_wascc_values(claims)})
+        return CapabilityConfiguration(actor, {**entry.values, **values, **claims.binding_values()})
 
     def remove_binding(
         self, actor: str, capability_id: str, binding: str = DEFAULT_BINDING

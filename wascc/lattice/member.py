@@ -122,17 +122,6 @@ def descriptor_json(d: CapabilityDescriptor) -> dict[str, Any]:
     }
 
 
-def wascc_values(claims: Claims) -> dict[str, str]:
-    """The ``__wascc_*`` keys the host adds to every BindActor (CONTRACTS section 2)."""
-    return {
-        "__wascc_issuer": claims.issuer,
-        "__wascc_capabilities": ",".join(claims.caps),
-        "__wascc_name": claims.name,
-        "__wascc_expires": str(claims.expires or 0),
-        "__wascc_tags": ",".join(claims.tags),
-    }
-
-
 class Lattice:
     """One host's membership in a lattice (the Host's remote router)."""
 
@@ -336,7 +325,7 @@ class Lattice:
                 "capability_id": capid,
                 "binding_name": binding,
                 "configuration": values,
-                "wascc": wascc_values(claims),
+                "wascc": claims.binding_values(),
             },
         )
 
@@ -504,7 +493,7 @@ class Lattice:
             )
         except Exception as exc:
             raise BindingError(f"cannot bind {what}: the lattice's bucket failed: {exc}") from exc
-        config = CapabilityConfiguration(actor, {**values, **wascc_values(claims)})
+        config = CapabilityConfiguration(actor, {**values, **claims.binding_values()})
         try:
             self._control(capability_id, binding, OP_BIND_ACTOR, config.encode())
         except NotFound:

@@ -141,6 +141,16 @@ class Claims:
             self.not_before,
         )
 
+    def binding_values(self) -> dict[str, str]:
+        """The ``__wascc_*`` keys the host adds to every BindActor (CONTRACTS section 2)."""
+        return {
+            "__wascc_issuer": self.issuer,
+            "__wascc_capabilities": ",".join(self.caps),
+            "__wascc_name": self.name,
+            "__wascc_expires": str(self.expires or 0),
+            "__wascc_tags": ",".join(self.tags),
+        }
+
     @classmethod
     def from_json(cls, body: Any) -> Claims:
         """Read the token's claims object, refusing wrong types and out-of-range values.
