@@ -297,6 +297,10 @@ static mini_t *mini_new(wasm_engine_t *engine, wasmtime_module_t *module) {
         item.kind != EXTERN_FUNC)
         die("instantiate", "the module exports no __guest_call");
     m->guest_call = item.of.func;
+    state_t probe = {.ctx = m->ctx}; /* an unchecked call of the wrong arity aborts */
+    if (!func_arity_is(&probe, &m->guest_call, 2, 1))
+        die("instantiate", "the module exports __guest_call with a type other than "
+                           "(i32, i32) -> i32");
     return m;
 }
 
