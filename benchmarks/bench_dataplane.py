@@ -427,9 +427,9 @@ def print_report(rows: list[Figure], floor: FloorTable, plan: Plan) -> None:
         values = (
             fmt(row.wascc, row.unit),
             fmt(row.floor, row.unit),
-            "-" if row.floor_ratio is None else f"{row.floor_ratio:.2f}",
+            "-" if row.floor_ratio is None else f"{row.floor_ratio:.3g}",
             ("<= " if not row.higher_is_better else ">= ") + fmt(row.target, row.unit),
-            f"{row.target_ratio:.2f}",
+            f"{row.target_ratio:.3g}",
             "met" if row.met else "MISSED",
         )
         print(f"{row.name:26s}" + "".join(c.rjust(w) for c, w in zip(values, widths, strict=True)))
