@@ -166,11 +166,13 @@ static int32_t run(const wascc_dispatcher *d, const request_t *r, uint8_t **out,
     }
     pthread_mutex_lock(&start.lock);
     while (start.ready < started) pthread_cond_wait(&start.changed, &start.lock);
+    /* the clock starts before any worker may: a worker woken by the
+     * broadcast can finish before this thread runs again */
+    int64_t begin = now_ns();
     start.go = 1;
     start.cancel = started < r->threads;
     pthread_cond_broadcast(&start.changed);
     pthread_mutex_unlock(&start.lock);
-    int64_t begin = now_ns();
     long ok = 0, bad = 0, err = 0;
     for (long t = 0; t < started; t++) {
         pthread_join(threads[t], NULL);

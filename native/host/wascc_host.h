@@ -235,9 +235,10 @@ int wh_pool_read_map(wh_pool *p, const char *op);
 #define WH_NATIVE_STOPPED 9999
 typedef struct wh_native wh_native;
 wh_native *wh_native_new(wascc_provider *p);
+/* out->data is this thread's buffer (the provider's reply is copied and
+ * released before the call stops counting), valid until its next call. */
 int32_t wh_native_call(wh_native *n, const char *actor, const char *op,
                        const unsigned char *msg, size_t msg_len, wh_reply *out);
-void wh_native_free(wh_native *n, uint8_t *buf);
 /* 1 when stopped and destroyed, 0 when calls were still running after
  * timeout seconds (then it is left undestroyed). */
 int wh_native_stop(wh_native *n, double timeout);

@@ -21,6 +21,39 @@
  * only when no call is in flight (wh_native_stop).
  */
 
+/* ---- shards ---------------------------------------------------------- */
+
+/* Counters a call bumps on every call are split in WH_SHARDS cache lines,
+ * one picked per thread, so threads on different cores do not pass the
+ * same line back and forth; readers add the shards up. */
+#define WH_SHARDS 8
+#define CACHE_LINE 64
+typedef struct {
+    _Alignas(CACHE_LINE) _Atomic uint64_t n;
+} counter_t;
+
+static _Atomic unsigned next_shard;
+static __thread int my_shard = -1;
+
+static inline unsigned shard(void) {
+    if (my_shard < 0) my_shard = (int)(atomic_fetch_add(&next_shard, 1) % WH_SHARDS);
+    return (unsigned)my_shard;
+}
+
+static uint64_t counter_sum(const counter_t *c) {
+    uint64_t sum = 0;
+    for (int i = 0; i < WH_SHARDS; i++) sum += atomic_load_explicit(&c[i].n, memory_order_relaxed);
+    return sum;
+}
+
+/* calloc, aligned to a cache line (for structs holding counter_t) */
+static void *calloc_lines(size_t size) {
+    size = (size + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
+    void *p = aligned_alloc(CACHE_LINE, size);
+    if (p) memset(p, 0, size);
+    return p;
+}
+
 /* ---- counters -------------------------------------------------------- */
 
 static double bucket_bounds[WH_NBUCKETS];
@@ -33,9 +66,9 @@ void wh_set_buckets(const double *bounds, size_t n) {
 }
 
 typedef struct {
+    counter_t calls[WH_SHARDS];
     char *name;
     size_t len;
-    _Atomic uint64_t calls;
     _Atomic uint64_t timed;
     _Atomic uint64_t ns;
     _Atomic uint64_t buckets[WH_NBUCKETS];
@@ -65,7 +98,7 @@ static void stats_free(wh_stats *s) {
 }
 
 static op_stats *op_new(const char *name, size_t len) {
-    op_stats *o = calloc(1, sizeof *o);
+    op_stats *o = calloc_lines(sizeof *o);
     if (!o) return NULL;
     o->name = dup_bytes(name, len);
     if (!o->name) {
@@ -115,10 +148,10 @@ static uint64_t now_ns(void) {
 }
 
 /* Count one call; returns the start time when this call is to be timed
- * (one in WH_SAMPLE_EVERY: the 1st, 65th...), else 0. */
+ * (one in WH_SAMPLE_EVERY of each shard: the 1st, 65th...), else 0. */
 static uint64_t stats_begin(op_stats *o) {
     if (!o) return 0;
-    uint64_t k = atomic_fetch_add_explicit(&o->calls, 1, memory_order_relaxed);
+    uint64_t k = atomic_fetch_add_explicit(&o->calls[shard()].n, 1, memory_order_relaxed);
     return (k & (WH_SAMPLE_EVERY - 1)) == 0 ? now_ns() : 0;
 }
 
@@ -139,7 +172,7 @@ int wh_stats_get(wh_stats *s, size_t i, wh_op_stats *out) {
     if (!o) return 0;
     out->name = o->name;
     out->name_len = o->len;
-    out->calls = atomic_load(&o->calls);
+    out->calls = counter_sum(o->calls);
     out->timed = atomic_load(&o->timed);
     out->ns = atomic_load(&o->ns);
     for (size_t b = 0; b < WH_NBUCKETS; b++) out->buckets[b] = atomic_load(&o->buckets[b]);
@@ -218,16 +251,26 @@ static void tls_result_set(wh_result *out, const char *data, size_t len) {
 }
 
 
+/* An idle instance sits in a slot of its own cache line: a call takes one
+ * with an atomic exchange and gives it back with a compare-and-swap, each
+ * thread starting at its own slot, so calls on different cores do not
+ * contend.  There are as many slots as the pool may hold instances, so a
+ * released instance always finds one free. */
+typedef struct {
+    _Alignas(CACHE_LINE) wh_instance *_Atomic inst;
+} slot_t;
+
 struct wh_pool {
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* size, waits, empty_told; the waiters' condition */
     pthread_cond_t cv;
     _Atomic int refs;
-    wh_instance **idle;
-    uint32_t nidle, size, max, waiting;
-    int retired, empty_told;
+    slot_t *slots;
+    uint32_t size, max;
+    _Atomic uint32_t waiting;
+    _Atomic int retired;
+    int empty_told;
     uint64_t waits;
     _Atomic uint64_t errors;
-    _Atomic uint32_t busy;
     void *engine, *pre, *py_host, *py_owner;
     int64_t memory_limit;
     int wasi;
@@ -258,10 +301,10 @@ wh_pool *wh_pool_new(void *engine, void *pre, void *py_host, void *py_owner,
     if (max_size < 1) return NULL;
     wh_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
-    p->idle = calloc(max_size, sizeof *p->idle);
+    p->slots = calloc_lines((size_t)max_size * sizeof *p->slots);
     p->stats = stats_new();
-    if (!p->idle || !p->stats) {
-        free(p->idle);
+    if (!p->slots || !p->stats) {
+        free(p->slots);
         stats_free(p->stats);
         free(p);
         return NULL;
@@ -294,8 +337,8 @@ wh_pool *wh_pool_new(void *engine, void *pre, void *py_host, void *py_owner,
 static void pool_ref(wh_pool *p) { atomic_fetch_add(&p->refs, 1); }
 
 static void pool_free(wh_pool *p) {
-    for (uint32_t i = 0; i < p->nidle; i++) wh_instance_delete(p->idle[i]);
-    free(p->idle);
+    for (uint32_t i = 0; i < p->max; i++) wh_instance_delete(atomic_load(&p->slots[i].inst));
+    free(p->slots);
     stats_free(p->stats);
     free(p->key);
     free_lines(p->caps, p->ncaps);
@@ -367,16 +410,49 @@ static void pool_close(wh_pool *p, wh_instance *inst) {
     if (empty) wh_py_pool_empty(p->py_owner);
 }
 
+static wh_instance *slots_take(wh_pool *p) {
+    uint32_t n = p->max, at = shard() % n;
+    for (uint32_t i = 0; i < n; i++, at = at + 1 == n ? 0 : at + 1) {
+        slot_t *s = &p->slots[at];
+        if (atomic_load_explicit(&s->inst, memory_order_relaxed)) {
+            wh_instance *inst = atomic_exchange(&s->inst, NULL);
+            if (inst) return inst;
+        }
+    }
+    return NULL;
+}
+
+static void slots_put(wh_pool *p, wh_instance *inst) {
+    uint32_t n = p->max, at = shard() % n;
+    for (;;) { /* a slot is always free: at most max instances live */
+        for (uint32_t i = 0; i < n; i++, at = at + 1 == n ? 0 : at + 1) {
+            wh_instance *none = NULL;
+            if (atomic_compare_exchange_strong(&p->slots[at].inst, &none, inst)) return;
+        }
+    }
+}
+
+static void slots_drain(wh_pool *p) {
+    for (uint32_t i = 0; i < p->max; i++) {
+        wh_instance *inst = atomic_exchange(&p->slots[i].inst, NULL);
+        if (inst) pool_close(p, inst);
+    }
+}
+
 static void pool_release(wh_pool *p, wh_instance *inst) {
-    pthread_mutex_lock(&p->mu);
-    if (p->retired) {
-        pthread_mutex_unlock(&p->mu);
+    if (atomic_load(&p->retired)) {
         pool_close(p, inst);
         return;
     }
-    p->idle[p->nidle++] = inst;
-    if (p->waiting) pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    slots_put(p, inst);
+    /* A waiter counts itself before its last look at the slots (holding
+     * mu until it sleeps): either it sees this instance, or this sees it. */
+    if (atomic_load(&p->waiting)) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (atomic_load(&p->retired)) slots_drain(p); /* retired meanwhile: do not strand it */
 }
 
 static wh_instance *pool_create(wh_pool *p, uint64_t ticks, wh_result *out) {
@@ -403,7 +479,7 @@ static wh_instance *pool_create(wh_pool *p, uint64_t ticks, wh_result *out) {
 int wh_pool_fill(wh_pool *p, uint32_t n, wh_result *out) {
     for (uint32_t i = 0; i < n; i++) {
         pthread_mutex_lock(&p->mu);
-        if (p->size >= p->max || p->retired) {
+        if (p->size >= p->max || atomic_load(&p->retired)) {
             pthread_mutex_unlock(&p->mu);
             return 0;
         }
@@ -435,29 +511,24 @@ static void deadline_after(struct timespec *ts, double seconds) {
 }
 
 static wh_instance *pool_acquire(wh_pool *p, double wait, uint64_t ticks, wh_result *out) {
-    pthread_mutex_lock(&p->mu);
-    if (p->nidle) {
-        wh_instance *inst = p->idle[--p->nidle];
-        pthread_mutex_unlock(&p->mu);
-        return inst;
-    }
+    wh_instance *inst = slots_take(p);
+    if (inst) return inst;
     struct timespec until;
     int waited = 0, timed_out = 0;
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add(&p->waiting, 1);
     for (;;) {
-        if (p->nidle) {
-            wh_instance *inst = p->idle[--p->nidle];
-            pthread_mutex_unlock(&p->mu);
-            return inst;
-        }
-        if (p->retired) {
-            pthread_mutex_unlock(&p->mu);
+        inst = slots_take(p);
+        if (inst) break;
+        if (atomic_load(&p->retired)) {
             out->status = WH_RETIRED;
-            return NULL;
+            break;
         }
         if (p->size < p->max) {
             p->size++;
+            atomic_fetch_sub(&p->waiting, 1);
             pthread_mutex_unlock(&p->mu);
-            wh_instance *inst = pool_create(p, ticks, out);
+            inst = pool_create(p, ticks, out);
             if (!inst) {
                 pthread_mutex_lock(&p->mu);
                 p->size--;
@@ -469,20 +540,19 @@ static wh_instance *pool_acquire(wh_pool *p, double wait, uint64_t ticks, wh_res
             return inst;
         }
         if (timed_out) {
-            pthread_mutex_unlock(&p->mu);
             out->status = WH_BUSY;
-            return NULL;
+            break;
         }
         if (!waited) {
             waited = 1;
             p->waits++;
             deadline_after(&until, wait);
         }
-        p->waiting++;
-        int rc = pthread_cond_timedwait(&p->cv, &p->mu, &until);
-        p->waiting--;
-        if (rc != 0) timed_out = 1;
+        if (pthread_cond_timedwait(&p->cv, &p->mu, &until) != 0) timed_out = 1;
     }
+    atomic_fetch_sub(&p->waiting, 1);
+    pthread_mutex_unlock(&p->mu);
+    return inst;
 }
 
 /* One call on an instance of `p`; the result goes to `sink` (the caller's
@@ -509,11 +579,9 @@ static void pool_call(wh_pool *p, const char *op, size_t op_len, const char *msg
         return;
     }
     op_stats *o = stats_op(p->stats, op, op_len);
-    atomic_fetch_add_explicit(&p->busy, 1, memory_order_relaxed);
     uint64_t started = stats_begin(o);
     int status = wh_call(inst, op, op_len, msg, msg_len, ticks);
     stats_end(o, started);
-    atomic_fetch_sub_explicit(&p->busy, 1, memory_order_relaxed);
     if (buf_assign(sink, inst->result, inst->result_len) != 0) {
         static const char oom[] = "host out of memory: cannot copy the reply";
         buf_assign(sink, oom, sizeof oom - 1);
@@ -554,32 +622,25 @@ void wh_pool_call(wh_pool *p, const char *op, size_t op_len, const char *msg, si
 
 void wh_pool_retire(wh_pool *p) {
     pthread_mutex_lock(&p->mu);
-    p->retired = 1;
-    uint32_t n = p->nidle;
-    wh_instance **idle = NULL;
-    if (n) {
-        idle = malloc(n * sizeof *idle);
-        if (idle) memcpy(idle, p->idle, n * sizeof *idle);
-        else n = 0; /* left for pool_free */
-        p->nidle -= n;
-    }
-    pthread_cond_broadcast(&p->cv);
+    atomic_store(&p->retired, 1); /* before the drain: a later release drains itself */
+    pthread_cond_broadcast(&p->cv); /* waiters give up: no instance will come back */
     int empty = pool_now_empty(p);
     pthread_mutex_unlock(&p->mu);
     if (empty) wh_py_pool_empty(p->py_owner);
-    for (uint32_t i = 0; i < n; i++) pool_close(p, idle[i]);
-    free(idle);
+    slots_drain(p);
 }
 
 void wh_pool_info(wh_pool *p, uint64_t out[WH_POOL_INFO]) {
+    uint64_t idle = 0;
+    for (uint32_t i = 0; i < p->max; i++) idle += atomic_load(&p->slots[i].inst) != NULL;
     pthread_mutex_lock(&p->mu);
     out[0] = p->size;
-    out[1] = p->nidle;
     out[2] = p->waits;
-    out[4] = (uint64_t)p->retired;
     pthread_mutex_unlock(&p->mu);
+    out[1] = idle < out[0] ? idle : out[0];
     out[3] = atomic_load(&p->errors);
-    out[5] = atomic_load(&p->busy);
+    out[4] = (uint64_t)atomic_load(&p->retired);
+    out[5] = out[0] - out[1];
 }
 
 wh_stats *wh_pool_stats(wh_pool *p) { return p->stats; }
@@ -587,14 +648,14 @@ wh_stats *wh_pool_stats(wh_pool *p) { return p->stats; }
 /* ---- native providers ------------------------------------------------ */
 
 struct wh_native {
+    counter_t in_flight[WH_SHARDS]; /* a call enters and leaves on its thread's shard */
     wascc_provider *p;
-    _Atomic int in_flight;
     _Atomic int stopped;
     wh_stats *stats;
 };
 
 wh_native *wh_native_new(wascc_provider *p) {
-    wh_native *n = calloc(1, sizeof *n);
+    wh_native *n = calloc_lines(sizeof *n);
     if (!n) return NULL;
     n->stats = stats_new();
     if (!n->stats) {
@@ -607,36 +668,53 @@ wh_native *wh_native_new(wascc_provider *p) {
 
 wh_stats *wh_native_stats(wh_native *n) { return n->stats; }
 
-int wh_native_in_flight(wh_native *n) { return atomic_load(&n->in_flight); }
+int wh_native_in_flight(wh_native *n) { return (int)counter_sum(n->in_flight); }
 
-/* Enter a call: 0 when the provider takes it, -1 once it has stopped. */
+/* Enter a call: 0 when the provider takes it, -1 once it has stopped.
+ * (Counted before stopped is read, and stop sets stopped before it adds
+ * the counts up: either the call sees it stopped, or stop sees the call.) */
 static int native_enter(wh_native *n) {
-    atomic_fetch_add(&n->in_flight, 1);
+    atomic_fetch_add(&n->in_flight[shard()].n, 1);
     if (atomic_load(&n->stopped)) {
-        atomic_fetch_sub(&n->in_flight, 1);
+        atomic_fetch_sub(&n->in_flight[shard()].n, 1);
         return -1;
     }
     return 0;
 }
+
+static void native_leave(wh_native *n) { atomic_fetch_sub(&n->in_flight[shard()].n, 1); }
+
+/* The replies Python reads (wh_native_call): one buffer per thread. */
+static __thread buf_t tls_native;
 
 int32_t wh_native_call(wh_native *n, const char *actor, const char *op,
                        const unsigned char *msg, size_t msg_len, wh_reply *out) {
     out->data = NULL;
     out->len = 0;
     if (native_enter(n) != 0) return WH_NATIVE_STOPPED;
-    int32_t rc = wh_provider_call(n->p, actor, op, msg, msg_len, out);
-    atomic_fetch_sub(&n->in_flight, 1);
+    wh_reply reply;
+    int32_t rc = wh_provider_call(n->p, actor, op, msg, msg_len, &reply);
+    /* copied and handed back while the call still counts as in flight: the
+     * provider may be destroyed the moment it does not */
+    if (buf_assign(&tls_native, reply.data, reply.len) != 0) {
+        static const char oom[] = "host out of memory: cannot copy the provider's reply";
+        buf_assign(&tls_native, oom, sizeof oom - 1);
+        rc = WASCC_ERROR;
+    }
+    if (reply.data) n->p->free_buffer(n->p->state, reply.data);
+    native_leave(n);
+    out->data = tls_native.data;
+    out->len = tls_native.len;
     return rc;
 }
 
-void wh_native_free(wh_native *n, uint8_t *buf) { wh_provider_free(n->p, buf); }
 
 int wh_native_stop(wh_native *n, double timeout) {
     if (atomic_exchange(&n->stopped, 1)) return 1;
     wh_provider_stop(n->p);
     uint64_t until = now_ns() + (uint64_t)(timeout * 1e9);
     struct timespec ms = {0, 1000000};
-    while (atomic_load(&n->in_flight)) {
+    while (counter_sum(n->in_flight)) {
         if (now_ns() > until) return 0; /* left undestroyed: never freed under a call */
         nanosleep(&ms, NULL);
     }
@@ -670,6 +748,9 @@ struct wh_router {
     void *py_handle;
     _Atomic int python_only;
     _Atomic int draining;
+    /* bumped by every write: a thread's cached lookups (below) hold while
+     * it has not moved */
+    _Atomic uint64_t gen;
 };
 
 /* Calls into actors and providers the data plane is running on this thread
@@ -829,6 +910,7 @@ int wh_router_actor(wh_router *r, const char *actor, wh_pool *pool) {
             e->pool = pool;
         }
     }
+    atomic_fetch_add(&r->gen, 1);
     pthread_rwlock_unlock(&r->lock);
     return rc;
 }
@@ -852,6 +934,7 @@ int wh_router_route(wh_router *r, const char *actor, const char *cap, const char
             e->codec = codec;
         }
     }
+    atomic_fetch_add(&r->gen, 1);
     pthread_rwlock_unlock(&r->lock);
     return rc;
 }
@@ -896,43 +979,92 @@ static void report_failure(wh_router *r, wh_failure *f, buf_t *text) {
  * The reply or the error words go to `sink`; returns 1 on success, 0 on
  * failure. */
 static int route_to_actor(wh_router *r, const char *target, size_t target_len, const char *op,
-                          size_t op_len, const char *msg, size_t msg_len, buf_t *sink) {
+                          size_t op_len, const char *msg, size_t msg_len, buf_t *sink,
+                          wh_pool *borrowed) {
     for (int attempt = 0; attempt < 4; attempt++) {
-        wh_pool *p = rt_actor(r, target, target_len);
+        /* `borrowed` (first attempt only): the caller holds its reference,
+         * so this call takes none (no shared counter on the hot path) */
+        wh_pool *p = borrowed;
+        int owned = 0;
+        borrowed = NULL;
+        if (!p) {
+            p = rt_actor(r, target, target_len);
+            owned = 1;
+        }
         if (!p) return WH_ROUTE_PYTHON;
         wh_result res;
         route_depth++;
         pool_call(p, op, op_len, msg, msg_len, 0, sink, &res);
         route_depth--;
-        if (res.status == WH_OK) {
-            wh_pool_unref(p);
-            return 1;
-        }
         if (res.status == WH_RETIRED) { /* replaced meanwhile: call its successor */
-            wh_pool_unref(p);
+            if (owned) wh_pool_unref(p);
             continue;
         }
-        wh_failure f = {0};
-        f.kind = WH_FAIL_ACTOR;
-        f.owner = p->py_owner;
-        f.op = op;
-        f.op_len = op_len;
-        f.status = res.status;
-        f.start_status = res.start_status;
-        f.data = res.status == WH_START_FAILED ? tls_result.data : sink->data;
-        f.len = res.status == WH_START_FAILED ? tls_result.len
-                : (res.status == WH_BUSY ? 0 : sink->len);
-        f.at_cap = res.at_cap;
-        f.memory_size = res.memory_size;
-        report_failure(r, &f, sink);
-        wh_pool_unref(p);
-        return 0;
+        if (res.status != WH_OK) {
+            wh_failure f = {0};
+            f.kind = WH_FAIL_ACTOR;
+            f.owner = p->py_owner;
+            f.op = op;
+            f.op_len = op_len;
+            f.status = res.status;
+            f.start_status = res.start_status;
+            f.data = res.status == WH_START_FAILED ? tls_result.data : sink->data;
+            f.len = res.status == WH_START_FAILED ? tls_result.len
+                    : (res.status == WH_BUSY ? 0 : sink->len);
+            f.at_cap = res.at_cap;
+            f.memory_size = res.memory_size;
+            report_failure(r, &f, sink);
+        }
+        if (owned) wh_pool_unref(p);
+        return res.status == WH_OK;
     }
     return WH_ROUTE_PYTHON;
 }
 
 static int is_request_struct(const char *op, size_t len) {
     return in_lines(request_structs, nrequest_structs, op, len);
+}
+
+/* Each thread remembers its last lookups while the tables have not changed
+ * (the router's gen): a repeated call takes no lock and reads no shared
+ * line but gen.  A native provider is never freed, so a stale pointer is
+ * harmless (native_enter refuses a stopped one); a cached pool holds a
+ * reference, and is used only by a thread's outermost dispatch, so no
+ * nested call can drop it under a running one. */
+static __thread struct {
+    wh_router *r;
+    uint64_t gen;
+    size_t len;
+    wh_native *native;
+    char key[RT_KEY_MAX];
+} host_cache;
+
+static __thread struct {
+    host_dispatcher *hd;
+    uint64_t gen;
+    size_t len;
+    int bound, codec;
+    wh_pool *pool; /* a reference */
+    char actor[RT_KEY_MAX];
+} dispatch_cache;
+
+static wh_native *cached_native(wh_router *r, const char *key, size_t len) {
+    uint64_t gen = atomic_load_explicit(&r->gen, memory_order_acquire);
+    if (host_cache.r == r && host_cache.gen == gen && host_cache.len == len &&
+        memcmp(host_cache.key, key, len) == 0)
+        return host_cache.native;
+    uint64_t h = fnv(key, len);
+    pthread_rwlock_rdlock(&r->lock);
+    gen = atomic_load(&r->gen); /* writers bump it under the write lock */
+    rt_entry *e = rt_find(r, key, len, h);
+    wh_native *n = e ? e->native : NULL;
+    pthread_rwlock_unlock(&r->lock);
+    host_cache.r = r;
+    host_cache.gen = gen;
+    host_cache.len = len;
+    host_cache.native = n;
+    memcpy(host_cache.key, key, len);
+    return n;
 }
 
 /* An actor's __host_call, when the tables hold its route: 1 (reply in
@@ -951,7 +1083,7 @@ static int route_host_call(state_t *st, const unsigned char *bd, size_t bd_len,
     if (ns_len == 56 && ns[0] == 'M') { /* an actor */
         if (!in_lines(self->caps, self->ncaps, (const char *)ns, ns_len)) return WH_ROUTE_PYTHON;
         int rc = route_to_actor(r, (const char *)ns, ns_len, opz, op_len, (const char *)msg,
-                                msg_len, &st->host_response);
+                                msg_len, &st->host_response, NULL);
         if (rc == 0) { /* the words go to the error buffer */
             buf_assign(&st->host_error, st->host_response.data, st->host_response.len);
             buf_reset(&st->host_response);
@@ -963,13 +1095,8 @@ static int route_host_call(state_t *st, const unsigned char *bd, size_t bd_len,
     size_t len = route_key(key, self->key, self_len, (const char *)ns, ns_len, (const char *)bd,
                            bd_len);
     if (!len) return WH_ROUTE_PYTHON;
-    uint64_t h = fnv(key, len);
-    pthread_rwlock_rdlock(&r->lock);
-    rt_entry *e = rt_find(r, key, len, h);
-    wh_native *n = e ? e->native : NULL;
-    int entered = n ? native_enter(n) : -1;
-    pthread_rwlock_unlock(&r->lock);
-    if (entered != 0) return WH_ROUTE_PYTHON;
+    wh_native *n = cached_native(r, key, len);
+    if (!n || native_enter(n) != 0) return WH_ROUTE_PYTHON;
     op_stats *o = stats_op(n->stats, opz, op_len);
     uint64_t started = stats_begin(o);
     wh_reply reply = {NULL, 0};
@@ -977,7 +1104,6 @@ static int route_host_call(state_t *st, const unsigned char *bd, size_t bd_len,
     int32_t rc = n->p->handle_call(n->p->state, self->key, opz, msg, msg_len, &reply.data,
                                    &reply.len);
     route_depth--;
-    atomic_fetch_sub(&n->in_flight, 1);
     stats_end(o, started);
     if (!reply.data) reply.len = 0;
     int ok = rc == WASCC_OK;
@@ -1002,11 +1128,39 @@ static int route_host_call(state_t *st, const unsigned char *bd, size_t bd_len,
         report_failure(r, &f, &st->host_error);
     }
     if (reply.data) n->p->free_buffer(n->p->state, reply.data);
+    native_leave(n); /* only now: free_buffer is the provider's too */
     return ok;
 }
 
 /* ---- dispatchers ----------------------------------------------------- */
 
+
+/* The route (actor, hd's capability, hd's binding) and the actor's pool (a
+ * reference, or NULL), read under the read lock; *gen is the tables'
+ * version they come from.  -1 when the key does not fit. */
+static int dispatch_lookup(host_dispatcher *hd, wh_router *r, const char *actor, size_t actor_len,
+                           uint64_t *gen, int *bound, int *codec, wh_pool **pool) {
+    char key[RT_KEY_MAX], akey[RT_KEY_MAX];
+    size_t len = route_key(key, actor, actor_len, hd->capability, hd->capability_len,
+                           hd->binding, hd->binding_len);
+    size_t alen = actor_key(akey, actor, actor_len);
+    if (!len || !alen) return -1;
+    uint64_t h = fnv(key, len), ah = fnv(akey, alen);
+    pthread_rwlock_rdlock(&r->lock);
+    *gen = atomic_load(&r->gen);
+    rt_entry *e = rt_find(r, key, len, h);
+    *bound = e && e->bound;
+    *codec = e ? e->codec : WH_CODEC_NONE;
+    rt_entry *a = rt_find(r, akey, alen, ah);
+    *pool = a ? a->pool : NULL;
+    if (*pool) pool_ref(*pool);
+    pthread_rwlock_unlock(&r->lock);
+    return 0;
+}
+
+static int dispatch_call(wh_router *r, wh_pool *pool, int bound, int codec, const char *actor,
+                         size_t actor_len, const char *op, size_t op_len, const uint8_t *msg,
+                         size_t msg_len, uint8_t **out, size_t *out_len);
 
 /* A dispatch from a native provider's thread, when the tables hold it:
  * 1 (reply in *out), 0 (error words in *out), or WH_ROUTE_PYTHON. */
@@ -1019,26 +1173,49 @@ static int route_dispatch(host_dispatcher *hd, const char *actor, const char *op
     if (atomic_load_explicit(&r->draining, memory_order_relaxed) && route_depth == 0)
         return WH_ROUTE_PYTHON; /* Python refuses new work while the host drains */
     size_t actor_len = strlen(actor), op_len = strlen(op);
-    char key[RT_KEY_MAX];
-    size_t len = route_key(key, actor, actor_len, hd->capability, hd->capability_len,
-                           hd->binding, hd->binding_len);
-    if (!len) return WH_ROUTE_PYTHON;
-    uint64_t h = fnv(key, len);
-    pthread_rwlock_rdlock(&r->lock);
-    rt_entry *e = rt_find(r, key, len, h);
-    int bound = e && e->bound;
-    int codec = e ? e->codec : WH_CODEC_NONE;
-    pthread_rwlock_unlock(&r->lock);
-    if (!bound) return WH_ROUTE_PYTHON;
+    if (actor_len + 1 > RT_KEY_MAX) return WH_ROUTE_PYTHON;
+    int bound, codec;
+    wh_pool *pool;
+    if (route_depth == 0) {
+        uint64_t gen = atomic_load_explicit(&r->gen, memory_order_acquire);
+        if (dispatch_cache.hd != hd || dispatch_cache.gen != gen ||
+            dispatch_cache.len != actor_len || memcmp(dispatch_cache.actor, actor, actor_len)) {
+            if (dispatch_cache.pool) wh_pool_unref(dispatch_cache.pool);
+            dispatch_cache.pool = NULL;
+            dispatch_cache.hd = NULL;
+            if (dispatch_lookup(hd, r, actor, actor_len, &gen, &dispatch_cache.bound,
+                                &dispatch_cache.codec, &dispatch_cache.pool) != 0)
+                return WH_ROUTE_PYTHON;
+            dispatch_cache.hd = hd;
+            dispatch_cache.gen = gen;
+            dispatch_cache.len = actor_len;
+            memcpy(dispatch_cache.actor, actor, actor_len);
+        }
+        bound = dispatch_cache.bound;
+        codec = dispatch_cache.codec;
+        pool = dispatch_cache.pool; /* the cache's reference: nested calls leave it alone */
+        return dispatch_call(r, pool, bound, codec, actor, actor_len, op, op_len, msg, msg_len,
+                             out, out_len);
+    }
+    uint64_t gen;
+    if (dispatch_lookup(hd, r, actor, actor_len, &gen, &bound, &codec, &pool) != 0)
+        return WH_ROUTE_PYTHON;
+    int rc = dispatch_call(r, pool, bound, codec, actor, actor_len, op, op_len, msg, msg_len, out,
+                           out_len);
+    if (pool) wh_pool_unref(pool);
+    return rc;
+}
+
+static int dispatch_call(wh_router *r, wh_pool *pool, int bound, int codec, const char *actor,
+                         size_t actor_len, const char *op, size_t op_len, const uint8_t *msg,
+                         size_t msg_len, uint8_t **out, size_t *out_len) {
+    if (!bound || !pool) return WH_ROUTE_PYTHON;
     if (codec != WH_CODEC_MAP && is_request_struct(op, op_len)) {
-        if (codec != WH_CODEC_NONE) return WH_ROUTE_PYTHON;
-        wh_pool *p = rt_actor(r, actor, actor_len);
-        int known = p && pool_reads_map(p, op, op_len);
-        if (p) wh_pool_unref(p);
-        if (!known) return WH_ROUTE_PYTHON;
+        if (codec != WH_CODEC_NONE || !pool_reads_map(pool, op, op_len)) return WH_ROUTE_PYTHON;
     }
     buf_t sink = {0};
-    int rc = route_to_actor(r, actor, actor_len, op, op_len, (const char *)msg, msg_len, &sink);
+    int rc = route_to_actor(r, actor, actor_len, op, op_len, (const char *)msg, msg_len, &sink,
+                            pool);
     if (rc == WH_ROUTE_PYTHON) {
         buf_free(&sink);
         return rc;

@@ -31,7 +31,6 @@ NativeDispatch = Callable[[str, str, bytes], bytes]
 
 _native_call = _lib.wh_native_call
 _STOPPED: int = _lib.WH_NATIVE_STOPPED
-_provider_free = _lib.wh_provider_free
 _replies = threading.local()
 
 
@@ -130,13 +129,7 @@ class NativeLibrary:
         if status == _STOPPED:
             return False, b"the provider has been stopped"
         n = reply.len
-        if n:
-            data = _buffer(reply.data, n)[:]
-            _provider_free(self._ptr, reply.data)
-        else:
-            data = b""
-            if reply.data != _NULL:
-                _provider_free(self._ptr, reply.data)
+        data = _buffer(reply.data, n)[:] if n else b""
         return status == 0, data
 
     def stop(self, drain_timeout: float = 30.0) -> bool:
