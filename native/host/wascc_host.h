@@ -191,7 +191,7 @@ int wh_set_request_structs(const char *ops);
  * error text; from wh_pool_call it is this thread's buffer, valid until the
  * thread's next wh_pool_call. */
 typedef struct wh_result {
-    const unsigned char *data;
+    const char *data;
     size_t len;
     int status;
     int start_status; /* WH_START_FAILED: how the start failed */
@@ -214,8 +214,8 @@ wh_pool *wh_pool_new(void *engine, void *pre, void *py_host, void *py_owner,
 /* Start n instances now: 0, or -1 with the reason in *out (WH_START_FAILED). */
 int wh_pool_fill(wh_pool *p, uint32_t n, wh_result *out);
 /* budget > 0: seconds the caller still waits (the call gets the smaller of
- * it and the deadline). */
-void wh_pool_call(wh_pool *p, const char *op, size_t op_len, const char *msg, size_t msg_len,
+ * it and the deadline).  Returns out->status. */
+int wh_pool_call(wh_pool *p, const char *op, size_t op_len, const char *msg, size_t msg_len,
                   double budget, wh_result *out);
 void wh_pool_retire(wh_pool *p);
 void wh_pool_unref(wh_pool *p);

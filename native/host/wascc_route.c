@@ -244,9 +244,12 @@ int wh_set_request_structs(const char *ops) {
  * thread, valid until this thread's next call (Python copies it at once). */
 static __thread buf_t tls_result;
 
+/* Never NULL (an empty reply has no buffer): Python reads it without a check. */
+static const char *nonnull(const unsigned char *p) { return p ? (const char *)p : ""; }
+
 static void tls_result_set(wh_result *out, const char *data, size_t len) {
     buf_assign(&tls_result, data, len);
-    out->data = tls_result.data;
+    out->data = nonnull(tls_result.data);
     out->len = tls_result.len;
 }
 
@@ -573,7 +576,7 @@ static void pool_call(wh_pool *p, const char *op, size_t op_len, const char *msg
     if (!inst) {
         if (out->status != WH_RETIRED) atomic_fetch_add(&p->errors, 1);
         if (out->status != WH_START_FAILED) {
-            out->data = NULL;
+            out->data = "";
             out->len = 0;
         }
         return;
@@ -587,7 +590,7 @@ static void pool_call(wh_pool *p, const char *op, size_t op_len, const char *msg
         buf_assign(sink, oom, sizeof oom - 1);
         if (status == WH_OK) status = WH_HOST_FAILURE;
     }
-    out->data = sink->data;
+    out->data = nonnull(sink->data);
     out->len = sink->len;
     out->status = status;
     out->memory_size = inst->memory_size;
@@ -605,19 +608,20 @@ static void pool_call(wh_pool *p, const char *op, size_t op_len, const char *msg
     else pool_close(p, inst);
 }
 
-void wh_pool_call(wh_pool *p, const char *op, size_t op_len, const char *msg, size_t msg_len,
-                  double budget, wh_result *out) {
+int wh_pool_call(wh_pool *p, const char *op, size_t op_len, const char *msg, size_t msg_len,
+                 double budget, wh_result *out) {
     buf_t local = {0};
     pool_call(p, op, op_len, msg, msg_len, budget, &local, out);
     if (out->status == WH_START_FAILED) {
         buf_free(&local);
-        return; /* out already points at tls_result */
+        return out->status; /* out already points at tls_result */
     }
     /* swap the call's buffer in as this thread's result buffer */
     buf_free(&tls_result);
     tls_result = local;
-    out->data = tls_result.data;
+    out->data = nonnull(tls_result.data);
     out->len = tls_result.len;
+    return out->status;
 }
 
 void wh_pool_retire(wh_pool *p) {

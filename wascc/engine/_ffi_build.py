@@ -39,24 +39,38 @@ def _cdef(header: Path) -> str:
     return match.group(1)
 
 
-ffibuilder = FFI()
-# provider.h first: its structs are used by the host's declarations.  Taking
-# the cdef from the header itself keeps cffi's view and the C ABI one thing;
-# cffi also checks every field offset against the compiled header.
-ffibuilder.cdef(_cdef(INCLUDE / "wascc" / "provider.h") + _cdef(HOST / "wascc_host.h") + CALLBACKS)
-ffibuilder.set_source(
-    "wascc.engine._wascc_ffi",
-    '#include "wascc_host.c"\n',
-    include_dirs=[str(HOST), str(INCLUDE)],
-    extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-    libraries=["dl", "pthread"],
-    depends=[
-        str(HOST / "wascc_host.c"),
-        str(HOST / "wascc_route.c"),
-        str(HOST / "wascc_host.h"),
-        str(INCLUDE / "wascc" / "provider.h"),
-    ],
-)
+def builder(extra_compile_args: tuple[str, ...] = (), extra_link_args: tuple[str, ...] = ()) -> FFI:
+    """The cffi builder (the tests build a sanitized copy with extra flags)."""
+    ffi = FFI()
+    # provider.h first: its structs are used by the host's declarations.  Taking
+    # the cdef from the header itself keeps cffi's view and the C ABI one thing;
+    # cffi also checks every field offset against the compiled header.
+    ffi.cdef(_cdef(INCLUDE / "wascc" / "provider.h") + _cdef(HOST / "wascc_host.h") + CALLBACKS)
+    ffi.set_source(
+        "wascc.engine._wascc_ffi",
+        '#include "wascc_host.c"\n',
+        include_dirs=[str(HOST), str(INCLUDE)],
+        extra_compile_args=[
+            "-O2",
+            "-std=gnu11",
+            "-Wall",
+            "-Wextra",
+            "-Wno-unused-parameter",
+            *extra_compile_args,
+        ],
+        extra_link_args=list(extra_link_args),
+        libraries=["dl", "pthread"],
+        depends=[
+            str(HOST / "wascc_host.c"),
+            str(HOST / "wascc_route.c"),
+            str(HOST / "wascc_host.h"),
+            str(INCLUDE / "wascc" / "provider.h"),
+        ],
+    )
+    return ffi
+
+
+ffibuilder = builder()
 
 if __name__ == "__main__":
     ffibuilder.compile(tmpdir=str(ROOT / "build" / "cffi"), verbose=False)

@@ -166,6 +166,7 @@ class Guest:
             self._free_module()
             raise
         self._pool.belongs_to(self)
+        self._call = self._pool.call
         #: Calls by operation, one in SAMPLE_EVERY timed (counted in C).
         self.stats = self._pool.stats
         self._hot: dict[str, bytes] = {}
@@ -189,7 +190,7 @@ class Guest:
             op = operation.encode()
             if len(self._hot) < 256:
                 self._hot[operation] = op
-        reply = self._pool.call(op, payload, budget or 0.0)
+        reply = self._call(op, payload, budget or 0.0)
         if type(reply) is bytes:
             return reply
         assert isinstance(reply, CallResult)

@@ -28,7 +28,7 @@ from typing import Any
 
 import wasmtime
 
-from wascc.engine.ffi import _NULL, _address, _buffer, _ffi, _from_handle, _lib
+from wascc.engine.ffi import _NULL, _address, _ffi, _from_handle, _lib
 from wascc.engine.stats import Counters
 from wascc.engine.wapc import GuestHost, WapcPre
 
@@ -41,7 +41,8 @@ START_FAILED: int = _lib.WH_START_FAILED
 log = logging.getLogger(__name__)
 
 _pool_call = _lib.wh_pool_call
-_OK: int = _lib.WH_OK
+_unpack = _ffi.unpack
+
 _results = threading.local()
 
 
@@ -171,11 +172,9 @@ class InstancePool:
     def call(self, operation: bytes, payload: bytes, budget: float) -> bytes | CallResult:
         """Run one call: the reply, or how it failed.  ``budget`` > 0 shortens the deadline."""
         out = _thread_result()
-        _pool_call(self._ptr, operation, len(operation), payload, len(payload), budget, out)
-        if out.status == _OK:
-            n = out.len
-            return _buffer(out.data, n)[:] if n else b""
-        return _failure(out)
+        if _pool_call(self._ptr, operation, len(operation), payload, len(payload), budget, out):
+            return _failure(out)
+        return _unpack(out.data, out.len)
 
     def retire(self, on_empty: Callable[[], None] | None = None) -> None:
         """Start nothing more: idle instances close now, busy ones when released.
@@ -230,8 +229,7 @@ class _StartFailed(Exception):
 
 
 def _failure(out: Any) -> CallResult:
-    n = out.len
-    text = (_buffer(out.data, n)[:] if n else b"").decode("utf-8", "replace")
+    text = _unpack(out.data, out.len).decode("utf-8", "replace")
     return CallResult(
         int(out.status), text, bool(out.at_cap), int(out.memory_size), int(out.start_status)
     )
