@@ -174,7 +174,8 @@ class InstancePool:
         out = _thread_result()
         if _pool_call(self._ptr, operation, len(operation), payload, len(payload), budget, out):
             return _failure(out)
-        return _unpack(out.data, out.len)
+        reply: bytes = _unpack(out.data, out.len)
+        return reply
 
     def retire(self, on_empty: Callable[[], None] | None = None) -> None:
         """Start nothing more: idle instances close now, busy ones when released.
