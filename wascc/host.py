@@ -1117,7 +1117,27 @@ class Host:
         """Invoke ``operation`` on ``actor`` as the host (origin ``system``)."""
         if self._draining and not getattr(_calls, "depth", 0):
             raise HostStopped(f"the host is shutting down; {operation} to {actor} refused")
-        return self._call_actor(actor, operation, payload, SYSTEM, None, "")
+        found = self._actors.get(actor)
+        plugins = self.plugins
+        if found is None or plugins.authorizing or plugins.intercepting:
+            return self._call_actor(actor, operation, payload, SYSTEM, None, "")
+        try:  # the common case: one call into C (see _call_actor for the rest)
+            return found.invoke(operation, payload if type(payload) is bytes else bytes(payload))
+        except ActorRetired:
+            try:
+                return self._invoke(found, operation, payload)
+            except BaseException as exc:
+                self._failed(actor, operation, exc)
+                raise
+        except BaseException as exc:
+            self._failed(actor, operation, exc)
+            raise
+
+    def _failed(self, actor: str, operation: str, exc: BaseException) -> None:
+        """Tell the observer (if any) about a failed call into ``actor``."""
+        observer = self.observer
+        if observer is not None and not getattr(_calls, "health", False):
+            observer.actor_failed(actor, operation, exc)
 
     def _call_actor(
         self,
@@ -1156,9 +1176,7 @@ class Host:
             except ActorRetired:
                 return self._invoke(actor, operation, payload)
         except BaseException as exc:
-            observer = self.observer
-            if observer is not None and not getattr(_calls, "health", False):
-                observer.actor_failed(target, operation, exc)
+            self._failed(target, operation, exc)
             raise
 
     def _invoke(self, actor: Actor, operation: str, payload: bytes) -> bytes:

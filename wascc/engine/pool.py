@@ -105,14 +105,6 @@ def wh_py_wasi_config(owner: Any) -> Any:
         return _NULL
 
 
-def _thread_result() -> Any:
-    try:
-        return _results.out
-    except AttributeError:
-        _results.out = _ffi.new("wh_result *")
-        return _results.out
-
-
 class InstancePool:
     """Instances of one pre-linked module; each in use by at most one thread."""
 
@@ -171,7 +163,10 @@ class InstancePool:
 
     def call(self, operation: bytes, payload: bytes, budget: float) -> bytes | CallResult:
         """Run one call: the reply, or how it failed.  ``budget`` > 0 shortens the deadline."""
-        out = _thread_result()
+        try:
+            out = _results.out  # this thread's result struct
+        except AttributeError:
+            out = _results.out = _ffi.new("wh_result *")
         if _pool_call(self._ptr, operation, len(operation), payload, len(payload), budget, out):
             return _failure(out)
         reply: bytes = _unpack(out.data, out.len)
