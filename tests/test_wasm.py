@@ -95,12 +95,19 @@ def test_sections_refuses_bad_magic(data: bytes) -> None:
 
 @pytest.mark.parametrize(
     "version",
-    [b"\x02\x00\x00\x00", b"\x00\x00\x00\x00", b"\x0d\x00\x01\x00"],
-    ids=["v2", "v0", "component"],
+    [b"\x02\x00\x00\x00", b"\x00\x00\x00\x00", b"\x0d\x00\x02\x00"],
+    ids=["v2", "v0", "component-layer-2"],
 )
 def test_sections_refuses_bad_version(version: bytes) -> None:
     with pytest.raises(ModuleError, match="version"):
         list(sections(b"\x00asm" + version))
+
+
+def test_a_component_keeps_its_preamble_when_sections_are_stripped() -> None:
+    component = b"\x00asm\x0d\x00\x01\x00"
+    signed = append_custom_section(component, "jwt", b"token")
+    assert [s.custom_name for s in sections(signed)] == ["jwt"]
+    assert strip_custom_sections(signed, frozenset({"jwt"})) == component
 
 
 @pytest.mark.parametrize(

@@ -15,16 +15,19 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from wascc.engine.component import ComponentGuest
 from wascc.engine.guest import ActorSettings, Guest, read_module
 from wascc.engine.runtime import Runtime
 from wascc.engine.wapc import GuestHost
 from wascc.errors import MissingClaims
 from wascc.wire import claims as claims_mod
+from wascc.wire import wasm as wasm_format
 from wascc.wire.capability import canonical_capability
 from wascc.wire.claims import Claims
+from wascc.wire.codec import FORM_MAP, REQUEST_STRUCTS
 from wascc.wire.keys import KeyPair, KeyType
 
-__all__ = ["Actor", "ActorSettings", "load_actor", "read_module"]
+__all__ = ["Actor", "ActorSettings", "ComponentActor", "Running", "load_actor", "read_module"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,27 @@ def unsigned_claims(wasm: bytes, label: str) -> Claims:
     )
 
 
-class Actor(Guest):
+class _Identity:
+    """Who a running module is: what actors and components have in common."""
+
+    def _identify(self, claims: Claims, label: str, signed: bool) -> str:
+        self.claims = claims
+        self.public_key = claims.subject
+        self.name = claims.name or Path(label).stem
+        self.label = label
+        self.signed = signed
+        self.module_hash = claims.module_hash
+        self.caps = frozenset(canonical_capability(c) for c in claims.caps)
+        #: The codec form (wascc.wire.codec.FORMS) this module reads each request
+        #: struct in, by operation, as the host learned it; a replacement
+        #: module starts over.
+        self.request_forms: dict[str, str] = {}
+        return f"{self.kind} {self.name} ({self.public_key})"
+
+    kind = "actor"
+
+
+class Actor(_Identity, Guest):
     """A running actor module.  Replacing an actor makes a new :class:`Actor`."""
 
     def __init__(
@@ -58,20 +81,36 @@ class Actor(Guest):
         guest_host: GuestHost,
         signed: bool,
     ) -> None:
-        self.claims = claims
-        self.public_key = claims.subject
-        self.name = claims.name or Path(label).stem
-        self.label = label
-        self.signed = signed
-        self.module_hash = claims.module_hash
-        self.caps = frozenset(canonical_capability(c) for c in claims.caps)
-        #: The codec form (wascc.wire.codec.FORMS) this module reads each request
-        #: struct in, by operation, as the host learned it; a replacement
-        #: module starts over.
-        self.request_forms: dict[str, str] = {}
-        super().__init__(
-            wasm, f"actor {self.name} ({self.public_key})", runtime, settings, guest_host
-        )
+        who = self._identify(claims, label, signed)
+        super().__init__(wasm, who, runtime, settings, guest_host)
+
+
+class ComponentActor(_Identity, ComponentGuest):
+    """A running component (WASI 0.2), treated by the host like an actor.
+
+    It reads request structs as maps (its adapters write them), so the host
+    never probes it for an older codec era.
+    """
+
+    kind = "component"
+
+    def __init__(
+        self,
+        wasm: bytes,
+        claims: Claims,
+        label: str,
+        runtime: Runtime,
+        settings: ActorSettings,
+        guest_host: GuestHost,
+        signed: bool,
+    ) -> None:
+        who = self._identify(claims, label, signed)
+        self.request_forms.update(dict.fromkeys(REQUEST_STRUCTS, FORM_MAP))
+        super().__init__(wasm, who, runtime, settings, guest_host)
+
+
+#: What the host runs: an actor or a component (the same interface).
+Running = Actor | ComponentActor
 
 
 def load_actor(
@@ -82,8 +121,8 @@ def load_actor(
     settings: ActorSettings,
     trusted_issuers: frozenset[str] | None,
     allow_unsigned: bool,
-) -> Actor:
-    """Read, verify and start an actor; every refusal names the module and why.
+) -> Running:
+    """Read, verify and start an actor or a component; every refusal names it and why.
 
     ``port(claims)`` makes the object the actor's instances call back into
     (``__host_call``, ``__console_log``) once its identity is known.
@@ -100,4 +139,5 @@ def load_actor(
         log.warning(
             "running UNSIGNED actor %s as %s: it holds no capabilities", label, claims.subject
         )
-    return Actor(wasm, claims, label, runtime, settings, port(claims), signed)
+    kind = ComponentActor if wasm_format.is_component(wasm) else Actor
+    return kind(wasm, claims, label, runtime, settings, port(claims), signed)

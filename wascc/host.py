@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from wascc.actor import Actor, ActorSettings, load_actor
+from wascc.actor import Actor, ActorSettings, Running, load_actor
 from wascc.bindings import Binding, RouteTable
 from wascc.engine.guest import Guest
 from wascc.engine.library import NativeLibrary
@@ -167,6 +167,8 @@ class ActorInfo:
     waits: int = 0
     #: Calls by operation with their sampled latency (this module's instances).
     operations: dict[str, OperationStats] = field(default_factory=dict)
+    #: "actor" (a waPC module) or "component" (WASI 0.2).
+    kind: str = "actor"
 
 
 @dataclass(frozen=True)
@@ -334,14 +336,14 @@ class Host:
         for plugin in plugins:
             self.plugins.register(plugin)
         self._lock = threading.RLock()
-        self._actors: dict[str, Actor] = {}
+        self._actors: dict[str, Running] = {}
         self._routes: RouteTable[CapabilityProvider] = RouteTable()
         self._providers: dict[tuple[str, str], _ProviderEntry] = {}
         self._actor_health: dict[str, HealthReport] = {}
         self._provider_health: dict[tuple[str, str], HealthReport] = {}
         #: Told about every routed call when set (see :class:`CallObserver`).
         self.observer: CallObserver | None = None
-        self._retired: list[Actor] = []  # replaced or removed, maybe still running calls
+        self._retired: list[Running] = []  # replaced or removed, maybe still running calls
         self._closed = False
         self._draining = False
         self._remote: RemoteRouter | None = None
@@ -518,7 +520,7 @@ class Host:
             max_instances=overrides.get("max_instances") or base.max_instances,
         )
 
-    def _load(self, source: Source, settings: ActorSettings) -> Actor:
+    def _load(self, source: Source, settings: ActorSettings) -> Running:
         actor = load_actor(
             source,
             runtime=self.runtime,
@@ -529,7 +531,8 @@ class Host:
             trusted_issuers=self.trusted_issuers,
             allow_unsigned=self.allow_unsigned,
         )
-        self._router.identify(actor.pool, actor.public_key, actor.caps)
+        if actor.pool is not None:  # a component's calls stay on the Python path
+            self._router.identify(actor.pool, actor.public_key, actor.caps)
         return actor
 
     def add_actor(
@@ -641,7 +644,7 @@ class Host:
         log.info("stopped %s", found.who, extra=fields(actor, outcome="stopped"))
         self._changed("actor_stopped", actor=actor)
 
-    def _retire(self, actor: Actor) -> None:
+    def _retire(self, actor: Running) -> None:
         """Retire a replaced or removed module; forget it once its last call ends."""
 
         def forget() -> None:
@@ -650,7 +653,7 @@ class Host:
 
         actor.retire(forget)
 
-    def _auto_bind(self, actor: Actor) -> None:
+    def _auto_bind(self, actor: Running) -> None:
         if (
             EXTRAS in actor.caps
             and (EXTRAS, DEFAULT_BINDING) in self._providers
@@ -667,7 +670,7 @@ class Host:
                     extra=fields(actor.public_key, EXTRAS, DEFAULT_BINDING, outcome="refused"),
                 )
 
-    def _actor(self, key: str) -> Actor:
+    def _actor(self, key: str) -> Running:
         actor = self._actors.get(key)
         if actor is None:
             raise NotFound(f"no actor {key} is running")
@@ -1179,7 +1182,7 @@ class Host:
             self._failed(target, operation, exc)
             raise
 
-    def _invoke(self, actor: Actor, operation: str, payload: bytes) -> bytes:
+    def _invoke(self, actor: Running, operation: str, payload: bytes) -> bytes:
         """Run the call on ``actor``, or on the module that replaced it meanwhile."""
         while True:
             try:
@@ -1326,7 +1329,7 @@ class Host:
 
     def _deliver(
         self,
-        actor: Actor,
+        actor: Running,
         operation: str,
         payload: bytes,
         origin: str,
@@ -1345,7 +1348,7 @@ class Host:
         return self._call_actor(actor.public_key, operation, payload, origin, None, binding)
 
     def _first_request(
-        self, actor: Actor, operation: str, payload: bytes, origin: str, binding: str
+        self, actor: Running, operation: str, payload: bytes, origin: str, binding: str
     ) -> bytes:
         """Send an actor its first ``operation`` as a camelCase map; if it cannot
         read it, retry once in each older form and remember the one it reads."""
@@ -1358,7 +1361,8 @@ class Host:
             first = exc
         else:
             actor.request_forms[operation] = FORM_MAP
-            self._router.reads_map(actor.pool, operation)  # from now on dispatched from C
+            if actor.pool is not None:
+                self._router.reads_map(actor.pool, operation)  # from now on dispatched from C
             return reply
         for form, era in _OLDER_FORMS.items():
             older = transcode(operation, payload, form)
@@ -1500,7 +1504,7 @@ class Host:
         """Every running actor with its claims."""
         return [self._info(a) for a in list(self._actors.values())]
 
-    def _info(self, a: Actor) -> ActorInfo:
+    def _info(self, a: Running) -> ActorInfo:
         return ActorInfo(
             public_key=a.public_key,
             name=a.name,
@@ -1515,6 +1519,7 @@ class Host:
             busy=a.busy,
             waits=a.waits,
             operations=a.operations(),
+            kind=a.kind,
         )
 
     def providers(self) -> list[ProviderInfo]:

@@ -181,6 +181,11 @@ typedef struct wh_op_stats {
     uint64_t buckets[18]; /* WH_NBUCKETS */
 } wh_op_stats;
 void wh_set_buckets(const double *bounds, size_t n);
+/* A table of its own (for calls the data plane does not run: components):
+ * wh_stats_record counts one call of op and times it. */
+wh_stats *wh_stats_new(void);
+void wh_stats_free(wh_stats *s);
+void wh_stats_record(wh_stats *s, const char *op, size_t len, double seconds);
 /* Slot i (0..WH_MAX_OPS) of s: 1 and *out filled when it is in use, else 0. */
 int wh_stats_get(wh_stats *s, size_t i, wh_op_stats *out);
 

@@ -166,6 +166,22 @@ static void stats_end(op_stats *o, uint64_t started) {
     atomic_fetch_add_explicit(&o->buckets[slot], 1, memory_order_relaxed);
 }
 
+wh_stats *wh_stats_new(void) { return stats_new(); }
+
+void wh_stats_free(wh_stats *s) { stats_free(s); }
+
+void wh_stats_record(wh_stats *s, const char *op, size_t len, double seconds) {
+    op_stats *o = stats_op(s, op, len);
+    if (!o) return;
+    atomic_fetch_add_explicit(&o->calls[shard()].n, 1, memory_order_relaxed);
+    uint64_t ns = seconds > 0 ? (uint64_t)(seconds * 1e9) : 0;
+    size_t slot = 0;
+    while (slot < nbounds && bucket_bounds[slot] < seconds) slot++;
+    atomic_fetch_add_explicit(&o->timed, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&o->ns, ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&o->buckets[slot], 1, memory_order_relaxed);
+}
+
 int wh_stats_get(wh_stats *s, size_t i, wh_op_stats *out) {
     if (!s || i > WH_MAX_OPS) return 0;
     op_stats *o = atomic_load_explicit(&s->ops[i], memory_order_acquire);

@@ -15,6 +15,7 @@ the tables (or the metrics' label sets) without end.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "SAMPLE_EVERY",
     "Counters",
     "OperationStats",
+    "StatsTable",
 ]
 
 #: Histogram bucket upper bounds in seconds (then +Inf): 50 us to 10 s.
@@ -91,6 +93,22 @@ class Counters:
     def calls(self) -> int:
         """Calls of every operation so far."""
         return sum(s.calls for s in self.read().values())
+
+
+class StatsTable(Counters):
+    """Counters of calls Python runs itself (a component's), in the same C table."""
+
+    def __init__(self) -> None:
+        ptr = _lib.wh_stats_new()
+        if ptr == _ffi.NULL:
+            raise MemoryError("cannot allocate a counter table")
+        super().__init__(ptr)
+        weakref.finalize(self, _lib.wh_stats_free, ptr)
+
+    def record(self, operation: str, seconds: float) -> None:
+        """Count one call of ``operation`` that took ``seconds``."""
+        op = operation.encode()
+        _lib.wh_stats_record(self._ptr, op, len(op), seconds)
 
 
 @dataclass(frozen=True)

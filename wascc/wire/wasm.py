@@ -35,6 +35,15 @@ __all__ = [
 
 MAGIC = b"\x00asm"
 VERSION = b"\x01\x00\x00\x00"
+#: The preamble of a component (the component model's version 0x0d, layer 1).
+COMPONENT_VERSION = b"\x0d\x00\x01\x00"
+
+
+def is_component(data: bytes) -> bool:
+    """Is ``data`` a component (WASI 0.2, the component model), not a core module?"""
+    return data[:4] == MAGIC and data[4:8] == COMPONENT_VERSION
+
+
 CUSTOM = 0
 
 
@@ -96,12 +105,18 @@ def write_uleb(value: int) -> bytes:
 
 
 def sections(module: bytes) -> Iterator[Section]:
-    """Iterate the top-level sections, refusing anything that is not a wasm module."""
+    """Iterate the top-level sections of a module or a component, refusing anything else.
+
+    A component's top-level sections are framed like a module's (an id and a
+    size), and its custom sections (id 0) are the same: claims are embedded
+    and stripped the same way in both.
+    """
     if len(module) < 8 or module[:4] != MAGIC:
         raise ModuleError("not a WebAssembly module (bad magic number)")
-    if module[4:8] != VERSION:
+    if module[4:8] not in (VERSION, COMPONENT_VERSION):
         raise ModuleError(
-            "unsupported WebAssembly binary version (only core modules, version 1, are actors)"
+            "unsupported WebAssembly binary version (actors are core modules, version 1, "
+            "or components, version 0x0d layer 1)"
         )
     pos = 8
     while pos < len(module):
@@ -126,7 +141,7 @@ def _encode_section(section: Section) -> bytes:
 def strip_custom_sections(module: bytes, names: frozenset[str]) -> bytes:
     """The module with every custom section whose name is in ``names`` removed."""
     kept = [s for s in sections(module) if s.custom_name not in names]
-    return MAGIC + VERSION + b"".join(_encode_section(s) for s in kept)
+    return module[:8] + b"".join(_encode_section(s) for s in kept)
 
 
 def append_custom_section(module: bytes, name: str, data: bytes) -> bytes:

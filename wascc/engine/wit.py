@@ -1,0 +1,315 @@
+"""WIT interfaces a component may import or export, mapped onto the waSCC contracts.
+
+A component reaches capabilities through the same door a waPC actor's
+``__host_call`` does (:class:`~wascc.engine.wapc.GuestHost.host_call`: the
+claims floor, the operator's bindings, the providers), so a WIT call is
+turned into the contract's operation and payload here and nowhere else:
+
+=====================================  ========================================================
+import (any version)                   waSCC
+=====================================  ========================================================
+``wasi:logging/logging.log``           ``wascc:logging`` ``WriteLog`` ``{level, body}``
+                                       (trace 5, debug 4, info 3, warn 2, error 1, critical 1;
+                                       the context is prefixed to the body as ``context: ``)
+``wasi:keyvalue/store``                ``open(name)``: the binding ``name`` ("" is ``default``);
+                                       ``get`` -> ``Get``, ``set`` -> ``Set`` (UTF-8 values),
+                                       ``delete`` -> ``Del``, ``exists`` -> ``KeyExists``;
+                                       ``list-keys`` answers ``other`` (the contract has no scan)
+``wasi:keyvalue/atomics.increment``    ``wascc:keyvalue`` ``Add {key, value: delta}``
+``wasmcloud:messaging/consumer``       ``publish`` -> ``wascc:messaging`` ``Publish``,
+                                       ``request`` -> ``Request``
+``wascc:actor/host.call``              the waPC host call itself: ``(binding, namespace,
+                                       operation, payload)``, any capability or actor key
+=====================================  ========================================================
+
+=====================================  ========================================================
+export                                 reached by operation
+=====================================  ========================================================
+``wascc:actor/guest.call``             any operation: ``call(operation, payload)`` is
+                                       ``__guest_call`` (so actors and components call each
+                                       other by operation name, both ways)
+``wasmcloud:messaging/handler``        ``DeliverMessage`` (a BrokerMessage)
+=====================================  ========================================================
+
+Deny by default: an import outside this table refuses the component at load
+(naming the import); a capability the claims do not list or the operator did
+not bind traps the call with the same ``Unauthorized`` / ``NotBound`` error
+an actor gets.  A provider's own failure is the interface's error value where
+it has one (keyvalue ``other``, messaging and ``wascc:actor`` ``err``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import wasmtime
+import wasmtime.component as wc
+
+from wascc.engine.wapc import GuestHost
+from wascc.errors import ActorLoadError, NotBound, ProviderCallError, Unauthorized, WasccError
+from wascc.wire.codec import (
+    AddRequest,
+    AddResponse,
+    BrokerMessage,
+    DelRequest,
+    GetRequest,
+    GetResponse,
+    KeyExistsQuery,
+    RequestMessage,
+    SetRequest,
+    WriteLogRequest,
+)
+
+__all__ = ["EXPORTS", "IMPORTS", "Exports", "interface_name", "serve_imports"]
+
+KEYVALUE = "wascc:keyvalue"
+LOGGING = "wascc:logging"
+MESSAGING = "wascc:messaging"
+
+_LEVELS = {"trace": 5, "debug": 4, "info": 3, "warn": 2, "error": 1, "critical": 1}
+#: Refusals the claims floor and the bindings make: they trap the component.
+_REFUSALS = (Unauthorized, NotBound)
+
+
+def interface_name(name: str) -> str:
+    """``wasi:keyvalue/store@0.2.0-draft`` -> ``wasi:keyvalue/store`` (versions are not matched)."""
+    return re.sub(r"@[^/]*$", "", name)
+
+
+class _Buckets:
+    """What ``open`` handed out: a resource's rep is an index into the binding names."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def open(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            self.names.append(name)
+            return len(self.names) - 1
+
+    def name(self, store: Any, handle: Any) -> str:
+        rep = handle.to_host(store).rep if isinstance(handle, wc.ResourceAny) else handle.rep
+        return self.names[rep]
+
+
+def _other(text: str) -> wc.Variant:
+    return wc.Variant("other", text)
+
+
+def _kv(port: GuestHost, binding: str, op: str, payload: bytes) -> bytes:
+    """One wascc:keyvalue call; refusals raise (trap), provider failures come back as text."""
+    return port.host_call(binding, KEYVALUE, op, payload)
+
+
+def _serve_logging(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Buckets) -> None:
+    def log(store: Any, level: str, context: str, message: str) -> None:
+        body = f"{context}: {message}" if context else message
+        request = WriteLogRequest(_LEVELS.get(level, 3), body)
+        port.host_call("", LOGGING, "WriteLog", request.encode())
+
+    with root.add_instance(name) as inst:
+        inst.add_func("log", log)
+
+
+def _kv_call(
+    port: GuestHost, binding: str, op: str, payload: bytes
+) -> tuple[bytes | None, wc.Variant | None]:
+    try:
+        return _kv(port, binding, op, payload), None
+    except _REFUSALS:
+        raise
+    except WasccError as exc:
+        return None, _other(str(exc))
+
+
+def _serve_store(root: wc.LinkerInstance, name: str, port: GuestHost, buckets: _Buckets) -> None:
+    bucket = wc.ResourceType.host(1)
+
+    def open_(store: Any, identifier: str) -> Any:
+        return wc.ResourceHost.own(buckets.open(identifier.strip()), 1)
+
+    def get(store: Any, handle: Any, key: str) -> Any:
+        reply, err = _kv_call(port, buckets.name(store, handle), "Get", GetRequest(key).encode())
+        if err is not None:
+            return err
+        got = GetResponse.decode(reply or b"")
+        return got.value.encode() if got.exists else None
+
+    def set_(store: Any, handle: Any, key: str, value: bytes) -> Any:
+        try:
+            text = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return _other("wascc:keyvalue holds UTF-8 text: the value is not")
+        _, err = _kv_call(port, buckets.name(store, handle), "Set", SetRequest(key, text).encode())
+        return err
+
+    def delete(store: Any, handle: Any, key: str) -> Any:
+        _, err = _kv_call(port, buckets.name(store, handle), "Del", DelRequest(key).encode())
+        return err
+
+    def exists(store: Any, handle: Any, key: str) -> Any:
+        reply, err = _kv_call(
+            port, buckets.name(store, handle), "KeyExists", KeyExistsQuery(key).encode()
+        )
+        return err if err is not None else GetResponse.decode(reply or b"").exists
+
+    def list_keys(store: Any, handle: Any, cursor: Any) -> Any:
+        return _other("wascc:keyvalue has no operation that lists keys")
+
+    with root.add_instance(name) as inst:
+        inst.add_resource("bucket", bucket, lambda store, rep: None)
+        inst.add_func("open", open_)
+        inst.add_func("[method]bucket.get", get)
+        inst.add_func("[method]bucket.set", set_)
+        inst.add_func("[method]bucket.delete", delete)
+        inst.add_func("[method]bucket.exists", exists)
+        inst.add_func("[method]bucket.list-keys", list_keys)
+
+
+def _serve_atomics(root: wc.LinkerInstance, name: str, port: GuestHost, buckets: _Buckets) -> None:
+    def increment(store: Any, handle: Any, key: str, delta: int) -> Any:
+        reply, err = _kv_call(
+            port, buckets.name(store, handle), "Add", AddRequest(key, int(delta)).encode()
+        )
+        return err if err is not None else AddResponse.decode(reply or b"").value
+
+    with root.add_instance(name) as inst:
+        inst.add_func("increment", increment)
+
+
+def _message(record: Any) -> BrokerMessage:
+    return BrokerMessage(
+        subject=record.subject,
+        reply_to=getattr(record, "reply-to", None) or "",
+        body=bytes(record.body),
+    )
+
+
+def _record(message: BrokerMessage) -> Any:
+    record = wc.Record()
+    setattr(record, "subject", message.subject)  # noqa: B010 - WIT field names
+    setattr(record, "body", message.body)  # noqa: B010
+    setattr(record, "reply-to", message.reply_to or None)
+    return record
+
+
+def _serve_consumer(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Buckets) -> None:
+    def publish(store: Any, msg: Any) -> Any:
+        try:
+            port.host_call("", MESSAGING, "Publish", _message(msg).encode())
+        except _REFUSALS:
+            raise
+        except WasccError as exc:
+            return str(exc)
+        return None
+
+    def request(store: Any, subject: str, body: bytes, timeout_ms: int) -> Any:
+        try:
+            reply = port.host_call(
+                "", MESSAGING, "Request", RequestMessage(subject, bytes(body), timeout_ms).encode()
+            )
+        except _REFUSALS:
+            raise
+        except WasccError as exc:
+            return str(exc)
+        return _record(BrokerMessage(subject=subject, body=reply))
+
+    with root.add_instance(name) as inst:
+        inst.add_func("publish", publish)
+        inst.add_func("request", request)
+
+
+def _serve_actor_host(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Buckets) -> None:
+    def call(store: Any, binding: str, namespace: str, operation: str, payload: bytes) -> Any:
+        try:
+            return port.host_call(binding, namespace, operation, bytes(payload))
+        except WasccError as exc:  # as an actor's __host_call: the error is the guest's to read
+            return str(exc)
+
+    with root.add_instance(name) as inst:
+        inst.add_func("call", call)
+
+
+Server = Callable[[wc.LinkerInstance, str, GuestHost, _Buckets], None]
+
+#: The imports a component may have, by interface name without version.
+IMPORTS: dict[str, Server] = {
+    "wasi:logging/logging": _serve_logging,
+    "wasi:keyvalue/store": _serve_store,
+    "wasi:keyvalue/atomics": _serve_atomics,
+    "wasmcloud:messaging/consumer": _serve_consumer,
+    "wascc:actor/host": _serve_actor_host,
+}
+
+#: The exports the host calls, by interface name without version.
+EXPORTS = ("wascc:actor/guest", "wasmcloud:messaging/handler")
+
+
+def serve_imports(
+    engine: wasmtime.Engine, imports: list[str], port: GuestHost, label: str
+) -> wc.Linker:
+    """A linker serving exactly ``imports`` (every one must be in :data:`IMPORTS`)."""
+    linker = wc.Linker(engine)
+    buckets = _Buckets()
+    # keyvalue's atomics use the store's bucket type: define the store first
+    ordered = sorted(imports, key=lambda n: interface_name(n) != "wasi:keyvalue/store")
+    with linker.root() as root:
+        for name in ordered:
+            server = IMPORTS.get(interface_name(name))
+            if server is None:
+                raise ActorLoadError(
+                    f"{label} imports {name}, which this host does not serve (components may "
+                    f"import: {', '.join(sorted(IMPORTS))})"
+                )
+            server(root, name, port, buckets)
+    return linker
+
+
+@dataclass
+class Exports:
+    """How an operation reaches a component's exports (the indices, looked up once per instance)."""
+
+    guest: str | None  # the full name of wascc:actor/guest, if exported
+    handler: str | None  # wasmcloud:messaging/handler
+
+    @classmethod
+    def of(cls, names: list[str]) -> Exports:
+        found = {interface_name(n): n for n in names}
+        return cls(found.get("wascc:actor/guest"), found.get("wasmcloud:messaging/handler"))
+
+    def describe(self) -> str:
+        return ", ".join(n for n in (self.guest, self.handler) if n) or "nothing the host calls"
+
+    def call(self, store: Any, instance: Any, operation: str, payload: bytes) -> bytes | str:
+        """The reply (bytes) or the component's error (str); raises when nothing serves it."""
+        if operation == "DeliverMessage" and self.handler is not None:
+            func = _func(store, instance, self.handler, "handle-message")
+            result = func(store, _record(BrokerMessage.decode(payload)))
+            func.post_return(store)
+            return result if isinstance(result, str) else b""
+        if self.guest is None:
+            raise _NoExport(operation)
+        func = _func(store, instance, self.guest, "call")
+        result = func(store, operation, payload)
+        func.post_return(store)
+        return result if isinstance(result, str) else bytes(result)
+
+
+class _NoExport(WasccError):
+    def __init__(self, operation: str) -> None:
+        super().__init__(operation)
+        self.operation = operation
+
+
+def _func(store: Any, instance: Any, interface: str, name: str) -> Any:
+    at = instance.get_export_index(store, interface)
+    index = instance.get_export_index(store, name, at) if at is not None else None
+    func = instance.get_func(store, index) if index is not None else None
+    if func is None:
+        raise ProviderCallError(f"the component's {interface} has no function {name}")
+    return func
