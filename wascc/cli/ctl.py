@@ -91,8 +91,9 @@ def print_inventory(data: dict[str, Any], console: Console | None = None) -> Non
             no_wrap=column == "public key",
         )
     for a in data["actors"]:
+        kind = a.get("kind", "actor")
         actors.add_row(
-            a["name"],
+            a["name"] if kind == "actor" else f"{a['name']} ({kind})",
             a["public_key"],
             str(a["instances"]),
             str(a["calls"]),

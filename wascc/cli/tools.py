@@ -436,6 +436,8 @@ def _inspect_wasm(path: Path, data: bytes) -> dict[str, Any]:
             claims_obj = _claims_json(found[0], status)
             provider = found[0].provider
     runtime = Runtime.default()
+    if wasm.is_component(data):
+        return _inspect_component(path, data, status, claims_obj, runtime)
     role = "portable provider" if provider else "actor"
     error: str | None = None
     try:
@@ -468,7 +470,42 @@ def _inspect_wasm(path: Path, data: bytes) -> dict[str, Any]:
     }
 
 
+def _inspect_component(
+    path: Path, data: bytes, status: str, claims_obj: dict[str, Any] | None, runtime: Any
+) -> dict[str, Any]:
+    """A component's claims and its imports and exports by WIT name, and whether wascc runs it."""
+    from wascc.engine import wit  # noqa: PLC0415 - wasmtime
+    from wascc.engine.component import describe_component  # noqa: PLC0415
+
+    try:
+        iface = describe_component(data, runtime)
+    except ModuleError as exc:
+        _die(str(exc))
+    unserved = [n for n in iface.imports if wit.interface_name(n) not in wit.IMPORTS]
+    called = [n for n in iface.exports if wit.interface_name(n) in wit.EXPORTS]
+    error = None
+    if unserved:
+        error = f"this host does not serve {', '.join(unserved)}"
+    elif not called:
+        error = f"it exports none of {', '.join(wit.EXPORTS)}, so nothing can call it"
+    return {
+        "file": str(path),
+        "format": "component",
+        "size": len(data),
+        "claims_status": status,
+        "claims": claims_obj,
+        "imports": [
+            {"name": n, "kind": "instance", "served": n not in unserved} for n in iface.imports
+        ],
+        "exports": [{"name": n, "kind": "instance", "called": n in called} for n in iface.exports],
+        "component": {"valid": error is None, "error": error},
+    }
+
+
 def _print_wasm(info: dict[str, Any]) -> None:
+    if info["format"] == "component":
+        _print_component(info)
+        return
     click.echo(f"{info['file']}: WebAssembly module, {info['size']} bytes")
     click.echo("Claims")
     if info["claims"] is not None:
@@ -486,6 +523,25 @@ def _print_wasm(info: dict[str, Any]) -> None:
     wapc = info["wapc"]
     verdict = "valid" if wapc["valid"] else f"NOT VALID: {wapc['error']}"
     click.echo(f"waPC {wapc['role']}: {verdict}")
+
+
+def _print_component(info: dict[str, Any]) -> None:
+    click.echo(f"{info['file']}: WebAssembly component (WASI 0.2), {info['size']} bytes")
+    click.echo("Claims")
+    if info["claims"] is not None:
+        _echo_rows(_claims_rows(Claims.from_json(info["claims"]), info["claims_status"]))
+    elif info["claims_status"] == "unsigned":
+        click.echo("  (none: the component is not signed)")
+    else:
+        click.echo(f"  {info['claims_status']}")
+    imports = [(i["name"], "served" if i["served"] else "NOT SERVED") for i in info["imports"]]
+    exports = [(e["name"], "called by the host" if e["called"] else "-") for e in info["exports"]]
+    for title, rows in (("Imports", imports), ("Exports", exports)):
+        click.echo(f"{title} ({len(rows)})")
+        _echo_rows(rows)
+    verdict = info["component"]
+    text = "valid" if verdict["valid"] else f"NOT VALID: {verdict['error']}"
+    click.echo(f"component: {text}")
 
 
 def _inspect_native(path: Path) -> dict[str, Any]:

@@ -231,18 +231,20 @@ class ComponentGuest:
                 f"{self.who} answered {operation} with an error: the component exports "
                 f"{self._exports.describe()}, not wascc:actor/guest (which takes any operation)"
             ) from None
-        except wasmtime.Trap as exc:
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            # a component's traps come back as wasmtime's errors ("wasm trap: ...")
             self._close(inst)
             self._errors += 1
             self.stats.record(operation, time.perf_counter() - started)
-            if exc.trap_code == wasmtime.TrapCode.INTERRUPT:
+            text = _trap_text(exc)
+            code = getattr(exc, "trap_code", None)
+            if text == "interrupt" or code == wasmtime.TrapCode.INTERRUPT:
                 raise InvocationTimeout(
                     f"{self.who} did not finish {operation} within its deadline of "
                     f"{self.settings.deadline:g}s; the instance was discarded"
                 ) from None
             raise ActorTrap(
-                f"{self.who} trapped during {operation}: {_trap_text(exc)}; the instance "
-                "was discarded"
+                f"{self.who} trapped during {operation}: {text}; the instance was discarded"
             ) from None
         except BaseException:
             # a host function's refusal (Unauthorized, NotBound) or wasmtime's own
@@ -332,5 +334,11 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _trap_text(exc: wasmtime.Trap) -> str:
-    return exc.message.strip().splitlines()[0] if exc.message.strip() else "trap"
+def _trap_text(exc: BaseException) -> str:
+    """The reason of a trap: wasmtime's ``wasm trap: ...`` line, else its first line."""
+    text = str(getattr(exc, "message", None) or exc)
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("wasm trap: "):
+            return line.removeprefix("wasm trap: ")
+    return _first_line(exc)

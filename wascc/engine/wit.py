@@ -10,7 +10,9 @@ import (any version)                   waSCC
 =====================================  ========================================================
 ``wasi:logging/logging.log``           ``wascc:logging`` ``WriteLog`` ``{level, body}``
                                        (trace 5, debug 4, info 3, warn 2, error 1, critical 1;
-                                       the context is prefixed to the body as ``context: ``)
+                                       the context is prefixed to the body as ``context: ``;
+                                       a provider's failure goes to the host's log: ``log``
+                                       has no error to return)
 ``wasi:keyvalue/store``                ``open(name)``: the binding ``name`` ("" is ``default``);
                                        ``get`` -> ``Get``, ``set`` -> ``Set`` (UTF-8 values),
                                        ``delete`` -> ``Del``, ``exists`` -> ``KeyExists``;
@@ -40,6 +42,7 @@ it has one (keyvalue ``other``, messaging and ``wascc:actor`` ``err``).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +67,8 @@ from wascc.wire.codec import (
 )
 
 __all__ = ["EXPORTS", "IMPORTS", "Exports", "interface_name", "serve_imports"]
+
+logger = logging.getLogger(__name__)
 
 KEYVALUE = "wascc:keyvalue"
 LOGGING = "wascc:logging"
@@ -110,7 +115,12 @@ def _serve_logging(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Buck
     def log(store: Any, level: str, context: str, message: str) -> None:
         body = f"{context}: {message}" if context else message
         request = WriteLogRequest(_LEVELS.get(level, 3), body)
-        port.host_call("", LOGGING, "WriteLog", request.encode())
+        try:
+            port.host_call("", LOGGING, "WriteLog", request.encode())
+        except _REFUSALS:
+            raise
+        except WasccError as exc:  # log has no error channel: the host's log keeps it
+            logger.warning("%s (the component's log line: %s)", exc, body)
 
     with root.add_instance(name) as inst:
         inst.add_func("log", log)

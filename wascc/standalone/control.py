@@ -79,6 +79,7 @@ def inventory(host: Host, labels: Mapping[str, str]) -> dict[str, Any]:
             {
                 "public_key": a.public_key,
                 "name": a.name,
+                "kind": a.kind,
                 "signed": a.signed,
                 "claims": a.claims.to_json(),
                 "instances": a.instances,
