@@ -321,3 +321,19 @@ def test_wascc_up_runs_a_component_dropped_in_its_actors_dir(
         process.terminate()
         process.wait(10)
         log.close()
+
+
+def test_wascc_compile_builds_a_component_from_its_text(tmp_path: Path) -> None:
+    source = tmp_path / "kv.wat"
+    source.write_text((COMPONENTS / "kvcounter.wat").read_text())
+    result = CliRunner().invoke(main, ["compile", str(source)])
+    assert result.exit_code == 0, result.output
+    assert "(component," in result.output
+    assert (tmp_path / "kv.wasm").read_bytes() == component("kvcounter")
+    bad = tmp_path / "bad.wat"
+    bad.write_text("(component (bogus))")
+    result = CliRunner().invoke(main, ["compile", str(bad)])
+    assert result.exit_code == 1
+    assert "is not valid WebAssembly text: expected valid component field (line 1:13)" in (
+        result.output
+    )

@@ -635,6 +635,34 @@ def print_archive(info: dict[str, Any]) -> None:
         click.echo(f"  {target:16s} {t['bytes']:>10,d} bytes  {t['hash'][:16]}...  {mark}")
 
 
+@main.command("compile", short_help="Compile WebAssembly text (a module or a component).")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Default: SOURCE.wasm.")
+def compile_cmd(source: Path, output: Path | None) -> None:
+    """Compile SOURCE, in the WebAssembly text format (a core module or a
+    component), to a binary with wasmtime's own parser.
+
+    \b
+    Example:
+      wascc compile kvcounter.wat && wascc claims sign kvcounter.wasm -n kvc -c wascc:keyvalue
+    """
+    from wascc.engine.runtime import wat_to_wasm  # noqa: PLC0415 - wasmtime
+
+    data = _read(source, "text file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        _die(f"{source} is not UTF-8 text")
+    try:
+        binary = wat_to_wasm(text, str(source))
+    except ModuleError as exc:
+        _die(str(exc))
+    target = output or source.with_suffix(".wasm")
+    target.write_bytes(binary)
+    kind = "component" if wasm.is_component(binary) else "module"
+    click.echo(f"compiled {target} ({kind}, {len(binary)} bytes)")
+
+
 @main.command("inspect", short_help="Describe an actor, a native provider or a provider archive.")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print everything as one JSON object.")

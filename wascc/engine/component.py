@@ -84,11 +84,12 @@ def describe_component(wasm: bytes, runtime: Runtime | None = None) -> Component
 
 
 class _Instance:
-    __slots__ = ("instance", "store")
+    __slots__ = ("funcs", "instance", "store")
 
     def __init__(self, store: wasmtime.Store, instance: Any) -> None:
         self.store = store
         self.instance = instance
+        self.funcs: dict[str, Any] = {}  # exported functions, looked up once
 
 
 class ComponentGuest:
@@ -222,7 +223,7 @@ class ComponentGuest:
         started = time.perf_counter()
         try:
             inst.store.set_epoch_deadline(ticks)
-            result = self._exports.call(inst.store, inst.instance, operation, payload)
+            result = self._exports.call(inst.store, inst.instance, operation, payload, inst.funcs)
         except wit._NoExport:
             self._release(inst)
             self._errors += 1

@@ -25,7 +25,7 @@ from wascc.errors import ActorLoadError, ModuleError
 from wascc.wire import wasm as wasm_format
 from wascc.wire.claims import LEGACY_SECTIONS as CLAIMS_SECTIONS
 
-__all__ = ["CALLED_EXPORTS", "WAPC_IMPORTS", "Runtime", "WapcModule"]
+__all__ = ["CALLED_EXPORTS", "WAPC_IMPORTS", "Runtime", "WapcModule", "wat_to_wasm"]
 
 #: Every import a waPC actor may use: name -> (parameter count, result count).
 WAPC_IMPORTS: dict[str, tuple[int, int]] = {
@@ -229,6 +229,20 @@ class Runtime:
     def close(self) -> None:
         """Stop the epoch thread.  Instances of this runtime must be gone."""
         self._ticker.stop()
+
+
+def wat_to_wasm(text: str, label: str = "the text") -> bytes:
+    """The WebAssembly text format (a module or a component) as a binary, by wasmtime's parser."""
+    try:
+        return bytes(wasmtime.wat2wasm(text))
+    except wasmtime.WasmtimeError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        where = next((line[4:] for line in lines if line.startswith("--> ")), "")
+        where = where.replace("<anon>:", "line ", 1) if where else ""
+        reason = lines[0] if lines else "invalid text"
+        raise ModuleError(
+            f"{label} is not valid WebAssembly text: {reason}" + (f" ({where})" if where else "")
+        ) from exc
 
 
 def _compile_error(exc: wasmtime.WasmtimeError) -> str:

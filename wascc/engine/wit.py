@@ -295,19 +295,31 @@ class Exports:
     def describe(self) -> str:
         return ", ".join(n for n in (self.guest, self.handler) if n) or "nothing the host calls"
 
-    def call(self, store: Any, instance: Any, operation: str, payload: bytes) -> bytes | str:
-        """The reply (bytes) or the component's error (str); raises when nothing serves it."""
+    def call(
+        self, store: Any, instance: Any, operation: str, payload: bytes, funcs: dict[str, Any]
+    ) -> bytes | str:
+        """The reply (bytes) or the component's error (str); raises when nothing serves it.
+
+        ``funcs`` caches this instance's exported functions (looked up once).
+        """
         if operation == "DeliverMessage" and self.handler is not None:
-            func = _func(store, instance, self.handler, "handle-message")
+            func = _cached(funcs, store, instance, self.handler, "handle-message")
             result = func(store, _record(BrokerMessage.decode(payload)))
             func.post_return(store)
             return result if isinstance(result, str) else b""
         if self.guest is None:
             raise _NoExport(operation)
-        func = _func(store, instance, self.guest, "call")
+        func = _cached(funcs, store, instance, self.guest, "call")
         result = func(store, operation, payload)
         func.post_return(store)
         return result if isinstance(result, str) else bytes(result)
+
+
+def _cached(funcs: dict[str, Any], store: Any, instance: Any, interface: str, name: str) -> Any:
+    func = funcs.get(name)
+    if func is None:
+        func = funcs[name] = _func(store, instance, interface, name)
+    return func
 
 
 class _NoExport(WasccError):
