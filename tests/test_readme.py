@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +66,51 @@ def test_readme_trusted_providers_example_runs(capsys: pytest.CaptureFixture[str
     exec(compile(block.group(1), "README.md", "exec"), {"__name__": "readme_trust"})
     printed = capsys.readouterr().out.splitlines()
     assert printed[-1] == block.group(1).splitlines()[-1].strip().removeprefix("# ")
+
+
+def test_readme_component_example_runs(tmp_path: Path) -> None:
+    """The components section's shell lines, run as written (the host in the background)."""
+    text = README.read_text()
+    section = text[text.index("## Components: WASI 0.2") :]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block is not None
+    bindir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+        "WASCC_CONTROL": str(tmp_path / "ctl.sock"),
+        "WASCC_KEYS": str(tmp_path / "keys"),
+    }
+    (tmp_path / "tests").symlink_to(README.parent / "tests")
+    host: subprocess.Popen[bytes] | None = None
+    outputs: list[str] = []
+    try:
+        for raw in block.group(1).splitlines():
+            line = raw.split("  #", 1)[0].strip()
+            if line.endswith("&"):
+                host = subprocess.Popen(
+                    shlex.split(line[:-1]), cwd=tmp_path, env=env, stderr=subprocess.DEVNULL
+                )
+                deadline = time.monotonic() + 30
+                while not (tmp_path / "ctl.sock").exists():
+                    assert host.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.05)
+                time.sleep(0.3)  # the actors directory's first scan
+                continue
+            for part in line.split("&&"):
+                done = subprocess.run(
+                    shlex.split(part),
+                    cwd=tmp_path,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                assert done.returncode == 0, f"{part}: {done.stderr}"
+                outputs.append(done.stdout)
+        assert outputs[-2] == "1"  # Count answered the first visit
+        assert "WebAssembly component" in outputs[-1] and "wasi:keyvalue/store" in outputs[-1]
+    finally:
+        if host is not None:
+            host.terminate()
+            host.wait(10)
