@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 from click.testing import CliRunner
+from wascc_capabilities.messaging import MessagingProvider
 
 from wascc import (
     ActorLoadError,
@@ -36,7 +37,7 @@ from wascc import (
 from wascc._providers import library
 from wascc.cli.main import main
 from wascc.providers.native import load_native_provider
-from wascc.wire.codec import HttpRequest, HttpResponse
+from wascc.wire.codec import BrokerMessage, HttpRequest, HttpResponse
 
 from conftest import BuiltExamples, Signer, build_test_actor, call_payload
 
@@ -337,3 +338,21 @@ def test_wascc_compile_builds_a_component_from_its_text(tmp_path: Path) -> None:
     assert "is not valid WebAssembly text: expected valid component field (line 1:13)" in (
         result.output
     )
+
+
+def test_a_messaging_component_answers_requests_through_the_broker(
+    host: Host, sign: Signer
+) -> None:
+    """wasmcloud:messaging/handler receives DeliverMessage; consumer.publish answers it."""
+    provider = MessagingProvider()  # the in-process broker
+    host.add_provider(provider)
+    signed, _ = sign(component("responder"), caps=["wascc:messaging"], name="responder")
+    key = host.add_actor(signed)
+    host.set_binding(key, "wascc:messaging", values={"SUBSCRIPTION": "svc.greet"})
+    assert provider.broker.request("svc.greet", b"hello", 5.0) == b"re: hello"
+    # a message without reply-to is the component's error (the provider logs it)
+    with pytest.raises(GuestError, match="the message has no reply-to"):
+        host.call_actor(
+            key, "DeliverMessage", BrokerMessage(subject="svc.greet", body=b"x").encode()
+        )
+    assert host.actor(key).operations["DeliverMessage"].calls == 2

@@ -19,7 +19,7 @@ import (any version)                   waSCC
                                        ``list-keys`` answers ``other`` (the contract has no scan)
 ``wasi:keyvalue/atomics.increment``    ``wascc:keyvalue`` ``Add {key, value: delta}``
 ``wasmcloud:messaging/consumer``       ``publish`` -> ``wascc:messaging`` ``Publish``,
-                                       ``request`` -> ``Request``
+                                       ``request`` -> ``Request`` (``types``: the record)
 ``wascc:actor/host.call``              the waPC host call itself: ``(binding, namespace,
                                        operation, payload)``, any capability or actor key
 =====================================  ========================================================
@@ -245,6 +245,12 @@ def _serve_actor_host(root: wc.LinkerInstance, name: str, port: GuestHost, _: _B
         inst.add_func("call", call)
 
 
+def _serve_types(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Buckets) -> None:
+    """An interface of types only (records, variants): nothing to serve but its name."""
+    with root.add_instance(name):
+        pass
+
+
 Server = Callable[[wc.LinkerInstance, str, GuestHost, _Buckets], None]
 
 #: The imports a component may have, by interface name without version.
@@ -253,6 +259,7 @@ IMPORTS: dict[str, Server] = {
     "wasi:keyvalue/store": _serve_store,
     "wasi:keyvalue/atomics": _serve_atomics,
     "wasmcloud:messaging/consumer": _serve_consumer,
+    "wasmcloud:messaging/types": _serve_types,
     "wascc:actor/host": _serve_actor_host,
 }
 
