@@ -125,8 +125,12 @@ def test_health_and_pool_waits_are_exported(
 
     slow = threading.Thread(target=loop)
     slow.start()
-    time.sleep(0.2)
-    host.call_actor(actor, "Echo", b"after the loop")  # waits for the only instance
+    while host.actor(actor).busy == 0:  # the loop holds the only instance now
+        time.sleep(0.001)
+    # half the deadline in: this call waits for the only instance, which the loop
+    # gives up at its deadline, half this call's wait before it would give up
+    time.sleep(0.5)
+    host.call_actor(actor, "Echo", b"after the loop")
     slow.join()
     m = scrape(observed)
     assert value(m, "wascc_provider_healthy", capability=TESTING, binding="default") == 1
