@@ -29,6 +29,7 @@ from wascc.errors import (
     InvocationTimeout,
     NotBound,
     NotFound,
+    ProviderCallError,
     ProviderError,
 )
 from wascc.logs import provider_logger
@@ -127,7 +128,12 @@ class NativeHttpServerProvider(NativeProvider):
         super().configure_dispatch(_TaggingDispatcher(dispatcher))
 
     def handle_call(self, actor: str, operation: str, msg: bytes) -> bytes:
-        reply = super().handle_call(actor, operation, msg)
+        try:
+            reply = super().handle_call(actor, operation, msg)
+        except ProviderCallError as exc:
+            if operation in ("BindActor", "RemoveActor"):  # bad values: as the Python server says
+                raise ProviderError(str(exc)) from None
+            raise
         if operation in ("BindActor", "RemoveActor"):  # it succeeded: keep what is bound
             config = CapabilityConfiguration.decode(msg)
             with self._bound_lock:
