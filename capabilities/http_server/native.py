@@ -8,13 +8,20 @@ does and prefixes its error text with the kind of wascc error (``NotFound: ...``
 ``InvocationTimeout: ...``), from which the C server picks the status code
 (503, 504 or 500; ``http_server.c`` lists them).
 
+With ``ACCESS_LOG=true`` the C server keeps one record per request; a thread
+of this class reads them every 0.1 s (``AccessLog``) and logs them on the same
+``wascc_capabilities.http_server.access`` logger, with the same fields, as the
+Python server, so no request waits for Python to log it.
+
 Which server the plugin offers: the native one when its library is installed,
 unless ``WASCC_HTTP_SERVER=python`` (see :func:`server_class`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +44,7 @@ from wascc.providers.base import Dispatcher
 from wascc.providers.native import NativeProvider
 from wascc.wire.codec import CapabilityConfiguration
 
+from .connection import access_log
 from .provider import HttpServerProvider, HttpServerStats
 from .settings import CAPABILITY_ID, OP_HANDLE_REQUEST
 
@@ -45,6 +53,9 @@ log = provider_logger(__name__, CAPABILITY_ID)
 #: ``WASCC_HTTP_SERVER``: ``native`` (the default when built) or ``python``.
 SERVER_ENV = "WASCC_HTTP_SERVER"
 _STATUS_OP = "ServerStatus"
+_ACCESS_LOG_OP = "AccessLog"
+_ACCESS_LOG_PERIOD = 0.1  # seconds between two reads of the access log records
+_TRUE = frozenset({"1", "true", "yes", "on"})
 
 
 def native_library() -> Path | None:
@@ -72,6 +83,10 @@ def server_class() -> type[HttpServerProvider] | type[NativeHttpServerProvider]:
             "(reinstall wascc to build native/)"
         )
     return HttpServerProvider
+
+
+def _access_log_on(values: dict[str, str]) -> bool:
+    return any(k.upper() == "ACCESS_LOG" and v.strip().lower() in _TRUE for k, v in values.items())
 
 
 def _kind(exc: BaseException) -> str:
@@ -123,6 +138,8 @@ class NativeHttpServerProvider(NativeProvider):
             raise ProviderError(f"{CAPABILITY_ID}: the native server library is not installed")
         super().__init__(NativeLibrary(str(file.resolve())), file)
         self.bundled = path is None
+        self._log_thread: threading.Thread | None = None
+        self._log_stop = threading.Event()
 
     def configure_dispatch(self, dispatcher: Dispatcher) -> None:
         super().configure_dispatch(_TaggingDispatcher(dispatcher))
@@ -139,9 +156,65 @@ class NativeHttpServerProvider(NativeProvider):
             with self._bound_lock:
                 if operation == "BindActor":
                     self._bound[config.module] = config
+                    was_bound = True
                 else:
-                    self._bound.pop(config.module, None)
+                    was_bound = self._bound.pop(config.module, None) is not None
+            if operation == "BindActor":
+                if _access_log_on(config.values):
+                    self._start_access_log()
+                with contextlib.suppress(NotFound):  # unless unbound meanwhile
+                    host, port = self.address(config.module)
+                    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                    log.info("%s %s serves actor %s", CAPABILITY_ID, where, config.module)
+            elif was_bound:
+                log.info("%s closed the listener of actor %s", CAPABILITY_ID, config.module)
         return reply
+
+    def _start_access_log(self) -> None:
+        with self._bound_lock:
+            if self._log_thread is not None:
+                return
+            self._log_thread = threading.Thread(
+                target=self._drain_access_log, name=f"{CAPABILITY_ID} access log", daemon=True
+            )
+        self._log_thread.start()
+
+    def _drain_access_log(self) -> None:
+        while not self._log_stop.wait(_ACCESS_LOG_PERIOD):
+            self._log_access()
+
+    def _log_access(self) -> None:
+        """Log the access records the C server kept since the last call."""
+        try:
+            raw = self.handle_call("system", _ACCESS_LOG_OP, b"")
+        except ProviderCallError:  # stopping
+            return
+        records: dict[str, Any] = msgpack.unpackb(raw)
+        for actor, method, path, status, micros in records["entries"]:
+            access_log.info(
+                "%s %s %d %dus",
+                method,
+                path,
+                status,
+                micros,
+                extra={
+                    "actor": actor,
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_us": micros,
+                },
+            )
+        if records["dropped"]:
+            log.warning("the access log dropped %d record(s): not read in time", records["dropped"])
+
+    def stop(self) -> None:
+        self._log_stop.set()
+        thread = self._log_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+            self._log_access()  # what the last requests left
+        super().stop()
 
     def _status(self) -> dict[str, Any]:
         raw = self.handle_call("system", _STATUS_OP, b"")

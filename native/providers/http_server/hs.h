@@ -71,7 +71,7 @@ typedef struct {
     size_t trailer_bytes;
     int keep_alive, last, is_head, version10, expect_continue, continued;
     char method[24];
-    char path[96]; /* for the access log: the start of the path */
+    hs_buf path; /* the request's path (kept for the access log only) */
 } hs_parser;
 
 /* What hs_parse found. */
@@ -135,6 +135,9 @@ void hs_invoke(hs_server *srv, const char *actor, const hs_buf *payload, hs_repl
                uint8_t **raw, size_t *raw_len);
 void hs_release(hs_server *srv, uint8_t *raw);
 void hs_count(hs_server *srv, int code);
+/* One access log record (ACCESS_LOG=true), kept until the host reads it. */
+void hs_access(hs_server *srv, const char *actor, const char *method, const hs_buf *path,
+               int status, uint64_t micros);
 
 /* Open the listening socket (or take `inherit_fd` over) and start serving.
  * NULL on failure with the reason in err (err_len bytes). */

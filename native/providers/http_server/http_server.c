@@ -21,7 +21,9 @@
  *   ADDRESS or ADDR (127.0.0.1), MAX_HEADER_BYTES (65536, >= 256),
  *   MAX_BODY_BYTES (10485760), MAX_CONNECTIONS (1024, 1..1000000),
  *   KEEPALIVE_TIMEOUT (15 s), REQUEST_TIMEOUT (30 s), DRAIN_TIMEOUT (10 s),
- *   ACCESS_LOG (false; one line per request on stderr).
+ *   ACCESS_LOG (false; one record per request, kept here (at most 100,000)
+ *   until the host reads them with AccessLog and logs them, off the request
+ *   path, on the ...http_server.access logger).
  *
  * Status codes this server produces: 400 a malformed request (then it
  * closes), 408 a request not received within REQUEST_TIMEOUT, 413 a body over
@@ -45,9 +47,10 @@
  * The Python side (wascc/providers/nativehttp.py) prefixes the errors of
  * today's dispatcher so; a dispatcher in C says the same.
  *
- * Operations: HandleRequest (provider -> actor) and ServerStatus (host only:
- * {listeners: [{actor, address, port, connections}], responses: {code: n}}),
- * which the Python wrapper reads for address() and stats().
+ * Operations: HandleRequest (provider -> actor); for the host only,
+ * ServerStatus ({listeners: [{actor, address, port, connections}],
+ * responses: {code: n}}, read for address() and stats()) and AccessLog (the
+ * access log records since the last call).
  *
  * Why not a library server.  libmicrohttpd (Debian 0.9.75) was the first
  * choice; it cannot give the behaviour the tests ask of an http_server: its
@@ -76,6 +79,8 @@ static const wpu_operation OPERATIONS[] = {
     {HS_OP, 0, "an HTTP request for the actor: HttpRequest -> HttpResponse"},
     {"ServerStatus", 1,
      "host only: {listeners: [{actor, address, port, connections}], responses: {code: n}}"},
+    {"AccessLog", 1,
+     "host only: {entries: [[actor, method, path, status, us]], dropped: n}, then cleared"},
 };
 
 static const wpu_descriptor_t DESCRIPTOR = {
@@ -101,7 +106,14 @@ struct hs_server {
     size_t n_bindings;
     uint64_t counts[600]; /* responses by status code (__atomic) */
     int stopped;
+    pthread_mutex_t log_lock; /* the access log records not read yet */
+    hs_buf log;               /* msgpack: one [actor, method, path, status, us] each */
+    uint32_t log_count;
+    uint64_t log_dropped;
 };
+
+#define ACCESS_LOG_MAX_RECORDS 100000
+#define ACCESS_LOG_MAX_BYTES (16u << 20)
 
 typedef struct {
     hs_server *srv;
@@ -111,6 +123,46 @@ typedef struct {
 
 void hs_count(hs_server *srv, int code) {
     if (code >= 0 && code < 600) __atomic_add_fetch(&srv->counts[code], 1, __ATOMIC_RELAXED);
+}
+
+void hs_access(hs_server *srv, const char *actor, const char *method, const hs_buf *path,
+               int status, uint64_t micros) {
+    pthread_mutex_lock(&srv->log_lock);
+    if (srv->log_count >= ACCESS_LOG_MAX_RECORDS || srv->log.len > ACCESS_LOG_MAX_BYTES) {
+        srv->log_dropped++;
+    } else {
+        wmp_writer w;
+        wpu_writer(&w);
+        wmp_write_array(&w, 5);
+        wmp_write_cstr(&w, actor);
+        wmp_write_cstr(&w, method);
+        wmp_write_str(&w, (const char *)path->p, path->len);
+        wmp_write_uint(&w, (uint64_t)status);
+        wmp_write_uint(&w, micros);
+        if (!w.err && hs_buf_put(&srv->log, w.buf, w.len) == 0) srv->log_count++;
+        else srv->log_dropped++;
+        free(w.buf);
+    }
+    pthread_mutex_unlock(&srv->log_lock);
+}
+
+/* AccessLog: {entries: [[actor, method, path, status, us], ...], dropped: n}; clears them. */
+static int32_t access_log_reply(hs_server *srv, uint8_t **out, size_t *out_len) {
+    wmp_writer w;
+    wpu_writer(&w);
+    pthread_mutex_lock(&srv->log_lock);
+    wmp_write_map(&w, 2);
+    wmp_write_cstr(&w, "entries");
+    wmp_write_array(&w, srv->log_count);
+    wmp_put(&w, srv->log.p, srv->log.len);
+    wmp_write_cstr(&w, "dropped");
+    wmp_write_uint(&w, srv->log_dropped);
+    srv->log.len = 0;
+    srv->log_count = 0;
+    srv->log_dropped = 0;
+    if (srv->log.cap > (1u << 20)) hs_buf_free(&srv->log);
+    pthread_mutex_unlock(&srv->log_lock);
+    return wpu_finish(&w, out, out_len);
 }
 
 static int kind_is(const uint8_t *msg, size_t len, const char *kind) {
@@ -310,6 +362,7 @@ static int hs_init(void *state) {
     st->srv->state = state;
     pthread_mutex_init(&st->srv->lock, NULL);
     pthread_mutex_init(&st->srv->bind_lock, NULL);
+    pthread_mutex_init(&st->srv->log_lock, NULL);
     return 0;
 }
 
@@ -405,8 +458,9 @@ static int32_t health(void *state, uint8_t **out, size_t *out_len) {
 
 static int32_t call(void *state, const wpu_call *c, uint8_t **out, size_t *out_len) {
     hs_server *srv = ((hs_state *)state)->srv;
-    if (strcmp(c->op, "ServerStatus") != 0 || strcmp(c->actor, WPU_SYSTEM) != 0)
+    if (strcmp(c->actor, WPU_SYSTEM) != 0)
         return wpu_error(out, out_len, "%s: %s is for the host only", HS_CAPABILITY, c->op);
+    if (strcmp(c->op, "AccessLog") == 0) return access_log_reply(srv, out, out_len);
     wmp_writer w;
     wpu_writer(&w);
     wmp_write_map(&w, 2);
@@ -469,6 +523,8 @@ static void hs_destroy(void *state) {
     if (!srv) return;
     pthread_mutex_destroy(&srv->lock);
     pthread_mutex_destroy(&srv->bind_lock);
+    pthread_mutex_destroy(&srv->log_lock);
+    hs_buf_free(&srv->log);
     free(srv->bindings);
     free(srv);
 }

@@ -201,6 +201,7 @@ void hs_parser_init(hs_parser *p, const hs_settings *s) {
 void hs_parser_free(hs_parser *p) {
     hs_buf_free(&p->payload);
     hs_buf_free(&p->body);
+    hs_buf_free(&p->path);
 }
 
 void hs_parser_next(hs_parser *p) {
@@ -508,9 +509,10 @@ static int parse_head(hs_parser *p, uint8_t *h, size_t n, hs_refusal *why) {
     p->keep_alive = p->version10 ? conn_keep && !conn_close : !conn_close;
     p->last = is_connect || (conn_upgrade && upgrade);
     p->is_head = strcmp(p->method, "HEAD") == 0;
-    size_t keep = path_n < sizeof p->path - 1 ? path_n : sizeof p->path - 1;
-    memcpy(p->path, path, keep);
-    p->path[keep] = 0;
+    if (s->access_log) {
+        p->path.len = 0;
+        hs_buf_put(&p->path, path, path_n);
+    }
 
     hs_buf *out = &p->payload;
     out->len = 0;

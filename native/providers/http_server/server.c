@@ -251,8 +251,8 @@ static int answer(hs_listener *l, hs_conn *c, hs_buf *out) {
         hs_render(out, &reply, c->parser.is_head, keep, c->parser.version10);
         hs_count(l->srv, reply.code);
         if (l->s.access_log)
-            fprintf(stderr, "%s access: %s %s %d %dus\n", l->label, c->parser.method,
-                    c->parser.path, reply.code, (int)((hs_now() - started) * 1e6));
+            hs_access(l->srv, l->actor, c->parser.method, &c->parser.path, reply.code,
+                      (uint64_t)((hs_now() - started) * 1e6));
         hs_reply_free(&reply);
         hs_release(l->srv, raw);
         int last = c->parser.last;
