@@ -411,6 +411,22 @@ def test_head_sends_the_headers_of_get_without_a_body(
     assert status == 200 and body == get_body
 
 
+def test_access_log_has_one_line_per_request_with_its_fields(
+    echo: str, serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wascc_capabilities.http_server.access")
+    address = serve(echo, ACCESS_LOG="true")
+    assert get(address, "/logged?x=1")[0] == 200
+    deadline = time.monotonic() + 5
+    while not (records := [r for r in caplog.records if r.name.endswith("http_server.access")]):
+        assert time.monotonic() < deadline, "no access log line"
+        time.sleep(0.02)
+    (record,) = records
+    fields = {k: getattr(record, k) for k in ("actor", "method", "path", "status")}
+    assert fields == {"actor": echo, "method": "GET", "path": "/logged", "status": 200}
+    assert isinstance(getattr(record, "duration_us"), int)
+
+
 # ---- what the server refuses ---------------------------------------------------------
 
 

@@ -301,7 +301,7 @@ static int parse_settings(const wpu_config *cfg, hs_settings *s, char *err, size
         snprintf(err, err_len, "%s: ADDRESS for %s is too long", HS_CAPABILITY, who);
         return -1;
     }
-    snprintf(s->address, sizeof s->address, "%s", *buf ? buf : "127.0.0.1");
+    strcpy(s->address, *buf ? buf : "127.0.0.1"); /* its length was checked above */
     const char *flag = value_of(cfg, "ACCESS_LOG");
     trimmed(flag ? flag : "", buf, sizeof buf);
     for (char *c = buf; *c; c++) *c = (char)tolower((unsigned char)*c);
