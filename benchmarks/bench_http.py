@@ -17,12 +17,8 @@ process get separate CPUs (the server the first half, wrk the rest), so the
 load generator does not steal the server's core mid-request.  Target:
 (a)/(b) >= 0.7 in requests/second.
 
-``--server native`` runs both legs on the native server in C
-(``NativeHttpServerProvider``; its bare handler is a dispatcher calling the
-same Python function), ``--server python`` (the default) on the Python one.
-
 Run: ``.venv/bin/python benchmarks/bench_http.py [--quick] [--duration S]
-[--connections N] [--threads N] [--server python|native] [--no-pin] [--json]`` (needs ``wrk`` on PATH and the
+[--connections N] [--threads N] [--no-pin] [--json]`` (needs ``wrk`` on PATH and the
 examples built; ``make examples`` or this script builds them).
 """
 
@@ -36,11 +32,10 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from wascc_capabilities.http_server import HttpServerProvider, NativeHttpServerProvider
+from wascc_capabilities.http_server import HttpServerProvider
 
 from wascc import Host, KeyPair
 from wascc.wire.codec import CapabilityConfiguration, HttpResponse
@@ -158,34 +153,11 @@ def combine(first: WrkResult, second: WrkResult) -> WrkResult:
     )
 
 
-class _HandlerDispatch:
-    """Hands the native server a Python function as its dispatcher (its bare handler)."""
-
-    def __init__(self, handler: Callable[[str, bytes], bytes]) -> None:
-        self.handler = handler
-
-    def dispatch(self, actor: str, operation: str, payload: bytes) -> bytes:
-        return self.handler(actor, payload)
-
-
-def make_server(
-    kind: str, handler: Callable[[str, bytes], bytes] | None = None
-) -> HttpServerProvider | NativeHttpServerProvider:
-    if kind == "python":
-        return HttpServerProvider(handler=handler)
-    server = NativeHttpServerProvider()
-    if handler is not None:
-        server.configure_dispatch(_HandlerDispatch(handler))
-    return server
-
-
-def run(
-    duration: float, connections: int, threads: int, server: str = "python"
-) -> dict[str, object]:
+def run(duration: float, connections: int, threads: int) -> dict[str, object]:
     account = build_examples()
     with Host(trusted_issuers=[account], health_interval=0, load_entry_points=False) as host:
         echo = host.add_actor((EXAMPLES / "echo" / "build" / "echo_s.wasm").read_bytes())
-        through_actor = make_server(server)
+        through_actor = HttpServerProvider()
         host.add_provider(through_actor)
         host.set_binding(echo, HTTP, values={"PORT": "0"})
         port_a = through_actor.address(echo)[1]
@@ -201,7 +173,7 @@ def run(
                 answer = answers[payload] = host.call_actor(echo, "HandleRequest", payload)
             return answer
 
-        bare = make_server(server, precomputed)
+        bare = HttpServerProvider(handler=precomputed)
         config = CapabilityConfiguration(echo, {"PORT": "0"})
         bare.handle_call("system", "BindActor", config.encode())
         try:
@@ -225,12 +197,7 @@ def run(
     a, b = combine(a1, a2), combine(b1, b2)
     ratio = a.requests_per_second / b.requests_per_second
     return {
-        "settings": {
-            "duration_s": duration,
-            "connections": connections,
-            "threads": threads,
-            "server": server,
-        },
+        "settings": {"duration_s": duration, "connections": connections, "threads": threads},
         "echo_actor": asdict(a),
         "bare_handler": asdict(b),
         "ratio": ratio,
@@ -249,19 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-pin", action="store_true", help="let wrk and the server share every CPU"
     )
-    parser.add_argument(
-        "--server",
-        choices=("python", "native"),
-        default="python",
-        help="which wascc:http_server to measure (default python)",
-    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install wrk)")
     duration = args.duration or (4.0 if args.quick else 10.0)
     pinning = "not pinned (--no-pin)" if args.no_pin else pin_cpus()
-    report = run(duration, args.connections, args.threads, args.server)
+    report = run(duration, args.connections, args.threads)
     report["cpus"] = pinning
     if args.json:
         print(json.dumps(report, indent=2))
@@ -269,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     a, b = report["echo_actor"], report["bare_handler"]
     assert isinstance(a, dict) and isinstance(b, dict)
     print(
-        f"{args.server} server; wrk -t{args.threads} -c{args.connections}, GET / with keep-alive, "
+        f"wrk -t{args.threads} -c{args.connections}, GET / with keep-alive, "
         f"{duration:g} s per server (ABBA); {pinning}\n"
     )
     print(f"{'':28s}{'requests/s':>12s}{'p50 ms':>10s}{'p99 ms':>10s}{'errors':>8s}")
