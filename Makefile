@@ -46,13 +46,18 @@ typecheck: setup
 pytest: setup
 	$(PY) -m pytest -q
 
+# benchmarks/deps installs wrk and Debian's nginx (the HTTP anchor) when root:
+# only the benchmarks need them, never the tests.
 bench: setup
+	@bash benchmarks/deps
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/bench_invoke.py
 	$(PY) benchmarks/bench_provider.py
 	$(PY) benchmarks/bench_backends.py
 	$(PY) benchmarks/bench_backends_data.py
 	$(PY) benchmarks/bench_messaging.py
+	$(PY) benchmarks/bench_dataplane.py
+	$(PY) benchmarks/bench_http.py
 
 # Every fuzz target for FUZZ_CASES cases (the test suite runs a 2,000-case smoke pass).
 # FUZZ_ENGINE=atheris FUZZ_TARGET=claims: one target under libFuzzer's coverage guidance.

@@ -5,6 +5,9 @@
 ;;   "HostEcho" -> one __host_call(binding "default", namespace "wascc:bench",
 ;;                 operation "Echo", payload = the request) and answers with
 ;;                 the host response (or hands the host error back as its own).
+;;   "KvGet"    -> the same with namespace "wascc:keyvalue", operation "Get"
+;;                 (payload = a msgpack GetRequest): one round trip to a
+;;                 keyvalue provider.
 ;; Anything else is a guest error.
 ;;
 ;; Layout of linear memory: constant strings below 1024, then the operation
@@ -29,6 +32,9 @@
   (data (i32.const 40) "HostEcho")          ;; 8 bytes
   (data (i32.const 64) "unknown operation") ;; 17 bytes
   (data (i32.const 96) "out of memory")     ;; 13 bytes
+  (data (i32.const 112) "wascc:keyvalue")   ;; 14 bytes
+  (data (i32.const 128) "Get")              ;; 3 bytes
+  (data (i32.const 136) "KvGet")            ;; 5 bytes
 
   (global $OP i32 (i32.const 1024))
 
@@ -50,16 +56,18 @@
     (call $guest_error (local.get $ptr) (local.get $len))
     (i32.const 0))
 
-  ;; The HostEcho operation: forward [msg, msg+len) to the host, answer with its reply.
-  (func $host_echo (param $msg i32) (param $len i32) (result i32)
+  ;; Forward [msg, msg+len) to the host as operation [op, op+op_len) of
+  ;; namespace [ns, ns+ns_len) on binding "default"; answer with its reply.
+  (func $forward (param $ns i32) (param $ns_len i32) (param $op i32) (param $op_len i32)
+                 (param $msg i32) (param $len i32) (result i32)
     (local $out i32)
     (local $n i32)
     (local.set $out (i32.add (local.get $msg) (local.get $len)))
     (if (i32.eqz
           (call $host_call
             (i32.const 0) (i32.const 7)
-            (i32.const 16) (i32.const 11)
-            (i32.const 32) (i32.const 4)
+            (local.get $ns) (local.get $ns_len)
+            (local.get $op) (local.get $op_len)
             (local.get $msg) (local.get $len)))
       (then
         (local.set $n (call $host_error_len))
@@ -89,6 +97,15 @@
     (if (i32.and
           (i32.eq (local.get $op_len) (i32.const 8))
           (i64.eq (i64.load (global.get $OP)) (i64.load (i32.const 40))))
-      (then (return (call $host_echo (local.get $msg) (local.get $msg_len)))))
+      (then (return (call $forward (i32.const 16) (i32.const 11) (i32.const 32) (i32.const 4)
+                                   (local.get $msg) (local.get $msg_len)))))
+    (if (i32.and
+          (i32.eq (local.get $op_len) (i32.const 5))
+          (i32.and
+            (i32.eq (i32.load (global.get $OP)) (i32.load (i32.const 136)))
+            (i32.eq (i32.load8_u (i32.add (global.get $OP) (i32.const 4)))
+                    (i32.load8_u (i32.const 140)))))
+      (then (return (call $forward (i32.const 112) (i32.const 14) (i32.const 128) (i32.const 3)
+                                   (local.get $msg) (local.get $msg_len)))))
     (call $fail (i32.const 64) (i32.const 17)))
 )

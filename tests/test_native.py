@@ -253,7 +253,7 @@ def test_calls_after_stop_are_refused_and_destroy_waits_for_calls_in_flight(
         target=lambda: results.append(provider.handle_call("M" * 56, "Block", b"300"))
     )
     worker.start()
-    while provider._lib._in_flight == 0:  # wait until the call is inside the provider
+    while provider._lib.in_flight == 0:  # wait until the call is inside the provider
         time.sleep(0.001)
     provider.stop()  # must not destroy under the running call
     worker.join()

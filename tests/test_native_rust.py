@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import wasmtime
 
-from wascc import GuestError, Host
+from wascc import GuestError, Host, hookimpl
 from wascc.errors import ProviderCallError
 from wascc.providers.native import NativeProvider, load_native_provider
 from wascc.wire.codec import (
@@ -129,6 +129,16 @@ def test_unknown_operation_is_an_error_naming_it(host: Host, plain_actor: str) -
 def test_ping_dispatches_pong_from_a_provider_thread(
     host: Host, pong_actor: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    class AllowAll:
+        @hookimpl
+        def wascc_authorize(
+            self, invocation: object, origin_claims: object, target_claims: object
+        ) -> None:
+            pass
+
+    # The spies watch the Python path: a plugin sends every call through it
+    # (without one, this round trip runs in C: tests/test_dataplane.py).
+    host.add_plugin(AllowAll())
     seen: dict[str, threading.Thread] = {}
     from_actor, from_provider = host._from_actor, host._from_provider
 

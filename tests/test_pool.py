@@ -1,108 +1,112 @@
-"""The instance pool: waiters never miss a released instance; a retired pool
-starts nothing new and frees its module when its last instance closes."""
+"""The instance pool (in C): a waiter gets a released instance, a busy pool
+refuses past the deadline, a retired pool starts nothing new and frees its
+module when its last instance closes."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
 
-import pytest
-
-from wascc import ActorRetired, NotFound
-from wascc.engine.pool import InstancePool
+from wascc.engine.pool import BUSY, RETIRED, CallResult, InstancePool
 from wascc.engine.runtime import Runtime
-from wascc.engine.wapc import WapcInstance
 
-from conftest import build_test_actor
+from conftest import build_test_actor, call_payload
 
 
 class _Port:
+    """Host calls block until ``go`` is set: a call holds its instance as long as we like."""
+
+    def __init__(self) -> None:
+        self.go = threading.Event()
+        self.entered = threading.Semaphore(0)
+
     def host_call(self, binding: str, namespace: str, operation: str, payload: bytes) -> bytes:
-        return b""
+        self.entered.release()
+        self.go.wait(30)
+        return b"done"
 
     def console_log(self, line: str) -> None:
         pass
 
 
-def _factory() -> Callable[[], WapcInstance]:
+def _pool(port: _Port, *, min_size: int, max_size: int, label: str) -> InstancePool:
     compiled = Runtime.default().load(build_test_actor(), "pool-test")
+    return InstancePool(
+        compiled.pre,
+        port,
+        min_size=min_size,
+        max_size=max_size,
+        memory_limit=1 << 20,
+        deadline=10.0,
+        tick=Runtime.default().tick,
+        label=label,
+    )
+
+
+def _hold(pool: InstancePool, port: _Port) -> threading.Thread:
+    """A call that keeps one instance busy until ``port.go`` is set."""
+    results: list[object] = []
+    t = threading.Thread(
+        target=lambda: results.append(pool.call(b"Call", call_payload("x", "Op"), 0.0))
+    )
+    t.results = results  # type: ignore[attr-defined]
+    t.start()
+    assert port.entered.acquire(timeout=10)
+    return t
+
+
+def test_a_waiter_gets_the_instance_released_by_another_call() -> None:
     port = _Port()
-
-    def create() -> WapcInstance:
-        return compiled.pre.instantiate(port, memory_limit=1 << 20, deadline_ticks=1000)
-
-    return create
-
-
-class _PausingDeque(deque[WapcInstance]):
-    """A deque that runs ``on_empty_pop`` the n-th time a pop finds it empty.
-
-    It puts a release exactly between a waiter's failed look at the free list
-    and its going to sleep: the window where a release used to go unseen.
-    """
-
-    def __init__(self, nth: int, on_empty_pop: Callable[[], None]) -> None:
-        super().__init__()
-        self.nth = nth
-        self.on_empty_pop = on_empty_pop
-        self.empty_pops = 0
-
-    def pop(self) -> WapcInstance:
-        try:
-            return super().pop()
-        except IndexError:
-            self.empty_pops += 1
-            if self.empty_pops == self.nth:
-                self.on_empty_pop()
-            raise
-
-
-def test_release_racing_a_waiter_going_to_sleep_wakes_it() -> None:
-    pool = InstancePool(_factory(), min_size=1, max_size=1, label="race")
-    held = pool.acquire(1.0)
-    released = threading.Event()
-
-    def release_now() -> None:
-        # old code released without the lock: this would finish before the
-        # waiter counted itself, and nobody would wake it
-        threading.Thread(target=lambda: (pool.release(held), released.set())).start()
-        released.wait(0.5)  # with the fix the release waits for the lock instead
-
-    # empty pop 1: acquire's lock-free attempt; 2: the first look under the lock
-    pool._free = _PausingDeque(2, release_now)
-    deadline = 30.0
+    pool = _pool(port, min_size=1, max_size=1, label="race")
+    holder = _hold(pool, port)
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.call(b"Echo", b"hi", 30.0)))
+    waiter.start()
+    while not pool.waits:
+        time.sleep(0.001)
     started = time.monotonic()
-    got = pool.acquire(deadline)
-    waited = time.monotonic() - started
-    assert got is held
-    # before the fix the waiter was never woken: it slept until its deadline
-    assert waited < deadline / 2, f"the waiter slept {waited:.1f}s while an instance was free"
-    pool.release(got)
+    port.go.set()
+    waiter.join(20)
+    holder.join(20)
+    assert got == [b"hi"] and holder.results == [b"done"]  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 15, "the waiter slept while an instance was free"
+    assert pool.size == 1 and pool.busy == 0
+    pool.retire()
+
+
+def test_every_instance_busy_past_the_budget_is_refused() -> None:
+    port = _Port()
+    pool = _pool(port, min_size=0, max_size=1, label="busy")
+    holder = _hold(pool, port)
+    result = pool.call(b"Echo", b"x", 0.05)
+    assert isinstance(result, CallResult) and result.status == BUSY
+    assert pool.errors == 1
+    port.go.set()
+    holder.join(20)
     pool.retire()
 
 
 def test_retired_pool_starts_no_new_instance() -> None:
-    pool = InstancePool(_factory(), min_size=0, max_size=4, label="actor retired-test")
+    pool = _pool(_Port(), min_size=0, max_size=4, label="retired-test")
     pool.retire()
-    with pytest.raises(ActorRetired, match="retired-test was replaced or removed") as info:
-        pool.acquire(1.0)
-    assert isinstance(info.value, NotFound)
+    result = pool.call(b"Echo", b"x", 1.0)
+    assert isinstance(result, CallResult) and result.status == RETIRED
+    assert pool.size == 0
 
 
 def test_retired_pool_frees_once_when_its_last_busy_instance_closes() -> None:
     freed: list[str] = []
-    pool = InstancePool(_factory(), min_size=2, max_size=4, label="busy")
-    a = pool.acquire(1.0)
-    b = pool.acquire(1.0)
-    c = pool.acquire(1.0)  # a third, made on demand
-    pool.release(c)  # idle: closes on retire
+    port = _Port()
+    pool = _pool(port, min_size=2, max_size=4, label="busy")
+    a = _hold(pool, port)
+    b = _hold(pool, port)
+    assert pool.call(b"Echo", b"c", 1.0) == b"c"  # a third instance, made on demand
+    assert pool.size == 3
     pool.retire(lambda: freed.append("freed"))
-    assert pool.size == 2 and freed == []
-    pool.release(a)
-    assert pool.size == 1 and freed == []
-    pool.discard(b)
+    assert pool.size == 2 and freed == []  # the idle one closed at once
+    port.go.set()
+    a.join(20)
+    b.join(20)
     assert pool.size == 0 and freed == ["freed"]
     pool.retire(lambda: freed.append("again"))  # retiring twice runs nothing more
     assert freed == ["freed"]
@@ -110,28 +114,38 @@ def test_retired_pool_frees_once_when_its_last_busy_instance_closes() -> None:
 
 def test_retiring_an_idle_pool_frees_at_once() -> None:
     freed = threading.Event()
-    pool = InstancePool(_factory(), min_size=3, max_size=4, label="idle")
+    pool = _pool(_Port(), min_size=3, max_size=4, label="idle")
+    assert pool.size == 3
     pool.retire(freed.set)
     assert freed.is_set() and pool.size == 0
 
 
 def test_waiter_on_a_retired_pool_gives_up_instead_of_sleeping() -> None:
-    pool = InstancePool(_factory(), min_size=1, max_size=1, label="waited")
-    held = pool.acquire(1.0)
-    errors: list[BaseException] = []
-
-    def wait() -> None:
-        try:
-            pool.acquire(30.0)
-        except BaseException as exc:
-            errors.append(exc)
-
-    waiter = threading.Thread(target=wait)
+    port = _Port()
+    pool = _pool(port, min_size=1, max_size=1, label="waited")
+    holder = _hold(pool, port)
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.call(b"Echo", b"x", 30.0)))
     waiter.start()
-    while not pool._waiting:
-        threading.Event().wait(0.001)
+    while not pool.waits:
+        time.sleep(0.001)
     pool.retire()
-    waiter.join()
-    assert [type(e) for e in errors] == [ActorRetired]
-    pool.release(held)
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert [r.status for r in got if isinstance(r, CallResult)] == [RETIRED]
+    port.go.set()
+    holder.join(20)
     assert pool.size == 0
+
+
+def test_counters_count_every_call_by_operation() -> None:
+    pool = _pool(_Port(), min_size=1, max_size=2, label="count")
+    for _ in range(130):
+        assert pool.call(b"Echo", b"x", 0.0) == b"x"
+    assert isinstance(pool.call(b"Fail", b"no", 0.0), CallResult)
+    stats = pool.stats.read()
+    assert stats["Echo"].calls == 130 and stats["Fail"].calls == 1
+    assert stats["Echo"].timed == 3  # the 1st, 65th and 129th
+    assert sum(stats["Echo"].buckets) == 3 and stats["Echo"].seconds > 0
+    assert pool.errors == 1
+    pool.retire()

@@ -41,6 +41,10 @@ from typing import Any, Protocol
 
 from wascc.actor import Actor, ActorSettings, load_actor
 from wascc.bindings import Binding, RouteTable
+from wascc.engine.guest import Guest
+from wascc.engine.library import NativeLibrary
+from wascc.engine.pool import CallResult
+from wascc.engine.router import CODEC_MAP, CODEC_NONE, CODEC_OTHER, Router, request_structs
 from wascc.engine.runtime import Runtime
 from wascc.engine.stats import SAMPLE_EVERY, OperationStats
 from wascc.errors import (
@@ -86,6 +90,8 @@ from wascc.wire.codec import (
 )
 from wascc.wire.invocation import SYSTEM, Invocation
 from wascc.wire.keys import is_actor_key
+
+request_structs(REQUEST_STRUCTS)  # the data plane sends these through Python until it may not
 
 __all__ = ["ActorInfo", "CallObserver", "Host", "ProviderInfo", "RemoteRouter"]
 
@@ -259,6 +265,13 @@ class _ProviderDispatcher:
         self.binding = binding
         self.active = True
 
+    def deactivate(self, provider: CapabilityProvider) -> None:
+        """The provider was removed or replaced: refuse what it dispatches from now on."""
+        self.active = False
+        library = _native_library(provider)
+        if library is not None:
+            library.set_active(False)
+
     def dispatch(self, actor: str, operation: str, payload: bytes) -> bytes:
         if not self.active:
             raise ProviderError(
@@ -334,6 +347,10 @@ class Host:
         self._remote: RemoteRouter | None = None
         #: When the host was made (seconds since the epoch): its uptime's start.
         self.started = time.time()
+        #: The data plane's routing tables (DESIGN "Two planes"): what this
+        #: control plane decided, written in C (see :meth:`_publish`).
+        self._router = Router(self._data_plane_actor_failed, self._data_plane_provider_failed)
+        self._refresh_flags()
         self.add_provider(ExtrasProvider())
         self._health = HealthMonitor(self.check_health, health_interval)
         self._health.start()
@@ -355,6 +372,7 @@ class Host:
         goes on.  True when nothing is running any more.
         """
         self._draining = True
+        self._refresh_flags()
         deadline = time.monotonic() + grace
         while self.busy() and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -413,10 +431,79 @@ class Host:
 
     def add_plugin(self, plugin: object, name: str | None = None) -> str:
         """Register a pluggy plugin (authorizer, middleware, provider factories)."""
-        return self.plugins.register(plugin, name)
+        try:
+            return self.plugins.register(plugin, name)
+        finally:
+            self._refresh_flags()
 
     def remove_plugin(self, plugin: object) -> None:
-        self.plugins.unregister(plugin)
+        try:
+            self.plugins.unregister(plugin)
+        finally:
+            self._refresh_flags()
+
+    # ---- the data plane's tables --------------------------------------------
+
+    def _refresh_flags(self) -> None:
+        """Every call goes through Python while a plugin authorizes or intercepts."""
+        plugins = self.plugins
+        self._router.flags(
+            python_only=plugins.authorizing or plugins.intercepting, draining=self._draining
+        )
+
+    def _publish(self, actor: str, capability_id: str, binding: str) -> None:
+        """Write the route (actor, capability, binding) as the tables here say it is.
+
+        Call with ``self._lock`` held.  The provider may dispatch to the actor
+        from C when they are bound; the actor's host calls reach the provider
+        from C when it is native (in this process) and the claims list it.
+        """
+        b = self._routes.bindings.get((actor, capability_id, binding))
+        native = None
+        codec = CODEC_NONE
+        if b is not None:
+            found = self._actors.get(actor)
+            provider = self._routes.routes.get((actor, capability_id, binding))
+            if found is not None and capability_id in found.caps:
+                native = _native_library(provider)
+            form = b.values.get(CODEC_VALUE)
+            if form is not None:
+                codec = CODEC_MAP if form == FORM_MAP else CODEC_OTHER
+        self._router.route(
+            actor, capability_id, binding, bound=b is not None, native=native, codec=codec
+        )
+
+    def _publish_actor(self, key: str) -> None:
+        """Publish the actor's current module and every route of it (``self._lock`` held)."""
+        found = self._actors.get(key)
+        self._router.actor(key, found.pool if found is not None else None)
+        for b in self._routes.bindings_of(key):
+            self._publish(key, b.capability_id, b.binding)
+
+    def _data_plane_actor_failed(
+        self, guest: Guest | None, operation: str, result: CallResult
+    ) -> BaseException:
+        """Word (and report) a call into an actor the data plane ran that failed."""
+        if guest is None:
+            return ActorRetired(f"the actor was removed before {operation} could run")
+        exc = guest.failure(operation, result)
+        observer = self.observer
+        if observer is not None and isinstance(guest, Actor):
+            observer.actor_failed(guest.public_key, operation, exc)
+        return exc
+
+    def _data_plane_provider_failed(
+        self, port: _ActorPort, capability_id: str, binding: str, operation: str, text: str
+    ) -> BaseException:
+        """Word (and report) a native provider's refusal of an actor's call run in C."""
+        exc = ProviderCallError(
+            f"{capability_id} ({binding}) failed {operation} for actor {port.name} "
+            f"({port.key}): {text or 'failed with no message'}"
+        )
+        observer = self.observer
+        if observer is not None:
+            observer.provider_failed(capability_id, binding, operation, exc)
+        return exc
 
     # ---- actors ------------------------------------------------------------
 
@@ -432,7 +519,7 @@ class Host:
         )
 
     def _load(self, source: Source, settings: ActorSettings) -> Actor:
-        return load_actor(
+        actor = load_actor(
             source,
             runtime=self.runtime,
             port=lambda claims: _ActorPort(
@@ -442,6 +529,8 @@ class Host:
             trusted_issuers=self.trusted_issuers,
             allow_unsigned=self.allow_unsigned,
         )
+        self._router.identify(actor.pool, actor.public_key, actor.caps)
+        return actor
 
     def add_actor(
         self,
@@ -474,6 +563,7 @@ class Host:
                     "(wascc ctl replace-actor, Host.replace_actor)"
                 )
             self._actors[actor.public_key] = actor
+            self._publish_actor(actor.public_key)
         log.info(
             "started %s (%s, %d bytes)",
             actor.who,
@@ -510,6 +600,7 @@ class Host:
                 new.retire()
                 raise WasccError(f"{old.who} changed while it was being replaced; try again")
             self._actors[actor] = new
+            self._publish_actor(actor)  # before the old module retires: no call falls between
             self._retired.append(old)
         self._retire(old)
         log.info(
@@ -539,6 +630,7 @@ class Host:
             self._actor_health.pop(actor, None)
             if found is not None:
                 self._retired.append(found)
+                self._publish_actor(actor)
         if found is None:
             raise NotFound(f"no actor {actor} is running")
         for b in self._routes.bindings_of(actor):
@@ -633,11 +725,13 @@ class Host:
                 raise ProviderError(
                     f"a provider of {capability_id} is already registered on binding {binding!r}"
                 )
-            self._configure(provider, dispatcher)
+            self._configure(provider, dispatcher, self._router)
             self._providers[key] = _ProviderEntry(
                 provider, descriptor, dispatcher, dict(values or {})
             )
             self._routes.add_provider(capability_id, binding, provider)
+            for b in self._routes.bindings_to(capability_id, binding):
+                self._publish(b.actor, capability_id, binding)
         log.info(
             "added provider %s (%s) on binding %s",
             capability_id,
@@ -690,8 +784,13 @@ class Host:
         return descriptor
 
     @staticmethod
-    def _configure(provider: CapabilityProvider, dispatcher: _ProviderDispatcher) -> None:
+    def _configure(
+        provider: CapabilityProvider, dispatcher: _ProviderDispatcher, router: Router
+    ) -> None:
         try:
+            library = _native_library(provider)
+            if library is not None:  # its dispatches are routed in C
+                router.dispatcher(library, dispatcher.capability_id, dispatcher.binding)
             provider.configure_dispatch(dispatcher)
         except Exception as exc:
             raise ProviderError(
@@ -723,7 +822,7 @@ class Host:
             old = self._providers.get(key)
             if old is None:
                 raise NotFound(f"no provider of {capability_id} on binding {binding!r} to replace")
-            self._configure(provider, dispatcher)
+            self._configure(provider, dispatcher, self._router)
             entry = _ProviderEntry(
                 provider, descriptor, dispatcher, old.values if values is None else dict(values)
             )
@@ -747,7 +846,9 @@ class Host:
                         extra=fields(b.actor, capability_id, binding, outcome="refused"),
                     )
                     self._routes.unbind(b.actor, capability_id, binding)
-        old.dispatcher.active = False
+            for b in bound:
+                self._publish(b.actor, capability_id, binding)
+        old.dispatcher.deactivate(old.provider)
         for b in bound:
             self._send_remove(old.provider, b)
         _stop_provider(old.provider, f"old {capability_id} ({binding})", self.health_timeout)
@@ -792,7 +893,9 @@ class Host:
             del self._providers[key]
             self._provider_health.pop(key, None)
             dropped = self._routes.remove_provider(capability_id, binding)
-        entry.dispatcher.active = False
+            for b in dropped:
+                self._publish(b.actor, capability_id, binding)
+        entry.dispatcher.deactivate(entry.provider)
         for b in dropped:
             self._send_remove(entry.provider, b)
             self._changed("unbound", actor=b.actor, capability_id=capability_id, binding=binding)
@@ -865,6 +968,7 @@ class Host:
                 # Bound from the moment BindActor is sent: a provider may dispatch to
                 # the actor from its own threads before BindActor returns.
                 self._routes.bind(new)
+                self._publish(actor, capability_id, binding)
             # A re-bind is a reconfiguration (provider.h, section 2): the provider
             # applies the new values and releases the old ones only once the new
             # ones work, so a refused re-bind leaves the working binding as it was.
@@ -873,6 +977,7 @@ class Host:
             except Exception as exc:
                 if previous is None:
                     self._routes.unbind(actor, capability_id, binding)
+                    self._publish(actor, capability_id, binding)
                     log.warning(
                         "%s refused to bind %s: %s",
                         capability_id,
@@ -893,6 +998,7 @@ class Host:
                 ) from exc
             if previous is not None:
                 self._routes.bind(new)
+                self._publish(actor, capability_id, binding)
         log.info("bound %s", what, extra=fields(actor, capability_id, binding, outcome="bound"))
         self._changed("bound", actor=actor, capability_id=capability_id, binding=binding)
 
@@ -921,17 +1027,20 @@ class Host:
             plain = {k: v for k, v in values.items() if not k.startswith("__wascc_")}
             if previous is None:
                 self._routes.bind(Binding(actor, capability_id, binding, plain))
+                self._publish(actor, capability_id, binding)
             config = CapabilityConfiguration(actor, {**entry.values, **values})
             try:
                 entry.provider.handle_call(SYSTEM_ACTOR, OP_BIND_ACTOR, config.encode())
             except Exception as exc:
                 if previous is None:
                     self._routes.unbind(actor, capability_id, binding)
+                    self._publish(actor, capability_id, binding)
                 raise BindingError(
                     f"{capability_id} ({binding}) refused to bind {actor}: {exc}"
                 ) from exc
             if previous is not None:
                 self._routes.bind(Binding(actor, capability_id, binding, plain))
+                self._publish(actor, capability_id, binding)
         log.info(
             "bound %s to %s (%s) for the lattice",
             actor,
@@ -972,6 +1081,7 @@ class Host:
         """Remove the binding on this host only."""
         with self._lock:
             removed = self._routes.unbind(actor, capability_id, binding)
+            self._publish(actor, capability_id, binding)
             entry = self._providers.get((capability_id, binding))
         if removed is None:
             return False
@@ -1230,6 +1340,7 @@ class Host:
             first = exc
         else:
             actor.request_forms[operation] = FORM_MAP
+            self._router.reads_map(actor.pool, operation)  # from now on dispatched from C
             return reply
         for form, era in _OLDER_FORMS.items():
             older = transcode(operation, payload, form)
@@ -1411,6 +1522,21 @@ class Host:
             raise NotFound(f"no provider of {capability_id} on binding {binding!r}")
         return entry.provider
 
+    def native_operations(self) -> dict[tuple[str, str, str], OperationStats]:
+        """Calls the data plane ran on native providers, by (capability, binding, operation).
+
+        (Calls that went through Python are told to :attr:`observer` instead.)
+        """
+        with self._lock:
+            entries = list(self._providers.items())
+        found: dict[tuple[str, str, str], OperationStats] = {}
+        for (capability_id, binding), entry in entries:
+            library = _native_library(entry.provider)
+            if library is not None:
+                for operation, stats in library.stats.read().items():
+                    found[(capability_id, binding, operation)] = stats
+        return found
+
     def bindings(self) -> list[Binding]:
         """Every binding of an actor to a provider."""
         return list(self._routes.bindings.values())
@@ -1418,6 +1544,12 @@ class Host:
     def actor(self, key: str) -> ActorInfo:
         """One actor's inventory entry."""
         return self._info(self._actor(key))
+
+
+def _native_library(provider: object) -> NativeLibrary | None:
+    """The in-process native library behind a provider, if it is one."""
+    library = getattr(provider, "library", None)
+    return library if isinstance(library, NativeLibrary) else None
 
 
 def _drop_none(**kw: Any) -> dict[str, Any]:

@@ -29,6 +29,9 @@ static int wh_py_host_call(void *handle, wh_instance *inst, const unsigned char 
 static void wh_py_console_log(void *handle, const unsigned char *p, size_t n);
 static int wh_py_dispatch(void *handle, wh_reply *reply, const char *actor, const char *op,
                           const unsigned char *msg, size_t msg_len);
+static void wh_py_pool_empty(void *owner);
+static void *wh_py_wasi_config(void *owner);
+static void wh_py_failed(void *router, wh_failure *f, wh_reply *words);
 
 /* ---- wasmtime C API mirror ------------------------------------------- */
 
@@ -207,6 +210,7 @@ typedef struct {
     int has_memory;
     void *py_handle;
     wh_instance *self;
+    struct wh_pool *pool; /* the pool it belongs to, for routing (or NULL) */
     /* per-call state */
     const char *op;
     size_t op_len;
@@ -329,6 +333,11 @@ static wasm_trap_t *cb_guest_error(void *env, wasmtime_caller_t *caller,
                            "__guest_error: pointer out of bounds of linear memory");
 }
 
+#define WH_ROUTE_PYTHON 2 /* the tables do not hold this call: Python routes it */
+static int route_host_call(state_t *st, const unsigned char *bd, size_t bd_len,
+                           const unsigned char *ns, size_t ns_len, const unsigned char *op,
+                           size_t op_len, const unsigned char *msg, size_t msg_len);
+
 static wasm_trap_t *cb_host_call(void *env, wasmtime_caller_t *caller,
                                  wasmtime_val_raw_t *args, size_t n) {
     (void)env; (void)n;
@@ -341,6 +350,18 @@ static wasm_trap_t *cb_host_call(void *env, wasmtime_caller_t *caller,
     for (int i = 0; i < 8; i += 2)
         if (!in_bounds(ARG(i), ARG(i + 1), size))
             return trap_msg("__host_call: pointer out of bounds of linear memory");
+    /* The data plane first (wascc_route.c): a route the tables hold runs
+     * here without Python.  The guest's memory cannot move meanwhile: a
+     * nested call runs in another store. */
+    if (st->pool) {
+        int routed = route_host_call(st, mem + ARG(0), ARG(1), mem + ARG(2), ARG(3),
+                                     mem + ARG(4), ARG(5), mem + ARG(6), ARG(7));
+        if (routed != WH_ROUTE_PYTHON) {
+            args[0].i64 = 0;
+            args[0].i32 = routed;
+            return NULL;
+        }
+    }
     /* The callback copies what it needs before anything can grow memory,
      * and answers through wh_set_host_result(). */
     int ok = wh_py_host_call(st->py_handle, st->self,
@@ -834,12 +855,31 @@ wascc_provider *wh_provider_open(const char *path, int *why, char **err) {
     return p;
 }
 
+typedef struct host_dispatcher host_dispatcher;
+struct host_dispatcher {
+    wascc_dispatcher d; /* first: the provider holds a pointer to it */
+    void *py_handle;
+    wh_router *router;
+    char *capability;
+    char *binding;
+    size_t capability_len, binding_len;
+    _Atomic int active;
+};
+
+static int route_dispatch(host_dispatcher *hd, const char *actor, const char *op,
+                          const uint8_t *msg, size_t msg_len, uint8_t **out, size_t *out_len);
+
 static int32_t dispatch_trampoline(void *host_data, const char *actor, const char *op,
                                    const uint8_t *msg, size_t msg_len, uint8_t **out,
                                    size_t *out_len) {
+    if (!msg) msg_len = 0;
+    if (actor && op) {
+        int routed = route_dispatch(host_data, actor, op, msg, msg_len, out, out_len);
+        if (routed != WH_ROUTE_PYTHON) return routed ? WASCC_OK : WASCC_ERROR;
+    }
     wh_reply reply = {NULL, 0};
-    int ok = wh_py_dispatch(host_data, &reply, actor ? actor : "", op ? op : "", msg,
-                            msg ? msg_len : 0);
+    int ok = wh_py_dispatch(((host_dispatcher *)host_data)->py_handle, &reply,
+                            actor ? actor : "", op ? op : "", msg, msg_len);
     if (out) *out = reply.data;
     else free(reply.data);
     if (out_len) *out_len = reply.len;
@@ -852,16 +892,27 @@ static void dispatch_free(void *host_data, uint8_t *buf) {
 }
 
 wascc_dispatcher *wh_dispatcher_new(void *py_handle) {
-    wascc_dispatcher *d = calloc(1, sizeof *d);
-    if (!d) return NULL;
+    host_dispatcher *hd = calloc(1, sizeof *hd);
+    if (!hd) return NULL;
+    wascc_dispatcher *d = &hd->d;
+    hd->py_handle = py_handle;
     d->abi_version = WASCC_PROVIDER_ABI_VERSION;
-    d->host_data = py_handle;
+    d->host_data = hd;
     d->dispatch = dispatch_trampoline;
     d->free_buffer = dispatch_free;
     return d;
 }
 
-void wh_dispatcher_free(wascc_dispatcher *d) { free(d); }
+void wh_dispatcher_python(wascc_dispatcher *d, void *py_handle) {
+    ((host_dispatcher *)d)->py_handle = py_handle;
+}
+
+void wh_dispatcher_free(wascc_dispatcher *d) {
+    host_dispatcher *hd = (host_dispatcher *)d;
+    free(hd->capability);
+    free(hd->binding);
+    free(hd);
+}
 
 int wh_reply_set(wh_reply *reply, const char *data, size_t len) {
     reply->data = len ? malloc(len) : NULL;
@@ -900,3 +951,5 @@ void wh_provider_free(wascc_provider *p, uint8_t *buf) {
 void wh_provider_stop(wascc_provider *p) { p->stop(p->state); }
 
 void wh_provider_destroy(wascc_provider *p) { p->destroy(p->state); }
+
+#include "wascc_route.c"

@@ -129,6 +129,8 @@ wascc_provider *wh_provider_open(const char *path, int *why, char **err);
  * provider has stopped. */
 wascc_dispatcher *wh_dispatcher_new(void *py_handle);
 void wh_dispatcher_free(wascc_dispatcher *d);
+/* Set the Python handle wh_py_dispatch receives (before configure). */
+void wh_dispatcher_python(wascc_dispatcher *d, void *py_handle);
 
 /* What a call hands back: the reply or error text, owned by whoever the
  * comment at the call says. */
@@ -157,6 +159,137 @@ int wh_reply_set(wh_reply *reply, const char *data, size_t len);
  * wasmtime_extern_t, wasmtime_val_raw_t, wasm_byte_vec_t.
  * The test suite compares them with wasmtime-py's ctypes bindings. */
 void wh_layout(size_t out[6]);
+
+/* ---- the data plane: pools, counters, routes (wascc_route.c) -------- */
+
+/* More statuses of a call made through a pool. */
+#define WH_BUSY 5          /* every instance stayed busy past the deadline   */
+#define WH_RETIRED 6       /* the pool was retired before the call started  */
+#define WH_START_FAILED 7  /* a new instance failed to start (start_status) */
+
+/* Per-operation counters: WH_MAX_OPS names, then one "other" slot; one
+ * call in WH_SAMPLE_EVERY timed into WH_NBUCKETS buckets (the bounds are
+ * wascc/engine/stats.py's BUCKETS, set by wh_set_buckets; the last is +Inf). */
+#define WH_MAX_OPS 64
+#define WH_SAMPLE_EVERY 64
+#define WH_NBUCKETS 18
+typedef struct wh_stats wh_stats;
+typedef struct wh_op_stats {
+    const char *name;
+    size_t name_len;
+    uint64_t calls, timed, ns;
+    uint64_t buckets[18]; /* WH_NBUCKETS */
+} wh_op_stats;
+void wh_set_buckets(const double *bounds, size_t n);
+/* Slot i (0..WH_MAX_OPS) of s: 1 and *out filled when it is in use, else 0. */
+int wh_stats_get(wh_stats *s, size_t i, wh_op_stats *out);
+
+/* Operations whose payload is a request struct (newline-separated). */
+int wh_set_request_structs(const char *ops);
+
+/* What a call through a pool hands back.  data is the reply (WH_OK) or the
+ * error text; from wh_pool_call it is this thread's buffer, valid until the
+ * thread's next wh_pool_call. */
+typedef struct wh_result {
+    const unsigned char *data;
+    size_t len;
+    int status;
+    int start_status; /* WH_START_FAILED: how the start failed */
+    int at_cap;       /* the instance ran into its memory cap */
+    int trap_code;
+    uint64_t memory_size;
+} wh_result;
+
+/* A pool of instances of one pre-linked module (one actor module, or one
+ * portable provider).  Instances are made on demand up to max_size; a call
+ * waits up to the deadline (or its budget) for one to come back.  An
+ * instance that trapped, timed out or reached its memory cap is dropped.
+ * Retired, it starts nothing new and wh_py_pool_empty(py_owner) runs once
+ * when its last instance has closed.  Reference counted: the creator holds
+ * one (wh_pool_unref), each router entry and each call in flight one. */
+typedef struct wh_pool wh_pool;
+wh_pool *wh_pool_new(void *engine, void *pre, void *py_host, void *py_owner,
+                     int64_t memory_limit, double deadline, double tick, uint32_t max_size,
+                     int wasi);
+/* Start n instances now: 0, or -1 with the reason in *out (WH_START_FAILED). */
+int wh_pool_fill(wh_pool *p, uint32_t n, wh_result *out);
+/* budget > 0: seconds the caller still waits (the call gets the smaller of
+ * it and the deadline). */
+void wh_pool_call(wh_pool *p, const char *op, size_t op_len, const char *msg, size_t msg_len,
+                  double budget, wh_result *out);
+void wh_pool_retire(wh_pool *p);
+void wh_pool_unref(wh_pool *p);
+/* size, idle, waits, errors, retired, busy */
+#define WH_POOL_INFO 6
+void wh_pool_info(wh_pool *p, uint64_t out[6]);
+wh_stats *wh_pool_stats(wh_pool *p);
+/* Who the pool's actor is, for its routes: its key and the capabilities
+ * and actor keys its claims list (newline-separated). */
+int wh_pool_identify(wh_pool *p, const char *key, const char *caps);
+/* The actor reads request struct `op` as a map: dispatch it from C. */
+int wh_pool_read_map(wh_pool *p, const char *op);
+
+/* A native provider as the data plane calls it: calls in flight are
+ * counted, and wh_native_stop destroys it only once none is left.  Never
+ * freed (like its library). */
+#define WH_NATIVE_STOPPED 9999
+typedef struct wh_native wh_native;
+wh_native *wh_native_new(wascc_provider *p);
+/* out->data is this thread's buffer (the provider's reply is copied and
+ * released before the call stops counting), valid until its next call. */
+int32_t wh_native_call(wh_native *n, const char *actor, const char *op,
+                       const unsigned char *msg, size_t msg_len, wh_reply *out);
+/* 1 when stopped and destroyed, 0 when calls were still running after
+ * timeout seconds (then it is left undestroyed). */
+int wh_native_stop(wh_native *n, double timeout);
+wh_stats *wh_native_stats(wh_native *n);
+int wh_native_in_flight(wh_native *n);
+
+/* The routing tables of one host, written by the control plane. */
+#define WH_CODEC_NONE 0   /* the binding says nothing: as the actor reads  */
+#define WH_CODEC_MAP 1    /* WASCC_CODEC=map                               */
+#define WH_CODEC_OTHER 2  /* another form: request structs go via Python  */
+typedef struct wh_router wh_router;
+wh_router *wh_router_new(void *py_handle);
+void wh_router_free(wh_router *r);
+/* python_only: a plugin applies, every call goes through Python;
+ * draining: new work from providers goes through Python (which refuses). */
+void wh_router_flags(wh_router *r, int python_only, int draining);
+/* Publish the pool of actor (NULL: remove it). */
+int wh_router_actor(wh_router *r, const char *actor, wh_pool *pool);
+/* (actor, capability, binding): bound lets the provider dispatch to the
+ * actor; native (only when the actor's claims list the capability) lets
+ * the actor call it from C.  Neither: the entry is removed. */
+int wh_router_route(wh_router *r, const char *actor, const char *capability,
+                    const char *binding, int bound, wh_native *native, int codec);
+size_t wh_router_size(wh_router *r);
+void wh_pool_route(wh_pool *p, wh_router *r);
+/* Route a native provider's dispatches through the tables. */
+int wh_dispatcher_route(wascc_dispatcher *d, wh_router *router, const char *capability,
+                        const char *binding);
+void wh_dispatcher_active(wascc_dispatcher *d, int active);
+
+/* A call the data plane ran failed: Python words it (and counts it) in
+ * wh_py_failed. */
+#define WH_FAIL_ACTOR 1     /* a call into an actor (owner: its pool's py_owner) */
+#define WH_FAIL_PROVIDER 2  /* a native provider refused an actor's call
+                               (owner: the calling pool's py_host) */
+typedef struct wh_failure {
+    int kind;
+    void *owner;
+    const char *capability;
+    size_t capability_len;
+    const char *binding;
+    size_t binding_len;
+    const char *op;
+    size_t op_len;
+    const unsigned char *data;
+    size_t len;
+    int status;
+    int start_status;
+    int at_cap;
+    uint64_t memory_size;
+} wh_failure;
 
 /* cdef-end */
 #endif

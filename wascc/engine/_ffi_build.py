@@ -25,6 +25,9 @@ extern "Python" int wh_py_host_call(void *handle, wh_instance *inst,
 extern "Python" void wh_py_console_log(void *handle, const unsigned char *p, size_t n);
 extern "Python" int wh_py_dispatch(void *handle, wh_reply *reply, const char *actor,
                                    const char *op, const unsigned char *msg, size_t msg_len);
+extern "Python" void wh_py_pool_empty(void *owner);
+extern "Python" void *wh_py_wasi_config(void *owner);
+extern "Python" void wh_py_failed(void *router, wh_failure *f, wh_reply *words);
 """
 
 
@@ -49,6 +52,7 @@ ffibuilder.set_source(
     libraries=["dl", "pthread"],
     depends=[
         str(HOST / "wascc_host.c"),
+        str(HOST / "wascc_route.c"),
         str(HOST / "wascc_host.h"),
         str(INCLUDE / "wascc" / "provider.h"),
     ],

@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import stat
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,16 +21,16 @@ from pathlib import Path
 import wasmtime
 
 from wascc.engine import ffi
-from wascc.engine.pool import InstancePool
+from wascc.engine.pool import BUSY, RETIRED, START_FAILED, CallResult, InstancePool, _StartFailed
 from wascc.engine.runtime import Runtime, WapcModule
-from wascc.engine.stats import SAMPLE_EVERY, Counters, OperationStats
-from wascc.engine.wapc import GuestHost, WapcInstance
+from wascc.engine.stats import OperationStats
+from wascc.engine.wapc import GuestHost
 from wascc.errors import (
     ActorLoadError,
+    ActorRetired,
     ActorTrap,
     GuestError,
-    InstantiateError,
-    InvocationError,
+    InstancesBusy,
     InvocationTimeout,
     MemoryLimitExceeded,
 )
@@ -39,8 +38,6 @@ from wascc.errors import (
 __all__ = ["WASM_PAGE", "ActorSettings", "Guest", "WasiGrant", "read_module"]
 
 log = logging.getLogger(__name__)
-
-_SAMPLE_MASK = SAMPLE_EVERY - 1
 
 WASM_PAGE = 65536
 
@@ -146,114 +143,99 @@ class Guest:
         gets an empty context: no files, no environment."""
         self.who = who
         self.settings = settings
-        self._ticks = runtime.ticks(settings.deadline)
-        self._runtime = runtime
-        # An instance above this cannot grow at all: discard it after the call.
-        self._cap_floor = settings.memory_limit - WASM_PAGE
-        # A failed call that grew memory past half the cap most likely had a
-        # growth refused (an allocator doubles its heap when it runs out).
-        self._cap_half = settings.memory_limit // 2
         compiled = runtime.load(wasm, who, allow_wasi=wasi is not None)
         self.size = len(wasm)
-        make_wasi = (wasi or WasiGrant()).config
-
-        def create() -> WapcInstance:
-            try:
-                return compiled.pre.instantiate(
-                    guest_host,
-                    memory_limit=settings.memory_limit,
-                    deadline_ticks=self._ticks,
-                    wasi=make_wasi() if compiled.uses_wasi else None,
-                )
-            except InstantiateError as exc:
-                if exc.status == ffi.TIMEOUT:
-                    raise ActorLoadError(
-                        f"{who} failed to start: its start code (start section, _start or "
-                        f"wapc_init) did not finish within the deadline of {settings.deadline:g}s"
-                    ) from exc
-                raise ActorLoadError(f"{who} failed to start: {exc}") from exc
-
-        #: Calls that failed (guest errors, traps, timeouts, memory cap).
-        self.errors = 0
-        #: Calls by operation, one in SAMPLE_EVERY timed (wascc.engine.stats).
-        self.stats = Counters()
-        self._hot = self.stats.hot
         self._compiled: WapcModule | None = compiled
         self._on_freed: list[Callable[[], None]] = []
         try:
             self._pool = InstancePool(
-                create,
+                compiled.pre,
+                guest_host,
                 min_size=settings.min_instances,
                 max_size=settings.max_instances,
+                memory_limit=settings.memory_limit,
+                deadline=settings.deadline,
+                tick=runtime.tick,
                 label=who,
+                make_wasi=(wasi or WasiGrant()).config if compiled.uses_wasi else None,
             )
+        except _StartFailed as exc:
+            self._free_module()
+            raise self._start_error(exc.result) from None
         except BaseException:
             self._free_module()
             raise
+        self._pool.belongs_to(self)
+        #: Calls by operation, one in SAMPLE_EVERY timed (counted in C).
+        self.stats = self._pool.stats
+        self._hot: dict[str, bytes] = {}
+
+    @property
+    def pool(self) -> InstancePool:
+        """The C pool of instances (the host publishes it to its router)."""
+        return self._pool
 
     def invoke(self, operation: str, payload: bytes, budget: float | None = None) -> bytes:
         """Run one waPC call; the reply, or an :class:`InvocationError`.
 
-        Counts the call by operation and times one in SAMPLE_EVERY
-        (:mod:`wascc.engine.stats`).  ``budget``: seconds the caller still
-        waits (a lattice invocation's deadline); the call gets the smaller of
-        it and the module's deadline.
+        One call into C (``wh_pool_call``, without the GIL): take an
+        instance, run ``__guest_call``, give it back or drop it, count the
+        call by operation.  ``budget``: seconds the caller still waits (a
+        lattice invocation's deadline); the call gets the smaller of it and
+        the module's deadline.
         """
-        pool = self._pool
-        wait, ticks = self.settings.deadline, self._ticks
-        if budget is not None and budget < wait:
-            wait = max(budget, 0.001)
-            ticks = self._runtime.ticks(wait)
-        inst = pool.acquire(wait)
-        hot = self._hot.get(operation)
-        if hot is None:
-            hot = self.stats.counter(operation)
-        count, op = hot
-        try:
-            if count() & _SAMPLE_MASK != 1:
-                status, data = inst.call(op, payload, ticks)
-            else:
-                started = time.perf_counter()
-                status, data = inst.call(op, payload, ticks)
-                self.stats.record(operation, time.perf_counter() - started)
-        except BaseException:
-            pool.discard(inst)
-            raise
-        if status == ffi.OK:
-            if inst.memory_size > self._cap_floor:
-                pool.discard(inst)
-            else:
-                pool.release(inst)
-            return data
-        raise self._failure(inst, status, operation, data)
+        op = self._hot.get(operation)
+        if op is None:
+            op = operation.encode()
+            if len(self._hot) < 256:
+                self._hot[operation] = op
+        reply = self._pool.call(op, payload, budget or 0.0)
+        if type(reply) is bytes:
+            return reply
+        assert isinstance(reply, CallResult)
+        raise self.failure(operation, reply)
 
-    def _failure(
-        self, inst: WapcInstance, status: int, operation: str, data: bytes
-    ) -> InvocationError:
-        self.errors += 1
-        text = data.decode("utf-8", "replace")
-        size = inst.memory_size
-        at_cap = size > self._cap_floor or (inst.memory_grew and size > self._cap_half)
-        if status == ffi.GUEST_ERROR and not at_cap:
-            self._pool.release(inst)
+    def failure(self, operation: str, result: CallResult) -> BaseException:
+        """The error of a call that did not answer (from Python or from the data plane)."""
+        status, text = result.status, result.text
+        if status == START_FAILED:
+            return self._start_error(result)
+        if status == BUSY:
+            return InstancesBusy(
+                f"{self.who}: all {self.settings.max_instances} instances stayed busy for "
+                f"{self.settings.deadline:g}s (raise max_instances or the deadline)"
+            )
+        if status == RETIRED:
+            return ActorRetired(f"{self.who} was replaced or removed before this call could start")
+        if status == ffi.GUEST_ERROR and not result.at_cap:
             return GuestError(f"{self.who} answered {operation} with an error: {text}")
-        self._pool.discard(inst)
         if status == ffi.TIMEOUT:
             return InvocationTimeout(
                 f"{self.who} did not finish {operation} within its deadline of "
                 f"{self.settings.deadline:g}s; the instance was discarded"
             )
-        if at_cap:
+        if result.at_cap:
             return MemoryLimitExceeded(
                 f"{self.who} ran into its memory cap of {self.settings.memory_limit} bytes "
-                f"during {operation} (it had grown to {size} bytes); the instance was "
-                f"discarded ({text})"
+                f"during {operation} (it had grown to {result.memory_size} bytes); the "
+                f"instance was discarded ({text})"
             )
-        if status == ffi.GUEST_ERROR:
-            return GuestError(f"{self.who} answered {operation} with an error: {text}")
         return ActorTrap(
             f"{self.who} trapped during {operation}: {text}; the instance was discarded"
         )
+
+    def _start_error(self, result: CallResult) -> ActorLoadError:
+        if result.start_status == ffi.TIMEOUT:
+            return ActorLoadError(
+                f"{self.who} failed to start: its start code (start section, _start or "
+                f"wapc_init) did not finish within the deadline of {self.settings.deadline:g}s"
+            )
+        return ActorLoadError(f"{self.who} failed to start: {result.text}")
+
+    @property
+    def errors(self) -> int:
+        """Calls that failed (guest errors, traps, timeouts, memory cap, all busy)."""
+        return self._pool.errors
 
     @property
     def instances(self) -> int:

@@ -8,7 +8,6 @@ through :func:`wh_py_dispatch`.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ from wascc.engine.ffi import (
     _lib,
     _take_error,
 )
+from wascc.engine.stats import Counters
 from wascc.errors import NativeLoadError
 
 __all__ = ["NativeDispatch", "NativeLibrary", "provider_abi_layout"]
@@ -29,8 +29,8 @@ __all__ = ["NativeDispatch", "NativeLibrary", "provider_abi_layout"]
 
 NativeDispatch = Callable[[str, str, bytes], bytes]
 
-_provider_call = _lib.wh_provider_call
-_provider_free = _lib.wh_provider_free
+_native_call = _lib.wh_native_call
+_STOPPED: int = _lib.WH_NATIVE_STOPPED
 _replies = threading.local()
 
 
@@ -80,42 +80,56 @@ class NativeLibrary:
         if ptr == _NULL:
             raise NativeLoadError(_take_error(err), int(why[0]))
         self._ptr = ptr
+        self.native = _lib.wh_native_new(ptr)  # what the data plane calls
+        if self.native == _NULL:
+            _lib.wh_provider_destroy(ptr)
+            raise MemoryError("cannot allocate the provider's call counter")
+        #: Calls the data plane ran on this provider, by operation.
+        self.stats = Counters(_lib.wh_native_stats(self.native))
         self._dispatcher: Any = None
         self._handle: Any = None
         self._stopped = False
-        self._in_flight = 0
-        self._count_lock = threading.Lock()
 
     def configure(self, dispatch: NativeDispatch) -> int:
         """Hand the provider its dispatcher; the provider's status code."""
         self._handle = _ffi.new_handle(dispatch)
-        self._dispatcher = _lib.wh_dispatcher_new(self._handle)
-        if self._dispatcher == _NULL:
-            raise MemoryError("cannot allocate the provider's dispatcher")
+        if self._dispatcher is None:
+            self._dispatcher = _lib.wh_dispatcher_new(_NULL)
+            if self._dispatcher == _NULL:
+                raise MemoryError("cannot allocate the provider's dispatcher")
+        _lib.wh_dispatcher_python(self._dispatcher, self._handle)
         return int(_lib.wh_provider_configure(self._ptr, self._dispatcher))
+
+    def route(self, router: Any, capability: str, binding: str) -> None:
+        """Let the data plane route this provider's dispatches (before :meth:`configure`)."""
+        if self._dispatcher is None:
+            self._dispatcher = _lib.wh_dispatcher_new(_NULL)
+            if self._dispatcher == _NULL:
+                raise MemoryError("cannot allocate the provider's dispatcher")
+        cap, bd = capability.encode(), binding.encode()
+        if _lib.wh_dispatcher_route(self._dispatcher, router, cap, bd) != 0:
+            raise MemoryError("cannot allocate the provider's dispatcher")
+
+    @property
+    def in_flight(self) -> int:
+        """Calls running in the provider now (from Python or from the data plane)."""
+        return int(_lib.wh_native_in_flight(self.native))
+
+    def set_active(self, active: bool) -> None:
+        """A removed provider's dispatches go to Python, which refuses them."""
+        if self._dispatcher is not None:
+            _lib.wh_dispatcher_active(self._dispatcher, int(active))
 
     def call(self, actor: str, operation: str, payload: bytes) -> tuple[bool, bytes]:
         """``handle_call``: (ok, reply or error text)."""
-        with self._count_lock:
-            if self._stopped:
-                return False, b"the provider has been stopped"
-            self._in_flight += 1
-        try:
-            reply = _thread_reply()
-            status = _provider_call(
-                self._ptr, actor.encode(), operation.encode(), payload, len(payload), reply
-            )
-            n = reply.len
-            if n:
-                data = _buffer(reply.data, n)[:]
-                _provider_free(self._ptr, reply.data)
-            else:
-                data = b""
-                if reply.data != _NULL:
-                    _provider_free(self._ptr, reply.data)
-        finally:
-            with self._count_lock:
-                self._in_flight -= 1
+        reply = _thread_reply()
+        status = _native_call(
+            self.native, actor.encode(), operation.encode(), payload, len(payload), reply
+        )
+        if status == _STOPPED:
+            return False, b"the provider has been stopped"
+        n = reply.len
+        data = _buffer(reply.data, n)[:] if n else b""
         return status == 0, data
 
     def stop(self, drain_timeout: float = 30.0) -> bool:
@@ -125,19 +139,13 @@ class NativeLibrary:
         seconds: the provider is then left undestroyed (a leak) rather than
         freed under a running call.
         """
-        with self._count_lock:
-            if self._stopped:
-                return True
-            self._stopped = True
-        _lib.wh_provider_stop(self._ptr)
-        deadline = time.monotonic() + drain_timeout
-        while self._in_flight:  # stop is rare: polling keeps call() to one plain lock
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.001)
-        _lib.wh_provider_destroy(self._ptr)
+        if self._stopped:
+            return True
+        self._stopped = True
+        if not _lib.wh_native_stop(self.native, drain_timeout):
+            return False  # left undestroyed rather than freed under a running call
         if self._dispatcher is not None:
-            _lib.wh_dispatcher_free(self._dispatcher)
+            _lib.wh_dispatcher_free(self._dispatcher)  # no provider thread is left to use it
             self._dispatcher = None
         return True
         # the dispatch handle stays referenced: a stray provider thread must

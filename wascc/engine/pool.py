@@ -1,201 +1,242 @@
-"""A pool of instances of one actor module.
+"""A pool of instances of one module, kept in C (``native/host/wascc_route.c``).
 
 A wasmtime store must be used by one thread at a time, so each concurrent
-call takes an instance of its own.  The pool keeps idle instances in a deque
-(``pop``/``append`` are atomic in CPython, so the common case takes no
-lock), creates a new one when all are busy and the pool is below its
-maximum, and otherwise waits for one to come back, up to the caller's
-deadline.  A waiter counts itself before it looks, so a release never
-goes unseen.
+call takes an instance of its own.  The pool lives in C so that a call from
+a native provider's thread, or from another actor, reaches an instance
+without the GIL: it keeps idle instances, starts a new one when all are
+busy and it is below its maximum, and otherwise waits for one to come back,
+up to the call's deadline.  An instance that trapped, timed out or reached
+its memory cap is dropped; one that answered (even with an error) is kept.
 
 Once retired (its actor replaced or removed) a pool starts no new instance:
 idle ones close at once, busy ones when their call ends, and when the last
 one has closed the pool calls ``on_empty`` once, so the module they were
-made from is freed right then, not at some later sweep.
+made from is freed right then.
+
+Every call is counted by operation in C, one in SAMPLE_EVERY timed
+(:class:`~wascc.engine.stats.Counters` reads them).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
-from collections import deque
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from wascc.engine.wapc import WapcInstance
-from wascc.errors import ActorRetired, InstancesBusy
+import wasmtime
 
-__all__ = ["InstancePool"]
+from wascc.engine.ffi import _NULL, _address, _buffer, _ffi, _from_handle, _lib
+from wascc.engine.stats import Counters
+from wascc.engine.wapc import GuestHost, WapcPre
+
+__all__ = ["BUSY", "RETIRED", "START_FAILED", "CallResult", "InstancePool"]
+
+BUSY: int = _lib.WH_BUSY
+RETIRED: int = _lib.WH_RETIRED
+START_FAILED: int = _lib.WH_START_FAILED
+
+log = logging.getLogger(__name__)
+
+_pool_call = _lib.wh_pool_call
+_OK: int = _lib.WH_OK
+_results = threading.local()
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """How a call that did not answer ended (the pool already kept or dropped the instance)."""
+
+    status: int
+    text: str
+    at_cap: bool = False
+    memory_size: int = 0
+    start_status: int = 0
+
+
+class _Owner:
+    """What the C pool calls back (one per pool): WASI contexts, and "now empty".
+
+    Kept alive by a module-level table until the pool has emptied, so a C
+    thread never finds it gone; it holds no reference to the Guest, which may
+    be collected first.
+    """
+
+    live: dict[int, _Owner] = {}
+    lock = threading.Lock()
+
+    def __init__(
+        self, host: GuestHost, make_wasi: Callable[[], wasmtime.WasiConfig] | None
+    ) -> None:
+        self.host_handle = _ffi.new_handle(host)  # each instance calls back into it
+        self.handle = _ffi.new_handle(self)
+        self.make_wasi = make_wasi
+        #: The Guest the pool belongs to (weak: set by it), for wording failures.
+        self.guest: Callable[[], Any] = lambda: None
+        self.on_empty: list[Callable[[], None]] = []
+        with _Owner.lock:
+            _Owner.live[id(self)] = self
+
+    def emptied(self) -> None:
+        with _Owner.lock:
+            _Owner.live.pop(id(self), None)
+        callbacks, self.on_empty = self.on_empty, []
+        for callback in callbacks:
+            callback()
+
+
+@_ffi.def_extern()  # type: ignore[untyped-decorator]
+def wh_py_pool_empty(owner: Any) -> None:
+    try:
+        _from_handle(owner).emptied()
+    except BaseException:  # never into C
+        log.exception("freeing a retired pool's module failed")
+
+
+@_ffi.def_extern()  # type: ignore[untyped-decorator]
+def wh_py_wasi_config(owner: Any) -> Any:
+    try:
+        make = _from_handle(owner).make_wasi
+        return _address(make()._consume()) if make is not None else _NULL
+    except BaseException:
+        return _NULL
+
+
+def _thread_result() -> Any:
+    try:
+        return _results.out
+    except AttributeError:
+        _results.out = _ffi.new("wh_result *")
+        return _results.out
 
 
 class InstancePool:
-    """Instances of one module; each in use by at most one thread."""
+    """Instances of one pre-linked module; each in use by at most one thread."""
 
     def __init__(
         self,
-        factory: Callable[[], WapcInstance],
+        pre: WapcPre,
+        host: GuestHost,
         *,
         min_size: int,
         max_size: int,
+        memory_limit: int,
+        deadline: float,
+        tick: float,
         label: str,
+        make_wasi: Callable[[], wasmtime.WasiConfig] | None = None,
     ) -> None:
         if max_size < 1 or min_size < 0 or min_size > max_size:
             raise ValueError(f"bad pool size for {label}: min {min_size}, max {max_size}")
-        self._factory: Callable[[], WapcInstance] | None = factory
-        self._free: deque[WapcInstance] = deque()
-        self._lock = threading.Lock()  # taken directly on the hot path (cheaper)
-        self._cond = threading.Condition(self._lock)
-        self._size = 0  # live instances and slots being filled: idle + in use + starting
-        self._waiting = 0
-        #: Calls that found every instance busy and at the maximum, and waited.
-        self.waits = 0
-        self._retired = False
-        self._on_empty: Callable[[], None] | None = None
-        self._live: set[WapcInstance] = set()
-        self.max_size = max_size
         self.label = label
-        try:
-            for _ in range(min_size):
-                inst = factory()
-                self._live.add(inst)
-                self._free.append(inst)
-                self._size += 1
-        except BaseException:
-            self.retire()
-            raise
+        self.max_size = max_size
+        self._pre = pre  # the pre-linked module outlives every instance
+        self._owner = owner = _Owner(host, make_wasi)
+        ptr = _lib.wh_pool_new(
+            pre._engine_ptr,
+            pre._ptr,
+            owner.host_handle,
+            owner.handle,
+            memory_limit,
+            deadline,
+            tick,
+            max_size,
+            1 if make_wasi is not None else 0,
+        )
+        if ptr == _NULL:
+            _Owner.live.pop(id(owner), None)
+            raise MemoryError(f"cannot allocate the instance pool of {label}")
+        self._ptr = ptr
+        # dropped without retire (a failed load, a test): retire and let go in C
+        self._finalizer = weakref.finalize(self, _drop, ptr)
+        self.stats = Counters(_lib.wh_pool_stats(ptr))
+        if min_size:
+            out = _ffi.new("wh_result *")
+            if _lib.wh_pool_fill(ptr, min_size, out) != 0:
+                result = _failure(out)
+                self.retire()
+                raise _StartFailed(result)
 
-    def acquire(self, timeout: float) -> WapcInstance:
-        """An idle instance, a new one, or the first one released within ``timeout``."""
-        try:
-            return self._free.pop()
-        except IndexError:
-            return self._acquire_slow(timeout)
+    def belongs_to(self, guest: object) -> None:
+        """Name the Guest whose failures the data plane reports (held weakly)."""
+        self._owner.guest = weakref.ref(guest)
 
-    def _acquire_slow(self, timeout: float) -> WapcInstance:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            # Counted as waiting *before* looking at the free list: a release
-            # that appends after that look then sees the count and notifies
-            # (under the lock, so only once this thread sleeps); one that
-            # read the count earlier appended earlier, and the look finds it.
-            self._waiting += 1
-            waited = False
-            try:
-                while True:
-                    try:
-                        return self._free.pop()
-                    except IndexError:
-                        pass
-                    factory = self._factory
-                    if self._retired or factory is None:
-                        raise ActorRetired(
-                            f"{self.label} was replaced or removed before this call could start"
-                        )
-                    if self._size < self.max_size:
-                        self._size += 1
-                        break
-                    remaining = deadline - time.monotonic()
-                    if not waited:
-                        waited = True
-                        self.waits += 1
-                    if remaining <= 0:
-                        raise InstancesBusy(
-                            f"{self.label}: all {self.max_size} instances stayed busy for "
-                            f"{timeout:g}s (raise max_instances or the deadline)"
-                        )
-                    self._cond.wait(remaining)
-            finally:
-                self._waiting -= 1
-        try:
-            inst = factory()
-        except BaseException:
-            self._shrink()
-            raise
-        with self._cond:
-            self._live.add(inst)
-        return inst
+    @property
+    def ptr(self) -> Any:
+        """The C pool (for the router)."""
+        return self._ptr
 
-    def release(self, inst: WapcInstance) -> None:
-        """Give back a healthy instance (closed instead once the pool is retired).
-
-        Lock-free unless someone waits: see :meth:`_acquire_slow` for why no
-        waiter can miss it, and :meth:`retire` for why none is stranded.
-        """
-        if self._retired:
-            self._close(inst)
-            return
-        self._free.append(inst)
-        if self._waiting:
-            with self._lock:
-                self._cond.notify()
-        if self._retired:  # retired between the check and the append: do not strand it
-            self._drain()
-
-    def discard(self, inst: WapcInstance) -> None:
-        """Drop an instance that trapped, timed out or reached its memory cap."""
-        self._close(inst)
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                inst = self._free.pop()
-            except IndexError:
-                return
-            self._close(inst)
-
-    def _close(self, inst: WapcInstance) -> None:
-        with self._cond:
-            self._live.discard(inst)
-        inst.close()
-        self._shrink()
-
-    def _shrink(self) -> None:
-        """One instance (or reserved slot) fewer; the last one of a retired pool frees it."""
-        with self._cond:
-            self._size -= 1
-            self._cond.notify()
-            on_empty = self._take_on_empty()
-        if on_empty is not None:
-            on_empty()
-
-    def _take_on_empty(self) -> Callable[[], None] | None:
-        """The callback to run now that the pool may be empty (call with the lock held)."""
-        if not (self._retired and self._size == 0):
-            return None
-        on_empty, self._on_empty = self._on_empty, None
-        self._factory = None  # drop the module the factory holds
-        return on_empty
+    def call(self, operation: bytes, payload: bytes, budget: float) -> bytes | CallResult:
+        """Run one call: the reply, or how it failed.  ``budget`` > 0 shortens the deadline."""
+        out = _thread_result()
+        _pool_call(self._ptr, operation, len(operation), payload, len(payload), budget, out)
+        if out.status == _OK:
+            n = out.len
+            return _buffer(out.data, n)[:] if n else b""
+        return _failure(out)
 
     def retire(self, on_empty: Callable[[], None] | None = None) -> None:
         """Start nothing more: idle instances close now, busy ones when released.
 
         ``on_empty`` runs once, in whichever thread closes the last instance
-        (here, if none is busy).  Retiring twice keeps the first callback.
+        (here, if none is busy).
         """
-        with self._cond:
-            if not self._retired:
-                self._on_empty = on_empty
-                self._retired = True  # set before the drain: a later release drains itself
-            self._cond.notify_all()  # waiters give up: no instance will come back
-            now = self._take_on_empty()
-        if now is not None:
-            now()
-        self._drain()
+        if on_empty is not None:
+            self._owner.on_empty.append(on_empty)
+        _lib.wh_pool_retire(self._ptr)
+
+    def _info(self) -> tuple[int, ...]:
+        out = _ffi.new("uint64_t[6]")
+        _lib.wh_pool_info(self._ptr, out)
+        return tuple(int(x) for x in out)
 
     @property
     def retired(self) -> bool:
-        """Has :meth:`retire` been called?"""
-        return self._retired
+        return bool(self._info()[4])
 
     @property
     def size(self) -> int:
         """Live instances (idle and busy)."""
-        return self._size
+        return self._info()[0]
 
     @property
     def idle(self) -> int:
-        return len(self._free)
+        return self._info()[1]
 
     @property
     def busy(self) -> int:
         """Instances in a call right now."""
-        return max(0, self._size - len(self._free))
+        return self._info()[5]
+
+    @property
+    def waits(self) -> int:
+        """Calls that found every instance busy (at the maximum) and waited."""
+        return self._info()[2]
+
+    @property
+    def errors(self) -> int:
+        """Calls that failed (guest errors, traps, timeouts, memory cap, busy)."""
+        return self._info()[3]
+
+
+class _StartFailed(Exception):
+    """The pool could not start its first instances (the Guest words it)."""
+
+    def __init__(self, result: CallResult) -> None:
+        super().__init__(result.text)
+        self.result = result
+
+
+def _failure(out: Any) -> CallResult:
+    n = out.len
+    text = (_buffer(out.data, n)[:] if n else b"").decode("utf-8", "replace")
+    return CallResult(
+        int(out.status), text, bool(out.at_cap), int(out.memory_size), int(out.start_status)
+    )
+
+
+def _drop(ptr: Any) -> None:
+    _lib.wh_pool_retire(ptr)
+    _lib.wh_pool_unref(ptr)

@@ -1,16 +1,12 @@
-"""Per-operation call counters of an actor module, kept on the hot path.
+"""Per-operation call counters of actor modules and native providers, kept in C.
 
-A module's :class:`Counters` hold one ``itertools.count`` per operation:
-``next()`` on it is one C call, atomic under the GIL, so the instances of
-the module (each on its own thread) count into it without a lock, and the
-number it hands out says which call this is.  One call in
-:data:`SAMPLE_EVERY` of each operation (the 1st, 65th, 129th...) is timed
-into a fixed-bucket histogram (under a lock).  Per call the engine looks the
-operation up once, getting the counter's ``__next__`` and the operation
-already encoded (which pays for most of the lookup: the call needs the
-bytes anyway); timing every call would cost two clock reads and a bisect,
-more than the 5% of a microsecond call the host allows itself
-(``benchmarks/bench_observe.py``).
+The data plane counts every call where it runs it (``native/host/wascc_route.c``,
+``wh_stats``): one atomic counter per operation, and one call in
+:data:`SAMPLE_EVERY` of each operation (the 1st, 65th, 129th...) timed into
+a fixed-bucket histogram, so a call from a provider thread is counted
+without Python.  Timing every call would cost two clock reads and a bucket
+search, more than the 5% of a microsecond call the host allows itself
+(``benchmarks/bench_observe.py``).  :class:`Counters` reads them.
 
 Operation names come from callers: past :data:`MAX_OPERATIONS` distinct
 names a module counts the rest as :data:`OTHER`, so a caller cannot grow
@@ -19,11 +15,10 @@ the tables (or the metrics' label sets) without end.
 
 from __future__ import annotations
 
-import itertools
-import threading
-from bisect import bisect_left
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from wascc.engine.ffi import _ffi, _lib
 
 __all__ = [
     "BUCKETS",
@@ -32,7 +27,6 @@ __all__ = [
     "SAMPLE_EVERY",
     "Counters",
     "OperationStats",
-    "count_of",
 ]
 
 #: Histogram bucket upper bounds in seconds (then +Inf): 50 us to 10 s.
@@ -59,67 +53,44 @@ BUCKETS: tuple[float, ...] = (
 SAMPLE_EVERY = 64
 #: Distinct operation names counted per module; the rest count as OTHER.
 MAX_OPERATIONS = 64
+_COMPILED_AS = (_lib.WH_MAX_OPS, _lib.WH_SAMPLE_EVERY, _lib.WH_NBUCKETS)
+if (MAX_OPERATIONS, SAMPLE_EVERY, len(BUCKETS) + 1) != _COMPILED_AS:  # pragma: no cover
+    raise ImportError("wascc's compiled module is stale (it counts differently): make setup")
+_lib.wh_set_buckets(_ffi.new("double[]", BUCKETS), len(BUCKETS))
 OTHER = "other"
-
-#: A timing record: [timed calls, total seconds, count per bucket (then +Inf)...].
-Timing = list[float]
-
-
-def count_of(counter: itertools.count[int]) -> int:
-    """How many numbers ``counter`` (started at 1) has handed out, without taking one."""
-    return int(repr(counter)[6:-1]) - 1  # "count(N)": N is the next number
 
 
 class Counters:
-    """Calls by operation (exact) and sampled timings of one actor module."""
+    """Calls by operation (exact) and sampled timings, kept in C.
 
-    def __init__(self) -> None:
-        #: operation -> its counter; read under the lock (see :meth:`read`).
-        self.counters: dict[str, itertools.count[int]] = {}
-        #: operation -> (the bound ``__next__`` of its counter, the operation as
-        #: UTF-8): what :meth:`Guest.invoke` looks up per call, without a lock.
-        self.hot: dict[str, tuple[Callable[[], int], bytes]] = {}
-        self._timings: dict[str, Timing] = {}
-        self._lock = threading.Lock()
+    The data plane (``native/host/wascc_route.c``) counts each call of an
+    actor module or a native provider in ``wh_stats``: a per-operation
+    atomic counter (MAX_OPERATIONS names, then OTHER) and one call in
+    SAMPLE_EVERY timed into the BUCKETS histogram.  This reads them.
+    """
 
-    def counter(self, operation: str) -> tuple[Callable[[], int], bytes]:
-        """The hot entry of an operation not in :attr:`hot` yet (OTHER past the cap)."""
-        with self._lock:
-            found = self.hot.get(operation)
-            if found is not None:
-                return found
-            key = operation if len(self.counters) < MAX_OPERATIONS else OTHER
-            counter = self.counters.get(key)
-            if counter is None:
-                counter = self.counters[key] = itertools.count(1)
-            entry = (counter.__next__, operation.encode())
-            if key == operation:  # an overflowing name is not remembered: the table stays bounded
-                self.hot[operation] = entry
-            return entry
-
-    def record(self, operation: str, seconds: float) -> None:
-        """Add one timed call of ``operation``."""
-        if operation not in self.counters:
-            operation = OTHER
-        slot = 2 + bisect_left(BUCKETS, seconds)
-        with self._lock:
-            found = self._timings.get(operation)
-            if found is None:
-                found = self._timings[operation] = [0.0] * (len(BUCKETS) + 3)
-            found[0] += 1
-            found[1] += seconds
-            found[slot] += 1
+    def __init__(self, ptr: Any) -> None:
+        self._ptr = ptr
 
     def read(self) -> dict[str, OperationStats]:
         """Every operation's calls and sampled latency so far."""
-        with self._lock:
-            counters = dict(self.counters)
-            timings = {op: list(t) for op, t in self._timings.items()}
-        return {op: OperationStats.of(count_of(c), timings.get(op)) for op, c in counters.items()}
+        out = _ffi.new("wh_op_stats *")
+        found: dict[str, OperationStats] = {}
+        for i in range(MAX_OPERATIONS + 1):
+            if not _lib.wh_stats_get(self._ptr, i, out):
+                continue
+            name = _ffi.buffer(out.name, out.name_len)[:].decode("utf-8", "replace")
+            found[name] = OperationStats(
+                int(out.calls),
+                int(out.timed),
+                out.ns / 1e9,
+                tuple(int(x) for x in out.buckets[0 : len(BUCKETS) + 1]),
+            )
+        return found
 
     def calls(self) -> int:
         """Calls of every operation so far."""
-        return sum(count_of(c) for c in list(self.counters.values()))
+        return sum(s.calls for s in self.read().values())
 
 
 @dataclass(frozen=True)
@@ -132,9 +103,3 @@ class OperationStats:
     timed: int
     seconds: float
     buckets: tuple[int, ...]
-
-    @staticmethod
-    def of(calls: int, timing: Timing | None) -> OperationStats:
-        if timing is None:
-            return OperationStats(calls, 0, 0.0, (0,) * (len(BUCKETS) + 1))
-        return OperationStats(calls, int(timing[0]), timing[1], tuple(int(x) for x in timing[2:]))

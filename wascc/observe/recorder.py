@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from wascc.engine.stats import BUCKETS, MAX_OPERATIONS, OTHER
+from wascc.engine.stats import BUCKETS, MAX_OPERATIONS, OTHER, OperationStats
 from wascc.errors import WasccError
 from wascc.host import Host
 
@@ -106,6 +106,29 @@ class Series:
         count = self.count
         with self.lock:
             return count, self.timed, self.sum, list(self.buckets), dict(self.errors)
+
+
+class Combined:
+    """A provider operation counted in Python (a :class:`Series`) and in C (the data plane)."""
+
+    __slots__ = ("counted", "series")
+
+    def __init__(self, series: Series | None, counted: OperationStats | None) -> None:
+        self.series = series
+        self.counted = counted
+
+    def read(self) -> tuple[int, int, float, list[int], dict[str, int]]:
+        if self.series is not None:
+            count, timed, total, buckets, errors = self.series.read()
+        else:
+            count, timed, total, buckets, errors = 0, 0, 0.0, [0] * (len(BUCKETS) + 1), {}
+        c = self.counted
+        if c is not None:
+            count += c.calls
+            timed += c.timed
+            total += c.seconds
+            buckets = [a + b for a, b in zip(buckets, c.buckets, strict=True)]
+        return count, timed, total, buckets, errors
 
 
 @dataclass(frozen=True)
@@ -279,9 +302,24 @@ class Recorder:
         with self._lock:
             return [(a, op, dict(kinds)) for (a, op), kinds in self._actor_errors.items()]
 
-    def provider_series(self) -> list[tuple[str, str, str, Series]]:
-        """(capability, binding, operation, series) of every provider operation called."""
-        return [(c, b, op, s) for (c, b, op), s in list(self._providers.items())]
+    def provider_series(self) -> list[tuple[str, str, str, Series | Combined]]:
+        """(capability, binding, operation, series) of every provider operation called.
+
+        Calls the data plane ran in C (an actor calling a native provider) are
+        counted there (:meth:`Host.native_operations`) and added in here;
+        failures always reach :meth:`provider_failed`.
+        """
+        python = dict(list(self._providers.items()))
+        native = self.host.native_operations()
+        out: list[tuple[str, str, str, Series | Combined]] = []
+        for key in sorted(python.keys() | native.keys()):
+            series, counted = python.get(key), native.get(key)
+            c, b, op = key
+            if counted is None and series is not None:
+                out.append((c, b, op, series))
+            else:
+                out.append((c, b, op, Combined(series, counted)))
+        return out
 
     def sample(self) -> None:
         """Copy the cumulative counters into the history (the sampler does this each second)."""

@@ -34,6 +34,11 @@ class NativeProvider(ForwardingProvider):
         self._lib = library
         self._stop_lock = threading.Lock()
 
+    @property
+    def library(self) -> NativeLibrary:
+        """The library in this process (the host routes calls to it in C)."""
+        return self._lib
+
     def configure_dispatch(self, dispatcher: Dispatcher) -> None:
         super().configure_dispatch(dispatcher)
         status = self._lib.configure(dispatcher.dispatch)
