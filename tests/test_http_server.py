@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import wasmtime
 from wascc_capabilities import http_server
 from wascc_capabilities.http_server import (
     HttpServerProvider,
@@ -39,7 +40,8 @@ from wascc_capabilities.http_server import (
     native_library,
 )
 
-from wascc import BindingError, CapabilityProvider, Host, NotFound, ProviderError
+from wascc import BindingError, CapabilityProvider, Host, KeyPair, NotFound, ProviderError
+from wascc.providers.native import NativeProvider
 from wascc.wire.codec import (
     AddRequest,
     AddResponse,
@@ -49,7 +51,7 @@ from wascc.wire.codec import (
     HttpResponse,
 )
 
-from conftest import BuiltExamples
+from conftest import TEST_ACTOR_WAT, BuiltExamples, Signer
 
 HTTP = "wascc:http_server"
 Address = tuple[str, int]
@@ -424,7 +426,7 @@ def test_access_log_has_one_line_per_request_with_its_fields(
     (record,) = records
     fields = {k: getattr(record, k) for k in ("actor", "method", "path", "status")}
     assert fields == {"actor": echo, "method": "GET", "path": "/logged", "status": 200}
-    assert isinstance(getattr(record, "duration_us"), int)
+    assert isinstance(record.duration_us, int)
 
 
 # ---- what the server refuses ---------------------------------------------------------
@@ -726,7 +728,10 @@ def test_actor_error_gets_500_without_the_detail(
     status, headers, body = get(serve(counter), "/hits")
     assert status == 500 and headers["content-type"].startswith("text/plain")
     assert b"keyvalue" not in body and len(body) < 100
-    assert "keyvalue Add failed" in caplog.text  # the detail is logged
+    deadline = time.monotonic() + 5  # the native server's log is written within 0.1 s
+    while "keyvalue Add failed" not in caplog.text:  # the detail is logged
+        assert time.monotonic() < deadline, caplog.text
+        time.sleep(0.02)
 
 
 def test_answer_that_is_not_a_response_gets_502(make_server: Callable[..., Server]) -> None:
@@ -801,6 +806,64 @@ def test_busy_actor_gets_503_and_a_deadline_overrun_504(
         assert second.result()[0] == 503
         assert second.result()[1]["connection"] == "close"
         assert first.result()[0] == 504  # the actor ran past its 0.3 s deadline
+
+
+def looping_http_actor() -> bytes:
+    """The WAT test actor whose HandleRequest loops forever (its Loop operation, renamed)."""
+    wat = TEST_ACTOR_WAT.replace(
+        '(data (i32.const 256) "ErrorTrap")',
+        '(data (i32.const 256) "ErrorTrap")\n  (data (i32.const 300) "HandleRequest")',
+    )
+    renamed = wat.replace("(i32.const 40) (i32.const 4)", "(i32.const 300) (i32.const 13)")
+    assert renamed != wat
+    return wasmtime.wat2wasm(renamed)
+
+
+def test_a_looping_actor_gets_504(kind: str, sign: Signer, account: KeyPair) -> None:
+    """No Python provider on the path: with the data plane in C the call never enters Python."""
+    signed, _ = sign(looping_http_actor(), caps=[HTTP], name="looper")
+    with Host(
+        trusted_issuers=[account.public_key], health_interval=0, load_entry_points=False
+    ) as host:
+        actor = host.add_actor(signed, deadline=0.3)
+        provider = new_server(kind)
+        host.add_provider(provider)
+        host.set_binding(actor, HTTP, values={"PORT": "0"})
+        status, _, body = get(provider.address(actor), "/a")
+        assert status == 504 and body.startswith(b"504 Gateway Timeout: ")
+
+
+WHO = "actor looper (MABC)"
+
+
+@pytest.mark.skipif(native_library() is None, reason="native http_server not built")
+@pytest.mark.parametrize(
+    ("words", "status"),
+    [
+        (f"{WHO}: all 1 instances stayed busy for 0.3s (raise max_instances ...)", 503),
+        (f"{WHO} was replaced or removed before this call could start", 503),
+        (f"{WHO} did not finish HandleRequest within its deadline of 0.3s; the instance ...", 504),
+        ("the host is shutting down; wascc:http_server (default) may not start new work", 503),
+        (f"{WHO} answered HandleRequest with an error: not within its deadline of 1s", 500),
+        (f"{WHO} trapped during HandleRequest: unreachable", 500),
+        ("InvocationTimeout: tagged by the host", 504),
+        ("NotFound: no actor MABC is running", 503),
+        ("GuestError: the host is stopped", 500),  # the kind wins over the words
+    ],
+)
+def test_failure_words_without_a_kind_map_to_their_status(words: str, status: int) -> None:
+    """Native only: the words the data plane in C hands a native provider name no error kind."""
+
+    class Words:
+        def dispatch(self, actor: str, operation: str, payload: bytes) -> bytes:
+            raise RuntimeError(words)
+
+    provider = NativeHttpServerProvider()
+    NativeProvider.configure_dispatch(provider, Words())  # untagged: as from the data plane
+    try:
+        assert get(bind_bare(provider, "MABC"))[0] == status
+    finally:
+        provider.stop()
 
 
 def test_drain_lets_the_request_in_flight_finish_and_refuses_new_ones(

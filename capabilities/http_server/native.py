@@ -8,9 +8,11 @@ does and prefixes its error text with the kind of wascc error (``NotFound: ...``
 ``InvocationTimeout: ...``), from which the C server picks the status code
 (503, 504 or 500; ``http_server.c`` lists them).
 
-With ``ACCESS_LOG=true`` the C server keeps one record per request; a thread
-of this class reads them every 0.1 s (``AccessLog``) and logs them on the same
-``wascc_capabilities.http_server.access`` logger, with the same fields, as the
+The C server keeps a record of every failed call (its status and the
+dispatcher's words, which the client is not told) and, with
+``ACCESS_LOG=true``, of every request; a thread of this class reads them
+every 0.1 s (``TakeLog``) and logs them, the access records on the same
+``wascc_capabilities.http_server.access`` logger with the same fields as the
 Python server, so no request waits for Python to log it.
 
 Which server the plugin offers: the native one when its library is installed,
@@ -32,7 +34,6 @@ from wascc.engine.library import NativeLibrary
 from wascc.errors import (
     HostStopped,
     InstancesBusy,
-    InvocationError,
     InvocationTimeout,
     NotBound,
     NotFound,
@@ -53,9 +54,8 @@ log = provider_logger(__name__, CAPABILITY_ID)
 #: ``WASCC_HTTP_SERVER``: ``native`` (the default when built) or ``python``.
 SERVER_ENV = "WASCC_HTTP_SERVER"
 _STATUS_OP = "ServerStatus"
-_ACCESS_LOG_OP = "AccessLog"
-_ACCESS_LOG_PERIOD = 0.1  # seconds between two reads of the access log records
-_TRUE = frozenset({"1", "true", "yes", "on"})
+_TAKE_LOG_OP = "TakeLog"
+_LOG_PERIOD = 0.1  # seconds between two reads of the C server's log records
 
 
 def native_library() -> Path | None:
@@ -85,8 +85,15 @@ def server_class() -> type[HttpServerProvider] | type[NativeHttpServerProvider]:
     return HttpServerProvider
 
 
-def _access_log_on(values: dict[str, str]) -> bool:
-    return any(k.upper() == "ACCESS_LOG" and v.strip().lower() in _TRUE for k, v in values.items())
+def _log_failure(actor: str, status: int, text: str, words: str) -> None:
+    """One failed call, as the Python server words it (the detail the client is not told)."""
+    who = f"actor {actor}"
+    if status == 503 and text == "the host is shutting down":
+        log.info("%s: %s", who, words)
+    elif status == 502:
+        log.warning("%s answered %s with something unusable: %s", who, OP_HANDLE_REQUEST, text)
+    else:
+        log.warning("%s: %s (%d): %s", who, text, status, words)
 
 
 def _kind(exc: BaseException) -> str:
@@ -102,7 +109,11 @@ class _DispatchFailed(Exception):
 
 
 class _TaggingDispatcher:
-    """The host's dispatcher as the C server needs it: failures logged and named."""
+    """The host's dispatcher as the C server needs it: failures named by their kind.
+
+    The C server logs (through :meth:`NativeHttpServerProvider._take_log`)
+    every failure, whichever path the call took, so this only names it.
+    """
 
     def __init__(self, inner: Dispatcher) -> None:
         self.inner = inner
@@ -111,19 +122,6 @@ class _TaggingDispatcher:
         try:
             return self.inner.dispatch(actor, operation, payload)
         except BaseException as exc:
-            who = f"actor {actor}"
-            if isinstance(exc, HostStopped):
-                log.info("%s: %s", who, exc)
-            elif isinstance(exc, (NotFound, NotBound, ProviderError)):
-                log.warning("%s is not available: %s", who, exc)
-            elif isinstance(exc, InstancesBusy):
-                log.warning("%s is busy: %s", who, exc)
-            elif isinstance(exc, InvocationTimeout):
-                log.warning("%s timed out: %s", who, exc)
-            elif isinstance(exc, InvocationError):
-                log.warning("%s failed %s: %s", who, OP_HANDLE_REQUEST, exc)
-            else:
-                log.exception("%s: %s failed", who, OP_HANDLE_REQUEST)
             raise _DispatchFailed(f"{_kind(exc)}: {exc}") from None
 
 
@@ -160,8 +158,7 @@ class NativeHttpServerProvider(NativeProvider):
                 else:
                     was_bound = self._bound.pop(config.module, None) is not None
             if operation == "BindActor":
-                if _access_log_on(config.values):
-                    self._start_access_log()
+                self._start_log()
                 with contextlib.suppress(NotFound):  # unless unbound meanwhile
                     host, port = self.address(config.module)
                     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -170,27 +167,31 @@ class NativeHttpServerProvider(NativeProvider):
                 log.info("%s closed the listener of actor %s", CAPABILITY_ID, config.module)
         return reply
 
-    def _start_access_log(self) -> None:
+    def _start_log(self) -> None:
         with self._bound_lock:
             if self._log_thread is not None:
                 return
             self._log_thread = threading.Thread(
-                target=self._drain_access_log, name=f"{CAPABILITY_ID} access log", daemon=True
+                target=self._drain_log, name=f"{CAPABILITY_ID} log", daemon=True
             )
         self._log_thread.start()
 
-    def _drain_access_log(self) -> None:
-        while not self._log_stop.wait(_ACCESS_LOG_PERIOD):
-            self._log_access()
+    def _drain_log(self) -> None:
+        while not self._log_stop.wait(_LOG_PERIOD):
+            self._take_log()
 
-    def _log_access(self) -> None:
-        """Log the access records the C server kept since the last call."""
+    def _take_log(self) -> None:
+        """Log the records the C server kept since the last call."""
         try:
-            raw = self.handle_call("system", _ACCESS_LOG_OP, b"")
+            raw = self.handle_call("system", _TAKE_LOG_OP, b"")
         except ProviderCallError:  # stopping
             return
         records: dict[str, Any] = msgpack.unpackb(raw)
-        for actor, method, path, status, micros in records["entries"]:
+        for record in records["entries"]:
+            if len(record) == 4:
+                _log_failure(*record)
+                continue
+            actor, method, path, status, micros = record
             access_log.info(
                 "%s %s %d %dus",
                 method,
@@ -206,14 +207,14 @@ class NativeHttpServerProvider(NativeProvider):
                 },
             )
         if records["dropped"]:
-            log.warning("the access log dropped %d record(s): not read in time", records["dropped"])
+            log.warning("%d log record(s) dropped: not read in time", records["dropped"])
 
     def stop(self) -> None:
         self._log_stop.set()
         thread = self._log_thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
-            self._log_access()  # what the last requests left
+            self._take_log()  # what the last requests left
         super().stop()
 
     def _status(self) -> dict[str, Any]:

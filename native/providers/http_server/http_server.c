@@ -21,9 +21,11 @@
  *   ADDRESS or ADDR (127.0.0.1), MAX_HEADER_BYTES (65536, >= 256),
  *   MAX_BODY_BYTES (10485760), MAX_CONNECTIONS (1024, 1..1000000),
  *   KEEPALIVE_TIMEOUT (15 s), REQUEST_TIMEOUT (30 s), DRAIN_TIMEOUT (10 s),
- *   ACCESS_LOG (false; one record per request, kept here (at most 100,000)
- *   until the host reads them with AccessLog and logs them, off the request
- *   path, on the ...http_server.access logger).
+ *   ACCESS_LOG (false; one record per request, kept here (at most 100,000
+ *   records) until the host reads them with TakeLog and logs them, off the
+ *   request path, on the ...http_server.access logger).  Every failed call
+ *   is kept the same way with its status and the dispatcher's words (the
+ *   detail the client is not told), and logged by the host as a warning.
  *
  * Status codes this server produces: 400 a malformed request (then it
  * closes), 408 a request not received within REQUEST_TIMEOUT, 413 a body over
@@ -44,13 +46,16 @@
  *   ProviderError (and its kinds)                503 "the actor is not available"
  *   InvocationTimeout                            504
  *   anything else                                500 (the detail is not sent)
- * The Python side (wascc/providers/nativehttp.py) prefixes the errors of
- * today's dispatcher so; a dispatcher in C says the same.
+ * The wrapper (capabilities/http_server/native.py) prefixes the errors of
+ * the host's Python dispatcher so.  Failures the data plane words for a
+ * dispatch it ran in C carry no kind yet: for those the host's fixed phrases
+ * (a busy pool, a replaced actor, a deadline, a draining host) are looked
+ * for (kind_from_words), a stopgap until every dispatcher names the kind.
  *
  * Operations: HandleRequest (provider -> actor); for the host only,
  * ServerStatus ({listeners: [{actor, address, port, connections}],
- * responses: {code: n}}, read for address() and stats()) and AccessLog (the
- * access log records since the last call).
+ * responses: {code: n}}, read for address() and stats()) and TakeLog (the
+ * access and failure records since the last call).
  *
  * Why not a library server.  libmicrohttpd (Debian 0.9.75) was the first
  * choice; it cannot give the behaviour the tests ask of an http_server: its
@@ -79,8 +84,8 @@ static const wpu_operation OPERATIONS[] = {
     {HS_OP, 0, "an HTTP request for the actor: HttpRequest -> HttpResponse"},
     {"ServerStatus", 1,
      "host only: {listeners: [{actor, address, port, connections}], responses: {code: n}}"},
-    {"AccessLog", 1,
-     "host only: {entries: [[actor, method, path, status, us]], dropped: n}, then cleared"},
+    {"TakeLog", 1,
+     "host only: {entries: [access or failure records], dropped: n}, then cleared"},
 };
 
 static const wpu_descriptor_t DESCRIPTOR = {
@@ -112,8 +117,8 @@ struct hs_server {
     uint64_t log_dropped;
 };
 
-#define ACCESS_LOG_MAX_RECORDS 100000
-#define ACCESS_LOG_MAX_BYTES (16u << 20)
+#define LOG_MAX_RECORDS 100000
+#define LOG_MAX_BYTES (16u << 20)
 
 typedef struct {
     hs_server *srv;
@@ -125,29 +130,52 @@ void hs_count(hs_server *srv, int code) {
     if (code >= 0 && code < 600) __atomic_add_fetch(&srv->counts[code], 1, __ATOMIC_RELAXED);
 }
 
-void hs_access(hs_server *srv, const char *actor, const char *method, const hs_buf *path,
-               int status, uint64_t micros) {
+/* Queue one log record (an encoded msgpack array) for the host's TakeLog. */
+static void keep_record(hs_server *srv, wmp_writer *w) {
     pthread_mutex_lock(&srv->log_lock);
-    if (srv->log_count >= ACCESS_LOG_MAX_RECORDS || srv->log.len > ACCESS_LOG_MAX_BYTES) {
+    if (w->err || srv->log_count >= LOG_MAX_RECORDS || srv->log.len > LOG_MAX_BYTES ||
+        hs_buf_put(&srv->log, w->buf, w->len) != 0)
         srv->log_dropped++;
-    } else {
-        wmp_writer w;
-        wpu_writer(&w);
-        wmp_write_array(&w, 5);
-        wmp_write_cstr(&w, actor);
-        wmp_write_cstr(&w, method);
-        wmp_write_str(&w, (const char *)path->p, path->len);
-        wmp_write_uint(&w, (uint64_t)status);
-        wmp_write_uint(&w, micros);
-        if (!w.err && hs_buf_put(&srv->log, w.buf, w.len) == 0) srv->log_count++;
-        else srv->log_dropped++;
-        free(w.buf);
-    }
+    else
+        srv->log_count++;
     pthread_mutex_unlock(&srv->log_lock);
+    free(w->buf);
 }
 
-/* AccessLog: {entries: [[actor, method, path, status, us], ...], dropped: n}; clears them. */
-static int32_t access_log_reply(hs_server *srv, uint8_t **out, size_t *out_len) {
+void hs_access(hs_server *srv, const char *actor, const char *method, const hs_buf *path,
+               int status, uint64_t micros) {
+    wmp_writer w;
+    wpu_writer(&w);
+    wmp_write_array(&w, 5);
+    wmp_write_cstr(&w, actor);
+    wmp_write_cstr(&w, method);
+    wmp_write_str(&w, (const char *)path->p, path->len);
+    wmp_write_uint(&w, (uint64_t)status);
+    wmp_write_uint(&w, micros);
+    keep_record(srv, &w);
+}
+
+/* A failed call: [actor, status, what the client was told, the dispatcher's words]. */
+static void failure_record(hs_server *srv, const char *actor, const hs_reply *reply,
+                           const uint8_t *words, size_t len) {
+    wmp_writer w;
+    wpu_writer(&w);
+    wmp_write_array(&w, 4);
+    wmp_write_cstr(&w, actor);
+    wmp_write_uint(&w, (uint64_t)reply->code);
+    /* the error body without its "<code> <phrase>: " and newline */
+    const char *text = reply->text, *sep = strstr(text, ": ");
+    text = sep ? sep + 2 : text;
+    size_t n = strlen(text);
+    wmp_write_str(&w, text, n && text[n - 1] == '\n' ? n - 1 : n);
+    wmp_write_str(&w, (const char *)words, len > 4096 ? 4096 : len);
+    keep_record(srv, &w);
+}
+
+/* TakeLog: {entries: [...], dropped: n}, every record kept since the last call
+ * (access: [actor, method, path, status, us]; failure: [actor, status, text,
+ * words]); clears them. */
+static int32_t take_log_reply(hs_server *srv, uint8_t **out, size_t *out_len) {
     wmp_writer w;
     wpu_writer(&w);
     pthread_mutex_lock(&srv->log_lock);
@@ -170,6 +198,36 @@ static int kind_is(const uint8_t *msg, size_t len, const char *kind) {
     return len > n + 1 && memcmp(msg, kind, n) == 0 && msg[n] == ':';
 }
 
+/* The words of a failure that carries no kind (the data plane's own failures
+ * today): the host's fixed phrases for a busy pool, a replaced actor and a
+ * deadline (wascc/engine/guest.py), looked for only before any text the
+ * actor supplied.  A stopgap until every dispatcher names the kind. */
+static const char *kind_from_words(const uint8_t *msg, size_t len) {
+    static const char *const actor_text[] = {" with an error: ", " trapped during "};
+    size_t end = len;
+    for (size_t i = 0; i < 2; i++) {
+        const uint8_t *at = memmem(msg, end, actor_text[i], strlen(actor_text[i]));
+        if (at) end = (size_t)(at - msg);
+    }
+    static const struct {
+        const char *phrase, *kind;
+    } phrases[] = {
+        {" instances stayed busy for ", "InstancesBusy"},
+        {" was replaced or removed before ", "ActorRetired"},
+        {"the actor was removed before ", "ActorRetired"},
+        {" within its deadline of ", "InvocationTimeout"},
+        {"the host is shutting down", "HostStopped"},
+        {"the host is stopped", "HostStopped"},
+    };
+    for (size_t i = 0; i < sizeof phrases / sizeof *phrases; i++)
+        if (memmem(msg, end, phrases[i].phrase, strlen(phrases[i].phrase))) return phrases[i].kind;
+    return NULL;
+}
+
+static int is_kind(const uint8_t *msg, size_t len, const char *guessed, const char *kind) {
+    return guessed ? strcmp(guessed, kind) == 0 : kind_is(msg, len, kind);
+}
+
 void hs_invoke(hs_server *srv, const char *actor, const hs_buf *payload, hs_reply *reply,
                uint8_t **raw, size_t *raw_len) {
     *raw = NULL;
@@ -187,26 +245,33 @@ void hs_invoke(hs_server *srv, const char *actor, const hs_buf *payload, hs_repl
         hs_actor_reply(reply, out ? out : (const uint8_t *)"", out_len);
         *raw = out;
         *raw_len = out_len;
+        if (reply->code == 502 && reply->body == (const uint8_t *)reply->text)
+            failure_record(srv, actor, reply, (const uint8_t *)"", 0);
         return;
     }
     static const char *const unavailable[] = {
         "NotFound", "ActorRetired", "NotBound", "ProviderError", "ProviderCrashed",
         "NativeLoadError", "ProviderArchiveError"};
     const uint8_t *m = out ? out : (const uint8_t *)"";
-    if (kind_is(m, out_len, "HostStopped")) {
+    size_t colon = 0;
+    while (colon < out_len && colon < 32 && m[colon] != ':' && m[colon] != ' ') colon++;
+    int tagged = colon < out_len && m[colon] == ':' && colon > 0;
+    const char *guess = tagged ? NULL : kind_from_words(m, out_len);
+    if (is_kind(m, out_len, guess, "HostStopped")) {
         hs_error_reply(reply, 503, "the host is shutting down");
-    } else if (kind_is(m, out_len, "InstancesBusy")) {
+    } else if (is_kind(m, out_len, guess, "InstancesBusy")) {
         hs_error_reply(reply, 503, "the actor is busy");
-    } else if (kind_is(m, out_len, "InvocationTimeout")) {
+    } else if (is_kind(m, out_len, guess, "InvocationTimeout")) {
         hs_error_reply(reply, 504, "the actor did not answer in time");
     } else {
         hs_error_reply(reply, 500, "the actor failed to handle the request");
         for (size_t i = 0; i < sizeof unavailable / sizeof *unavailable; i++)
-            if (kind_is(m, out_len, unavailable[i])) {
+            if (is_kind(m, out_len, guess, unavailable[i])) {
                 hs_error_reply(reply, 503, "the actor is not available");
                 break;
             }
     }
+    failure_record(srv, actor, reply, m, out_len);
     if (out) d->free_buffer(d->host_data, out);
 }
 
@@ -460,7 +525,7 @@ static int32_t call(void *state, const wpu_call *c, uint8_t **out, size_t *out_l
     hs_server *srv = ((hs_state *)state)->srv;
     if (strcmp(c->actor, WPU_SYSTEM) != 0)
         return wpu_error(out, out_len, "%s: %s is for the host only", HS_CAPABILITY, c->op);
-    if (strcmp(c->op, "AccessLog") == 0) return access_log_reply(srv, out, out_len);
+    if (strcmp(c->op, "TakeLog") == 0) return take_log_reply(srv, out, out_len);
     wmp_writer w;
     wpu_writer(&w);
     wmp_write_map(&w, 2);
