@@ -5,11 +5,14 @@
  * Loads libwascc_http_server.so, hands it a dispatcher written in C that
  * answers every HandleRequest with a fixed 200 HttpResponse (a small JSON
  * body, as the echo actor's), binds one actor on PORT and serves until
- * SIGINT/SIGTERM.  It prints "ready" once the port listens.
+ * SIGINT/SIGTERM.  It prints "ready" once the port listens.  A request whose
+ * payload holds "/slow" is answered after 50 ms (a slow actor, to exercise
+ * the server's spare workers, e.g. under -fsanitize=thread).
  *
  *   cc -O2 -Inative/include -o http_floor benchmarks/http_floor.c -ldl
  *   ./http_floor native/build/libwascc_http_server.so 8089
  */
+#define _GNU_SOURCE /* memmem */
 #include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,7 +33,8 @@ static void *grow(void *ctx, void *old, size_t cap) {
 
 static int32_t dispatch(void *host_data, const char *actor, const char *op, const uint8_t *msg,
                         size_t msg_len, uint8_t **out, size_t *out_len) {
-    (void)host_data, (void)actor, (void)op, (void)msg, (void)msg_len;
+    (void)host_data, (void)actor, (void)op;
+    if (msg_len >= 5 && memmem(msg, msg_len, "/slow", 5)) usleep(50000);
     *out = malloc(reply_len);
     if (!*out) return WASCC_ERROR;
     memcpy(*out, reply, reply_len);
