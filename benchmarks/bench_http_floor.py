@@ -4,9 +4,13 @@
 request from a dispatcher written in C (a fixed 45-byte JSON body, as small
 as the echo actor's), so wrk measures the server itself: accept, epoll,
 parse, the HandleRequest payload, the response decoding and rendering.
-nginx (if installed) serves the same body with ``return 200``.
+nginx (if installed) serves the same body with ``return 200``, and
+libmicrohttpd (if ``libmicrohttpd-dev`` is installed; ``benchmarks/mhd_hello.c``)
+with a response made once and queued for every request.
 
-Two setups, ABBA each (half the duration per leg, after a 1 s warm-up):
+Two setups, ABBA each (half the duration per leg, after a 1 s warm-up; wrk
+runs one thread per CPU it may use: two threads time-slicing one CPU
+inflate the p99 of every server):
 
 * one core: each server pinned to CPU 0 (the native server with one worker
   thread, nginx with one worker), wrk pinned to the other CPUs;
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per server")
     parser.add_argument("--connections", type=int, default=64, help="wrk -c (default 64)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
+    parser.add_argument("--threads", type=int, help="wrk -t (default: one per CPU wrk may use)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     for tool in ("wrk", "gcc", "taskset"):
@@ -146,6 +150,14 @@ def main(argv: list[str] | None = None) -> int:
              str(ROOT / "benchmarks" / "http_floor.c"), "-ldl"],
             check=True,
         )  # fmt: skip
+        mhd: Path | None = None
+        if Path("/usr/include/microhttpd.h").exists():
+            mhd = Path(tmp) / "mhd_hello"
+            subprocess.run(
+                ["gcc", "-O2", "-o", str(mhd), str(ROOT / "benchmarks" / "mhd_hello.c"),
+                 "-lmicrohttpd"],
+                check=True,
+            )  # fmt: skip
         report: dict[str, object] = {"cpus": len(cpus)}
         for setup in ("one_core", "all_cores"):
             one = setup == "one_core"
@@ -160,12 +172,17 @@ def main(argv: list[str] | None = None) -> int:
                     threads_env,
                 )
             }
+            if mhd is not None:
+                mhd_port = free_port()
+                workers = "1" if one else str(len(cpus))
+                servers["libmicrohttpd"] = ([*pin, str(mhd), str(mhd_port), workers], mhd_port, {})
             if nginx:
                 conf = Path(tmp) / f"nginx-{setup}.conf"
                 workers = 1 if one else len(cpus)
                 conf.write_text(NGINX_CONF.format(workers=workers, dir=tmp, port=nginx_port))
                 servers["nginx"] = ([*pin, nginx, "-c", str(conf), "-p", tmp], nginx_port, {})
-            results = measure(servers, wrk_prefix, args.duration, args.connections, args.threads)
+            wrk_threads = args.threads or (max(1, len(cpus) - 1) if one else len(cpus))
+            results = measure(servers, wrk_prefix, args.duration, args.connections, wrk_threads)
             report[setup] = {name: asdict(r) for name, r in results.items()}
     one_core = report["one_core"]
     all_cores = report["all_cores"]
@@ -180,14 +197,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"wrk -t{args.threads} -c{args.connections}, GET / keep-alive, {args.duration:g} s ABBA")
-    print(f"{'':22s}{'requests/s':>12s}{'p50 ms':>10s}{'p99 ms':>10s}{'errors':>8s}")
+    print(
+        f"wrk -c{args.connections} (one thread per CPU it may use), GET / keep-alive, "
+        f"{args.duration:g} s ABBA"
+    )
+    print(f"{'':28s}{'requests/s':>12s}{'p50 ms':>10s}{'p99 ms':>10s}{'errors':>8s}")
     for setup in ("one_core", "all_cores"):
         rows = report[setup]
         assert isinstance(rows, dict)
         for name, row in rows.items():
             print(
-                f"{setup + ' ' + name:22s}{row['requests_per_second']:12,.0f}"
+                f"{setup + ' ' + name:28s}{row['requests_per_second']:12,.0f}"
                 f"{row['p50_ms']:10.2f}{row['p99_ms']:10.2f}{row['errors']:8d}"
             )
     if "vs_nginx_rps" in report:
