@@ -151,6 +151,7 @@ void hs_listener_finish_close(hs_listener *l, double deadline);
 const hs_settings *hs_listener_settings(const hs_listener *l);
 int hs_listener_fd(const hs_listener *l);
 int hs_listener_port(const hs_listener *l); /* the port it got (PORT=0) */
+const char *hs_listener_host(const hs_listener *l); /* the address it got, numeric */
 size_t hs_listener_connections(hs_listener *l);
 int hs_listener_alive(hs_listener *l);
 

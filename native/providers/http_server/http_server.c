@@ -541,7 +541,7 @@ static int32_t call(void *state, const wpu_call *c, uint8_t **out, size_t *out_l
         wmp_write_cstr(&w, "actor");
         wmp_write_cstr(&w, srv->bindings[i].actor);
         wmp_write_cstr(&w, "address");
-        wmp_write_cstr(&w, hs_listener_settings(l)->address);
+        wmp_write_cstr(&w, hs_listener_host(l));
         wmp_write_cstr(&w, "port");
         wmp_write_uint(&w, (uint64_t)hs_listener_port(l));
         wmp_write_cstr(&w, "connections");

@@ -42,6 +42,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
@@ -102,6 +103,7 @@ struct hs_listener {
     char label[340];
     hs_settings s;
     int lfd, epfd, evfd, port;
+    char host[256]; /* the address the socket is bound to, numeric */
     pthread_mutex_t lock;        /* slots, counts, closing */
     pthread_cond_t changed;      /* a connection closed (drain waits for it) */
     pthread_cond_t tick;         /* the sweeper sleeps on it between ticks */
@@ -765,9 +767,16 @@ hs_listener *hs_listener_start(hs_server *srv, const char *actor, const hs_setti
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (getsockname(l->lfd, (struct sockaddr *)&ss, &sl) == 0)
-        l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    snprintf(l->host, sizeof l->host, "%s", s->address);
+    if (getsockname(l->lfd, (struct sockaddr *)&ss, &sl) == 0) {
+        int six = ss.ss_family == AF_INET6;
+        l->port = ntohs(six ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                            : ((struct sockaddr_in *)&ss)->sin_port);
+        inet_ntop(ss.ss_family,
+                  six ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                      : (void *)&((struct sockaddr_in *)&ss)->sin_addr,
+                  l->host, sizeof l->host);
+    }
     char where[300];
     format_where(s, l->port, where, sizeof where);
     snprintf(l->label, sizeof l->label, "%s %s", HS_CAPABILITY, where);
@@ -876,6 +885,7 @@ void hs_listener_close(hs_listener *l) {
 const hs_settings *hs_listener_settings(const hs_listener *l) { return &l->s; }
 int hs_listener_fd(const hs_listener *l) { return l->lfd; }
 int hs_listener_port(const hs_listener *l) { return l->port; }
+const char *hs_listener_host(const hs_listener *l) { return l->host; }
 
 size_t hs_listener_connections(hs_listener *l) {
     pthread_mutex_lock(&l->lock);
