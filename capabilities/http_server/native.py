@@ -1,12 +1,13 @@
 """The native ``wascc:http_server`` (``native/providers/http_server/``) as a provider.
 
-The C server does the protocol work and calls actors from its own threads;
-this class adds what the Python provider offers around it: :meth:`address`
-(for ``PORT=0``), :meth:`stats`, :meth:`bound_actors`, and the dispatcher it
-hands to the C server, which logs every failed call as the Python provider
-does and prefixes its error text with the kind of wascc error (``NotFound: ...``,
-``InvocationTimeout: ...``), from which the C server picks the status code
-(503, 504 or 500; ``http_server.c`` lists them).
+The C server does the protocol work and calls actors from its own threads
+(through the host's data plane in C when the route is in its tables, else
+through the dispatcher given here); this class adds what the Python provider
+offers around it: :meth:`address` (for ``PORT=0``), :meth:`stats`,
+:meth:`bound_actors`, and a dispatcher that prefixes a failure's text with
+the kind of wascc error (``NotFound: ...``, ``InvocationTimeout: ...``), from
+which the C server picks the status code (503, 504 or 500; ``http_server.c``
+lists them).
 
 The C server keeps a record of every failed call (its status and the
 dispatcher's words, which the client is not told) and, with
