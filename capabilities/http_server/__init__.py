@@ -108,6 +108,11 @@ machine), :mod:`.scheduler` (the leader/followers listener),
 :mod:`.responses` (status lines and error bodies) and :mod:`.provider` (the
 CapabilityProvider).  This module is the plugin (``wascc_providers``) and
 re-exports the names tests, benchmarks and fuzz targets use.
+
+A native twin of this server, in C (``native/providers/http_server/``), has
+the same binding values, requests and status codes; :mod:`.native` wraps it.
+The plugin offers the native one when its library is installed, the Python
+one otherwise or when ``WASCC_HTTP_SERVER=python`` (:func:`.native.server_class`).
 """
 
 from __future__ import annotations
@@ -115,6 +120,7 @@ from __future__ import annotations
 from wascc.hookspecs import hookimpl
 
 from .connection import _Connection as _Connection
+from .native import SERVER_ENV, NativeHttpServerProvider, native_library, server_class
 from .parser import _Request as _Request
 from .parser import _RequestParser as _RequestParser
 from .provider import Handler, HttpServerProvider, HttpServerStats
@@ -145,19 +151,24 @@ __all__ = [
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_REQUEST_TIMEOUT",
     "OP_HANDLE_REQUEST",
+    "SERVER_ENV",
     "Handler",
     "HttpServerProvider",
     "HttpServerStats",
+    "NativeHttpServerProvider",
     "ServerSettings",
+    "native_library",
+    "server_class",
 ]
 
 # The class's public home is this package: resolving a manifest's entry-point
 # name (``path: http_server``) finds the factory whose ``__module__`` is the
 # entry point's module, ``wascc_capabilities.http_server``.
 HttpServerProvider.__module__ = __name__
+NativeHttpServerProvider.__module__ = __name__
 
 
 @hookimpl
-def wascc_providers() -> list[type[HttpServerProvider]]:
-    """The plugin hook: this module offers one provider class."""
-    return [HttpServerProvider]
+def wascc_providers() -> list[type[HttpServerProvider] | type[NativeHttpServerProvider]]:
+    """The plugin hook: the native server when built, else (or if asked) the Python one."""
+    return [server_class()]
