@@ -41,6 +41,15 @@ from wascc_capabilities.http_server import (
 )
 
 from wascc import BindingError, CapabilityProvider, Host, KeyPair, NotFound, ProviderError
+from wascc.errors import (
+    ActorRetired,
+    ActorTrap,
+    GuestError,
+    HostStopped,
+    InstancesBusy,
+    InvocationTimeout,
+    NotBound,
+)
 from wascc.providers.native import NativeProvider
 from wascc.wire.codec import (
     AddRequest,
@@ -833,33 +842,29 @@ def test_a_looping_actor_gets_504(kind: str, sign: Signer, account: KeyPair) -> 
         assert status == 504 and body.startswith(b"504 Gateway Timeout: ")
 
 
-WHO = "actor looper (MABC)"
-
-
 @pytest.mark.skipif(native_library() is None, reason="native http_server not built")
 @pytest.mark.parametrize(
-    ("words", "status"),
+    ("error", "status"),
     [
-        (f"{WHO}: all 1 instances stayed busy for 0.3s (raise max_instances ...)", 503),
-        (f"{WHO} was replaced or removed before this call could start", 503),
-        (f"{WHO} did not finish HandleRequest within its deadline of 0.3s; the instance ...", 504),
-        ("the host is shutting down; wascc:http_server (default) may not start new work", 503),
-        (f"{WHO} answered HandleRequest with an error: not within its deadline of 1s", 500),
-        (f"{WHO} trapped during HandleRequest: unreachable", 500),
-        ("InvocationTimeout: tagged by the host", 504),
-        ("NotFound: no actor MABC is running", 503),
-        ("GuestError: the host is stopped", 500),  # the kind wins over the words
+        (InstancesBusy("actor looper: all 1 instances stayed busy for 0.3s"), 503),
+        (ActorRetired("actor looper was replaced or removed before this call could start"), 503),
+        (NotBound("wascc:http_server (default) may not dispatch to MABC"), 503),
+        (InvocationTimeout("actor looper did not finish HandleRequest within 0.3s"), 504),
+        (HostStopped("the host is shutting down"), 503),
+        (GuestError("actor looper answered with an error: the host is stopped"), 500),
+        (ActorTrap("actor looper trapped during HandleRequest: unreachable"), 500),
+        (RuntimeError("not a wascc error"), 500),
     ],
 )
-def test_failure_words_without_a_kind_map_to_their_status(words: str, status: int) -> None:
-    """Native only: the words the data plane in C hands a native provider name no error kind."""
+def test_each_kind_of_failure_maps_to_its_status(error: BaseException, status: int) -> None:
+    """Native only: the host names a failed dispatch's kind (provider.h), the server maps it."""
 
-    class Words:
+    class Failing:
         def dispatch(self, actor: str, operation: str, payload: bytes) -> bytes:
-            raise RuntimeError(words)
+            raise error
 
     provider = NativeHttpServerProvider()
-    NativeProvider.configure_dispatch(provider, Words())  # untagged: as from the data plane
+    NativeProvider.configure_dispatch(provider, Failing())
     try:
         assert get(bind_bare(provider, "MABC"))[0] == status
     finally:

@@ -272,3 +272,24 @@ class ProviderCrashed(ProviderError):
 class ProviderArchiveError(ProviderError):
     """A provider archive (PAR) is malformed (its tar, a member), has no binary for
     this host's target, or is refused as unsigned (``--require-signed-providers``)."""
+
+
+#: The kinds of failure a native provider is told, most specific first: the
+#: error text of a failed dispatch starts with one of these names (or the
+#: error's own class name) and ": " (provider.h, section 4).
+FAILURE_KINDS: tuple[type[BaseException], ...] = (
+    HostStopped,
+    InstancesBusy,
+    InvocationTimeout,
+    NotFound,
+    NotBound,
+    ProviderError,
+)
+
+
+def failure_kind(exc: BaseException) -> str:
+    """The kind a failed dispatch is named by (see :data:`FAILURE_KINDS`)."""
+    for kind in FAILURE_KINDS:
+        if isinstance(exc, kind):
+            return kind.__name__
+    return type(exc).__name__

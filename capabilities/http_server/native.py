@@ -33,16 +33,11 @@ import msgpack
 from wascc._providers import libraries
 from wascc.engine.library import NativeLibrary
 from wascc.errors import (
-    HostStopped,
-    InstancesBusy,
-    InvocationTimeout,
-    NotBound,
     NotFound,
     ProviderCallError,
     ProviderError,
 )
 from wascc.logs import provider_logger
-from wascc.providers.base import Dispatcher
 from wascc.providers.native import NativeProvider
 from wascc.wire.codec import CapabilityConfiguration
 
@@ -97,35 +92,6 @@ def _log_failure(actor: str, status: int, text: str, words: str) -> None:
         log.warning("%s: %s (%d): %s", who, text, status, words)
 
 
-def _kind(exc: BaseException) -> str:
-    """The error name the C server maps to a status (most specific that matters first)."""
-    for kind in (HostStopped, InstancesBusy, InvocationTimeout, NotFound, NotBound, ProviderError):
-        if isinstance(exc, kind):
-            return kind.__name__
-    return type(exc).__name__
-
-
-class _DispatchFailed(Exception):
-    """What the C server sees of a failed call: ``<kind>: <message>``."""
-
-
-class _TaggingDispatcher:
-    """The host's dispatcher as the C server needs it: failures named by their kind.
-
-    The C server logs (through :meth:`NativeHttpServerProvider._take_log`)
-    every failure, whichever path the call took, so this only names it.
-    """
-
-    def __init__(self, inner: Dispatcher) -> None:
-        self.inner = inner
-
-    def dispatch(self, actor: str, operation: str, payload: bytes) -> bytes:
-        try:
-            return self.inner.dispatch(actor, operation, payload)
-        except BaseException as exc:
-            raise _DispatchFailed(f"{_kind(exc)}: {exc}") from None
-
-
 class NativeHttpServerProvider(NativeProvider):
     """``wascc:http_server`` in C: the same binding values and answers as the Python one."""
 
@@ -139,9 +105,6 @@ class NativeHttpServerProvider(NativeProvider):
         self.bundled = path is None
         self._log_thread: threading.Thread | None = None
         self._log_stop = threading.Event()
-
-    def configure_dispatch(self, dispatcher: Dispatcher) -> None:
-        super().configure_dispatch(_TaggingDispatcher(dispatcher))
 
     def handle_call(self, actor: str, operation: str, msg: bytes) -> bytes:
         try:

@@ -281,6 +281,7 @@ void wh_dispatcher_active(wascc_dispatcher *d, int active);
                                (owner: the calling pool's py_host) */
 typedef struct wh_failure {
     int kind;
+    int to_provider; /* the words go to a native provider: "<kind>: ..." */
     void *owner;
     const char *capability;
     size_t capability_len;

@@ -1000,7 +1000,7 @@ static void report_failure(wh_router *r, wh_failure *f, buf_t *text) {
  * failure. */
 static int route_to_actor(wh_router *r, const char *target, size_t target_len, const char *op,
                           size_t op_len, const char *msg, size_t msg_len, buf_t *sink,
-                          wh_pool *borrowed) {
+                          wh_pool *borrowed, int to_provider) {
     for (int attempt = 0; attempt < 4; attempt++) {
         /* `borrowed` (first attempt only): the caller holds its reference,
          * so this call takes none (no shared counter on the hot path) */
@@ -1023,6 +1023,7 @@ static int route_to_actor(wh_router *r, const char *target, size_t target_len, c
         if (res.status != WH_OK) {
             wh_failure f = {0};
             f.kind = WH_FAIL_ACTOR;
+            f.to_provider = to_provider;
             f.owner = p->py_owner;
             f.op = op;
             f.op_len = op_len;
@@ -1103,7 +1104,7 @@ static int route_host_call(state_t *st, const unsigned char *bd, size_t bd_len,
     if (ns_len == 56 && ns[0] == 'M') { /* an actor */
         if (!in_lines(self->caps, self->ncaps, (const char *)ns, ns_len)) return WH_ROUTE_PYTHON;
         int rc = route_to_actor(r, (const char *)ns, ns_len, opz, op_len, (const char *)msg,
-                                msg_len, &st->host_response, NULL);
+                                msg_len, &st->host_response, NULL, 0);
         if (rc == 0) { /* the words go to the error buffer */
             buf_assign(&st->host_error, st->host_response.data, st->host_response.len);
             buf_reset(&st->host_response);
@@ -1235,7 +1236,7 @@ static int dispatch_call(wh_router *r, wh_pool *pool, int bound, int codec, cons
     }
     buf_t sink = {0};
     int rc = route_to_actor(r, actor, actor_len, op, op_len, (const char *)msg, msg_len, &sink,
-                            pool);
+                            pool, 1);
     if (rc == WH_ROUTE_PYTHON) {
         buf_free(&sink);
         return rc;

@@ -21,7 +21,7 @@ from typing import Any
 
 import wasmtime
 
-from wascc.errors import WasccError
+from wascc.errors import WasccError, failure_kind
 
 __all__ = ["GUEST_ERROR", "HOST_FAILURE", "OK", "TIMEOUT", "TRAP", "struct_layout"]
 
@@ -83,6 +83,11 @@ def _take_error(err: Any) -> str:
 def _error_text(exc: BaseException) -> bytes:
     text = str(exc) or type(exc).__name__
     return text.encode("utf-8", "replace")
+
+
+def _dispatch_error_text(exc: BaseException) -> bytes:
+    """A failed dispatch as a native provider reads it: ``<kind>: <message>`` (provider.h)."""
+    return f"{failure_kind(exc)}: {exc}".encode("utf-8", "replace")
 
 
 def struct_layout() -> dict[str, int]:

@@ -15,7 +15,7 @@ from wascc.engine.ffi import (
     _NULL,
     _bind_wasmtime,
     _buffer,
-    _error_text,
+    _dispatch_error_text,
     _ffi,
     _from_handle,
     _lib,
@@ -54,7 +54,7 @@ def wh_py_dispatch(handle: Any, reply: Any, actor: Any, op: Any, msg: Any, msg_l
         )
         ok = 1
     except BaseException as exc:
-        data, ok = _error_text(exc), 0
+        data, ok = _dispatch_error_text(exc), 0
     if not isinstance(data, bytes):
         data = bytes(data)
     if _lib.wh_reply_set(reply, data, len(data)) != 0:

@@ -25,7 +25,15 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from wascc.engine.ffi import _NULL, _buffer, _error_text, _ffi, _from_handle, _lib
+from wascc.engine.ffi import (
+    _NULL,
+    _buffer,
+    _dispatch_error_text,
+    _error_text,
+    _ffi,
+    _from_handle,
+    _lib,
+)
 from wascc.engine.library import NativeLibrary
 from wascc.engine.pool import CallResult, InstancePool, _Owner
 
@@ -67,7 +75,7 @@ def wh_py_failed(handle: Any, f: Any, words: Any) -> None:
             exc = router.provider_failed(
                 _from_handle(f.owner), capability, binding, operation, text
             )
-        data = _error_text(exc)
+        data = (_dispatch_error_text if f.to_provider else _error_text)(exc)
     except BaseException as exc:  # never into C
         data = _error_text(exc)
     _lib.wh_reply_set(words, data, len(data))

@@ -100,7 +100,11 @@
  *
  * Arguments as for handle_call; `actor` must be bound to this provider.  On
  * WASCC_OK *out holds the actor's reply, on WASCC_ERROR a UTF-8 error
- * message.  Either way *out is allocated by the host (NULL when *out_len is
+ * message that starts with the kind of failure and ": " - the name of the
+ * wascc error, most specific first among HostStopped, InstancesBusy,
+ * InvocationTimeout, NotFound, NotBound, ProviderError, else the error's
+ * own name (GuestError, ActorTrap...) - so a provider can answer by kind
+ * (an HTTP server: 503, 504, 500) without reading the prose.  Either way *out is allocated by the host (NULL when *out_len is
  * 0) and the provider releases it with free_buffer(host_data, *out).  An
  * actor counts as bound from the moment its BindActor is sent until its
  * RemoveActor returns; dispatch to it from your own threads, not from inside

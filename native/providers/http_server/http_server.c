@@ -46,11 +46,8 @@
  *   ProviderError (and its kinds)                503 "the actor is not available"
  *   InvocationTimeout                            504
  *   anything else                                500 (the detail is not sent)
- * The wrapper (capabilities/http_server/native.py) prefixes the errors of
- * the host's Python dispatcher so.  Failures the data plane words for a
- * dispatch it ran in C carry no kind yet: for those the host's fixed phrases
- * (a busy pool, a replaced actor, a deadline, a draining host) are looked
- * for (kind_from_words), a stopgap until every dispatcher names the kind.
+ * The host names the kind on every path a dispatch takes (its Python
+ * dispatcher and the data plane in C; provider.h, section 4).
  *
  * Operations: HandleRequest (provider -> actor); for the host only,
  * ServerStatus ({listeners: [{actor, address, port, connections}],
@@ -201,36 +198,6 @@ static int kind_is(const uint8_t *msg, size_t len, const char *kind) {
     return len > n + 1 && memcmp(msg, kind, n) == 0 && msg[n] == ':';
 }
 
-/* The words of a failure that carries no kind (the data plane's own failures
- * today): the host's fixed phrases for a busy pool, a replaced actor and a
- * deadline (wascc/engine/guest.py), looked for only before any text the
- * actor supplied.  A stopgap until every dispatcher names the kind. */
-static const char *kind_from_words(const uint8_t *msg, size_t len) {
-    static const char *const actor_text[] = {" with an error: ", " trapped during "};
-    size_t end = len;
-    for (size_t i = 0; i < 2; i++) {
-        const uint8_t *at = memmem(msg, end, actor_text[i], strlen(actor_text[i]));
-        if (at) end = (size_t)(at - msg);
-    }
-    static const struct {
-        const char *phrase, *kind;
-    } phrases[] = {
-        {" instances stayed busy for ", "InstancesBusy"},
-        {" was replaced or removed before ", "ActorRetired"},
-        {"the actor was removed before ", "ActorRetired"},
-        {" within its deadline of ", "InvocationTimeout"},
-        {"the host is shutting down", "HostStopped"},
-        {"the host is stopped", "HostStopped"},
-    };
-    for (size_t i = 0; i < sizeof phrases / sizeof *phrases; i++)
-        if (memmem(msg, end, phrases[i].phrase, strlen(phrases[i].phrase))) return phrases[i].kind;
-    return NULL;
-}
-
-static int is_kind(const uint8_t *msg, size_t len, const char *guessed, const char *kind) {
-    return guessed ? strcmp(guessed, kind) == 0 : kind_is(msg, len, kind);
-}
-
 void hs_invoke(hs_server *srv, const char *actor, const hs_buf *payload, hs_reply *reply,
                uint8_t **raw, size_t *raw_len) {
     *raw = NULL;
@@ -256,20 +223,16 @@ void hs_invoke(hs_server *srv, const char *actor, const hs_buf *payload, hs_repl
         "NotFound", "ActorRetired", "NotBound", "ProviderError", "ProviderCrashed",
         "NativeLoadError", "ProviderArchiveError"};
     const uint8_t *m = out ? out : (const uint8_t *)"";
-    size_t colon = 0;
-    while (colon < out_len && colon < 32 && m[colon] != ':' && m[colon] != ' ') colon++;
-    int tagged = colon < out_len && m[colon] == ':' && colon > 0;
-    const char *guess = tagged ? NULL : kind_from_words(m, out_len);
-    if (is_kind(m, out_len, guess, "HostStopped")) {
+    if (kind_is(m, out_len, "HostStopped")) {
         hs_error_reply(reply, 503, "the host is shutting down");
-    } else if (is_kind(m, out_len, guess, "InstancesBusy")) {
+    } else if (kind_is(m, out_len, "InstancesBusy")) {
         hs_error_reply(reply, 503, "the actor is busy");
-    } else if (is_kind(m, out_len, guess, "InvocationTimeout")) {
+    } else if (kind_is(m, out_len, "InvocationTimeout")) {
         hs_error_reply(reply, 504, "the actor did not answer in time");
     } else {
         hs_error_reply(reply, 500, "the actor failed to handle the request");
         for (size_t i = 0; i < sizeof unavailable / sizeof *unavailable; i++)
-            if (is_kind(m, out_len, guess, unavailable[i])) {
+            if (kind_is(m, out_len, unavailable[i])) {
                 hs_error_reply(reply, 503, "the actor is not available");
                 break;
             }
