@@ -356,3 +356,10 @@ def test_a_messaging_component_answers_requests_through_the_broker(
             key, "DeliverMessage", BrokerMessage(subject="svc.greet", body=b"x").encode()
         )
     assert host.actor(key).operations["DeliverMessage"].calls == 2
+
+
+def test_a_component_instance_stays_under_its_memory_cap(host: Host, sign: Signer) -> None:
+    signed, _ = sign(component("testcomponent"), name="grower")
+    key = host.add_actor(signed, memory_limit=1 << 20)  # 16 pages
+    assert host.call_actor(key, "Grow") == b"16"  # growth past the cap is refused
+    assert host.call_actor(key, "Echo", b"still here") == b"still here"

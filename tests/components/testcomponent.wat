@@ -11,6 +11,8 @@
 ;;   Call     msg = [bd_len u8][bd][ns_len u8][ns][op_len u8][op][payload...]:
 ;;            wascc:actor/host.call; answers its reply, or its error as an error
 ;;   Version  answers VERSION1 (the tests rewrite it to make a second build)
+;;   Grow     grows linear memory a page at a time until refused; answers the
+;;            pages it has then, one byte per decimal digit
 ;;   anything else: error "unknown operation"
 (component
   (type $level (enum "trace" "debug" "info" "warn" "error" "critical"))
@@ -52,6 +54,7 @@
     (data (i32.const 80) "VERSION1")
     (data (i32.const 96) "test")
     (data (i32.const 112) "unknown operation")
+    (data (i32.const 136) "Grow")
     (func $eq (param $a i32) (param $al i32) (param $b i32) (param $bl i32) (result i32)
       (local $i i32)
       (if (i32.ne (local.get $al) (local.get $bl)) (then (return (i32.const 0))))
@@ -106,7 +109,29 @@
             (i32.const 1024))
           (return (call $answer (i32.load8_u (i32.const 1024))
                                 (i32.load (i32.const 1028)) (i32.load (i32.const 1032))))))
+      (if (call $eq (local.get $op) (local.get $opl) (i32.const 136) (i32.const 4))
+        (then
+          (block $full (loop $more
+            (br_if $full (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+            (br $more)))
+          (return (call $answer (i32.const 0) (i32.const 3072) (call $digits (memory.size))))))
       (call $answer (i32.const 1) (i32.const 112) (i32.const 17)))
+    ;; n as decimal text at 3072: its length
+    (func $digits (param $n i32) (result i32)
+      (local $len i32) (local $i i32)
+      (local.set $i (local.get $n))
+      (loop $count
+        (local.set $len (i32.add (local.get $len) (i32.const 1)))
+        (local.set $i (i32.div_u (local.get $i) (i32.const 10)))
+        (br_if $count (i32.ne (local.get $i) (i32.const 0))))
+      (local.set $i (local.get $len))
+      (loop $write
+        (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+        (i32.store8 (i32.add (i32.const 3072) (local.get $i))
+          (i32.add (i32.const 48) (i32.rem_u (local.get $n) (i32.const 10))))
+        (local.set $n (i32.div_u (local.get $n) (i32.const 10)))
+        (br_if $write (i32.ne (local.get $i) (i32.const 0))))
+      (local.get $len))
   )
   (core instance $imports (export "log" (func $log)) (export "call" (func $call)))
   (core instance $mi (instantiate $m (with "env" (instance $memi)) (with "imports" (instance $imports))))
