@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 from click.testing import CliRunner
+from prometheus_client import CollectorRegistry, generate_latest
 from wascc_capabilities.messaging import MessagingProvider
 
 from wascc import (
@@ -36,6 +37,8 @@ from wascc import (
 )
 from wascc._providers import library
 from wascc.cli.main import main
+from wascc.observe.metrics import HostCollector
+from wascc.observe.recorder import Recorder
 from wascc.providers.native import load_native_provider
 from wascc.wire.codec import BrokerMessage, HttpRequest, HttpResponse
 
@@ -363,3 +366,26 @@ def test_a_component_instance_stays_under_its_memory_cap(host: Host, sign: Signe
     key = host.add_actor(signed, memory_limit=1 << 20)  # 16 pages
     assert host.call_actor(key, "Grow") == b"16"  # growth past the cap is refused
     assert host.call_actor(key, "Echo", b"still here") == b"still here"
+
+
+def test_a_component_is_in_the_metrics_like_an_actor(host: Host, sign: Signer) -> None:
+    signed, _ = sign(component("testcomponent"), name="measured")
+    key = host.add_actor(signed)
+    with Recorder(host) as recorder:
+        for _ in range(3):
+            host.call_actor(key, "Echo", b"x")
+        with pytest.raises(ActorTrap):
+            host.call_actor(key, "Trap")
+        registry = CollectorRegistry()
+        registry.register(HostCollector(host, recorder))
+        text = generate_latest(registry).decode()
+    calls = [
+        line for line in text.splitlines() if line.startswith("wascc_actor_invocations_total{")
+    ]
+    assert any(
+        key in line and 'operation="Echo"' in line and line.endswith(" 3.0") for line in calls
+    )
+    assert any(
+        line.startswith("wascc_actor_errors_total{") and key in line and "ActorTrap" in line
+        for line in text.splitlines()
+    )
