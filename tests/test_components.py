@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -260,41 +260,37 @@ def test_hot_swap_of_a_component_under_load_loses_no_call(host: Host, sign: Sign
     assert host.actor(key).kind == "component"
 
 
-def test_wascc_up_runs_a_component_dropped_in_its_actors_dir(
-    tmp_path: Path, account: KeyPair, sign: Signer
-) -> None:
-    """``--actors-dir`` and ``ctl``: a component is dropped in, listed, called and swapped."""
-    wascc = str(Path(sys.executable).parent / "wascc")
-    actors = tmp_path / "actors"
-    actors.mkdir()
-    control = tmp_path / "ctl.sock"
-    module = KeyPair.generate(KeyType.MODULE)
-    first, _ = sign(component("testcomponent"), name="dropped", module=module)
-    second, _ = sign(component("testcomponent", "VERSION2"), name="dropped", module=module)
-    log = (tmp_path / "up.log").open("wb")
-    process = subprocess.Popen(
-        [
-            wascc,
-            "up",
-            "--control",
-            str(control),
-            "--actors-dir",
-            str(actors),
-            "--health-interval",
-            "0",
-            "--poll-interval",
-            "0.05",
-            "--trusted-issuer",
-            account.public_key,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=dict(os.environ),
-    )
+class _Up:
+    """``wascc up`` in a child process, and ``wascc ctl`` against it."""
 
-    def ctl(*args: str) -> str:
+    def __init__(self, tmp_path: Path, account: KeyPair, *args: str) -> None:
+        self.wascc = str(Path(sys.executable).parent / "wascc")
+        self.control = tmp_path / "ctl.sock"
+        self.log_path = tmp_path / "up.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                self.wascc,
+                "up",
+                "--control",
+                str(self.control),
+                "--health-interval",
+                "0",
+                "--poll-interval",
+                "0.05",
+                "--trusted-issuer",
+                account.public_key,
+                *args,
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ),
+        )
+        self.wait(self.control.exists, "the control socket")
+
+    def ctl(self, *args: str) -> str:
         done = subprocess.run(
-            [wascc, "ctl", "--control", str(control), *args],
+            [self.wascc, "ctl", "--control", str(self.control), *args],
             capture_output=True,
             text=True,
             check=False,  # the assert shows stderr
@@ -302,29 +298,63 @@ def test_wascc_up_runs_a_component_dropped_in_its_actors_dir(
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    def wait(predicate: object, what: str) -> None:
+    def wait(self, predicate: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + 30
-        while not predicate():  # type: ignore[operator]
-            assert process.poll() is None, (tmp_path / "up.log").read_text()
+        while not predicate():
+            assert self.process.poll() is None, self.log_path.read_text()
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             time.sleep(0.05)
 
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        self._log.close()
+
+
+def test_wascc_up_runs_a_component_dropped_in_its_actors_dir(
+    tmp_path: Path, account: KeyPair, sign: Signer
+) -> None:
+    """``--actors-dir`` and ``ctl``: a component is dropped in, listed, called and swapped."""
+    actors = tmp_path / "actors"
+    actors.mkdir()
+    module = KeyPair.generate(KeyType.MODULE)
+    first, _ = sign(component("testcomponent"), name="dropped", module=module)
+    second, _ = sign(component("testcomponent", "VERSION2"), name="dropped", module=module)
+    up = _Up(tmp_path, account, "--actors-dir", str(actors))
     try:
-        wait(control.exists, "the control socket")
         (actors / "c.wasm.part").write_bytes(first)
         (actors / "c.wasm.part").rename(actors / "c.wasm")
-        wait(lambda: module.public_key in ctl("inventory", "--json"), "the component")
-        inventory = json.loads(ctl("inventory", "--json"))
+        up.wait(lambda: module.public_key in up.ctl("inventory", "--json"), "the component")
+        inventory = json.loads(up.ctl("inventory", "--json"))
         assert [(a["name"], a["kind"]) for a in inventory["actors"]] == [("dropped", "component")]
-        assert "dropped (component)" in ctl("inventory")
-        assert ctl("call", "dropped", "Version", "--raw") == "VERSION1"
+        assert "dropped (component)" in up.ctl("inventory")
+        assert up.ctl("call", "dropped", "Version", "--raw") == "VERSION1"
         (actors / "c.wasm.part").write_bytes(second)
         (actors / "c.wasm.part").rename(actors / "c.wasm")
-        wait(lambda: ctl("call", "dropped", "Version", "--raw") == "VERSION2", "the swap")
+        up.wait(lambda: up.ctl("call", "dropped", "Version", "--raw") == "VERSION2", "the swap")
     finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
+        up.stop()
+
+
+def test_a_manifest_runs_a_component_with_its_binding(
+    tmp_path: Path, account: KeyPair, sign: Signer
+) -> None:
+    signed, module = sign(component("kvcounter"), caps=[KV], name="kvc")
+    path = tmp_path / "kvc_s.wasm"
+    path.write_bytes(signed)
+    manifest = tmp_path / "host.yaml"
+    manifest.write_text(
+        f"actors:\n  - {path}\n"
+        f"capabilities:\n  - path: {KV}\n"
+        f"bindings:\n  - actor: {module.public_key}\n    capability: {KV}\n"
+    )
+    up = _Up(tmp_path, account, "--manifest", str(manifest))
+    try:
+        up.wait(lambda: "kvc" in up.ctl("inventory", "--json"), "the component")
+        assert up.ctl("call", "kvc", "Count", "--raw", "-d", ":visits") == "1"
+        assert up.ctl("call", "kvc", "Count", "--raw", "-d", ":visits") == "2"
+    finally:
+        up.stop()
 
 
 def test_wascc_compile_builds_a_component_from_its_text(tmp_path: Path) -> None:
