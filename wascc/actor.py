@@ -49,9 +49,26 @@ def unsigned_claims(wasm: bytes, label: str) -> Claims:
 
 
 class _Identity:
-    """Who a running module is: what actors and components have in common."""
+    """Who a running module is, what actors and components have in common.
 
-    def _identify(self, claims: Claims, label: str, signed: bool) -> str:
+    Mixed in before the guest class: it takes the claims, names the module,
+    and hands the guest its part of the arguments.
+    """
+
+    kind = "actor"
+    #: Request structs this kind reads as maps from the start (the rest is learned).
+    reads_maps: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        wasm: bytes,
+        claims: Claims,
+        label: str,
+        runtime: Runtime,
+        settings: ActorSettings,
+        guest_host: GuestHost,
+        signed: bool,
+    ) -> None:
         self.claims = claims
         self.public_key = claims.subject
         self.name = claims.name or Path(label).stem
@@ -62,27 +79,13 @@ class _Identity:
         #: The codec form (wascc.wire.codec.FORMS) this module reads each request
         #: struct in, by operation, as the host learned it; a replacement
         #: module starts over.
-        self.request_forms: dict[str, str] = {}
-        return f"{self.kind} {self.name} ({self.public_key})"
-
-    kind = "actor"
+        self.request_forms: dict[str, str] = dict.fromkeys(self.reads_maps, FORM_MAP)
+        who = f"{self.kind} {self.name} ({self.public_key})"
+        super().__init__(wasm, who, runtime, settings, guest_host)  # type: ignore[call-arg]
 
 
 class Actor(_Identity, Guest):
     """A running actor module.  Replacing an actor makes a new :class:`Actor`."""
-
-    def __init__(
-        self,
-        wasm: bytes,
-        claims: Claims,
-        label: str,
-        runtime: Runtime,
-        settings: ActorSettings,
-        guest_host: GuestHost,
-        signed: bool,
-    ) -> None:
-        who = self._identify(claims, label, signed)
-        super().__init__(wasm, who, runtime, settings, guest_host)
 
 
 class ComponentActor(_Identity, ComponentGuest):
@@ -93,20 +96,7 @@ class ComponentActor(_Identity, ComponentGuest):
     """
 
     kind = "component"
-
-    def __init__(
-        self,
-        wasm: bytes,
-        claims: Claims,
-        label: str,
-        runtime: Runtime,
-        settings: ActorSettings,
-        guest_host: GuestHost,
-        signed: bool,
-    ) -> None:
-        who = self._identify(claims, label, signed)
-        self.request_forms.update(dict.fromkeys(REQUEST_STRUCTS, FORM_MAP))
-        super().__init__(wasm, who, runtime, settings, guest_host)
+    reads_maps = tuple(REQUEST_STRUCTS)
 
 
 #: What the host runs: an actor or a component (the same interface).
