@@ -244,6 +244,21 @@ class ComponentGuest:
                 f"{self.who} trapped during {operation}: {_trap_text(exc)}; the instance "
                 "was discarded"
             ) from None
+        except wasmtime.WasmtimeError as exc:
+            # the component model reports a trap (and a host function's trap) as an
+            # error, not a wasmtime.Trap; the instance cannot be entered again
+            self._close(inst)
+            self._errors += 1
+            self.stats.record(operation, time.perf_counter() - started)
+            cause = _cause(exc)
+            if cause == "wasm trap: interrupt":
+                raise InvocationTimeout(
+                    f"{self.who} did not finish {operation} within its deadline of "
+                    f"{self.settings.deadline:g}s; the instance was discarded"
+                ) from None
+            raise ActorTrap(
+                f"{self.who} trapped during {operation}: {cause}; the instance was discarded"
+            ) from None
         except BaseException:
             # a host function's refusal (Unauthorized, NotBound) or wasmtime's own
             # error: the instance may be mid-call, it is not reused
@@ -330,6 +345,14 @@ class ComponentGuest:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _cause(exc: wasmtime.WasmtimeError) -> str:
+    """What a component call's error says after wasmtime's backtrace ("Caused by: ...")."""
+    text = str(exc)
+    head, sep, tail = text.partition("Caused by:")
+    lines = [line.strip() for line in (tail if sep else head).splitlines() if line.strip()]
+    return "; ".join(lines) if lines else type(exc).__name__
 
 
 def _trap_text(exc: wasmtime.Trap) -> str:
