@@ -13,6 +13,7 @@
 ;;   /noresponse  returns without ever calling response-outparam.set
 ;;   /error       sets the error-code internal-error("echo was asked to fail")
 ;;   /unfinished  writes the body but never calls outgoing-body.finish
+;;   /loop        loops forever (until the host's deadline interrupts it)
 (component
   (import "wasi:io/error@0.2.0" (instance $ioerror
     (export "error" (type (sub resource)))))
@@ -196,6 +197,7 @@
     (data (i32.const 272) "/error")
     (data (i32.const 280) "/unfinished")
     (data (i32.const 296) "echo was asked to fail")
+    (data (i32.const 320) "/loop")
     ;; results of the imports land at 1024 (and 1088)
     (func $eq (param $a i32) (param $al i32) (param $b i32) (param $bl i32) (result i32)
       (local $i i32)
@@ -232,6 +234,8 @@
           (local.set $plen (i32.load (i32.const 1032)))))
       (if (call $eq (local.get $pptr) (local.get $plen) (i32.const 248) (i32.const 5))
         (then unreachable))
+      (if (call $eq (local.get $pptr) (local.get $plen) (i32.const 320) (i32.const 5))
+        (then (loop $forever (br $forever))))
       (if (call $eq (local.get $pptr) (local.get $plen) (i32.const 256) (i32.const 11))
         (then (call $drop-request (local.get $req)) (return)))
       (if (call $eq (local.get $pptr) (local.get $plen) (i32.const 272) (i32.const 6))

@@ -148,7 +148,7 @@ class ComponentGuest:
         except wasmtime.Trap as exc:
             raise ActorLoadError(f"{self.who} failed to start: {_trap_text(exc)}") from exc
         except wasmtime.WasmtimeError as exc:
-            raise ActorLoadError(f"{self.who} failed to start: {_first_line(exc)}") from exc
+            raise ActorLoadError(f"{self.who} failed to start: {_chain(exc)}") from exc
         return _Instance(store, instance)
 
     def _acquire(self, wait: float) -> _Instance:
@@ -342,9 +342,11 @@ class ComponentGuest:
                 log.exception("callback after freeing %s failed", self.who)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _chain(exc: BaseException) -> str:
+    """Every line of wasmtime's error chain, joined (the function a linker lacks is in a cause)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [line for line in lines if line != "Caused by:"]
+    return "; ".join(lines) if lines else type(exc).__name__
 
 
 def _cause(exc: wasmtime.WasmtimeError) -> str:

@@ -62,6 +62,7 @@ from typing import Any, TypeVar
 import wasmtime
 import wasmtime.component as wc
 
+from wascc.errors import CodecError
 from wascc.wire.codec import HttpRequest, HttpResponse
 
 __all__ = ["HANDLER", "IMPORTS", "MAX_BODY", "HttpCall", "handle"]
@@ -91,8 +92,16 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 #: Names the server frames itself: a component may not set them (``forbidden``).
 _FORBIDDEN = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",
-     "trailer", "http2-settings"}
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "trailer",
+        "http2-settings",
+    }
 )
 
 _reps = itertools.count(1)
@@ -202,7 +211,9 @@ class HttpCall:
         """The object behind a handle the component passed (borrowed)."""
         obj = self.objects.get(_rep(store, handle))
         if not isinstance(obj, kind):
-            raise _Trap(f"the {what} handle is not one of this request's (kept from an earlier one?)")
+            raise _Trap(
+                f"the {what} handle is not one of this request's (kept from an earlier one?)"
+            )
         return obj
 
     def take(self, store: Any, handle: Any, kind: type[T], what: str) -> T:
@@ -210,7 +221,9 @@ class HttpCall:
         rep = _rep(store, handle)
         obj = self.objects.get(rep)
         if not isinstance(obj, kind):
-            raise _Trap(f"the {what} handle is not one of this request's (kept from an earlier one?)")
+            raise _Trap(
+                f"the {what} handle is not one of this request's (kept from an earlier one?)"
+            )
         del self.objects[rep]
         return obj
 
@@ -232,9 +245,14 @@ class HttpCall:
         body = b""
         if response.body is not None:
             if response.body.dropped:
-                return "the component dropped its outgoing-body without finish: the body is incomplete"
+                return (
+                    "the component dropped its outgoing-body without finish: the body is incomplete"
+                )
             if not response.body.finished:
-                return "the component returned without finishing its outgoing-body (outgoing-body.finish)"
+                return (
+                    "the component returned without finishing its outgoing-body "
+                    "(outgoing-body.finish)"
+                )
             body = b"".join(response.body.chunks)
         header: dict[str, str] = {}
         for name, value in response.headers.entries:
@@ -266,7 +284,10 @@ def _call(store: Any) -> HttpCall:
 
 def handle(store: Any, func: Any, payload: bytes) -> bytes | str:
     """Run ``handle(request, response-out)`` for one HandleRequest: the reply, or the error."""
-    request = HttpRequest.decode(payload)
+    try:
+        request = HttpRequest.decode(payload)
+    except CodecError as exc:
+        return f"HandleRequest did not carry an HttpRequest: {exc}"
     call = HttpCall()
     key = _key(store)
     _CALLS[key] = call
@@ -334,8 +355,8 @@ def _serve_fields(inst: wc.LinkerInstance) -> None:
     @_guarded
     def from_list(store: Any, entries: list[tuple[str, bytes]]) -> Any:
         fields = _Fields([], mutable=True)
-        for name, value in entries:
-            value = bytes(value)
+        for name, raw in entries:
+            value = bytes(raw)
             err = _header_error(name, value, fields)
             if err is not None:
                 return err
@@ -356,10 +377,11 @@ def _serve_fields(inst: wc.LinkerInstance) -> None:
         return any(n.lower() == wanted for n, _ in fields_of(store, handle).entries)
 
     @_guarded
-    def set_(store: Any, handle: Any, name: str, values: list[bytes]) -> Any:
+    def set_(store: Any, handle: Any, name: str, raw: list[bytes]) -> Any:
         fields = fields_of(store, handle)
-        values = [bytes(v) for v in values]
-        for value in values or [None]:
+        values = [bytes(v) for v in raw]
+        checks: list[bytes | None] = list(values) or [None]
+        for value in checks:
             err = _header_error(name, value, fields)
             if err is not None:
                 return err
@@ -491,7 +513,9 @@ def _serve_outgoing(inst: wc.LinkerInstance) -> None:
         call = _call(store)
         fields = call.take(store, headers, _Fields, "fields")
         # the response owns the headers from now on; its headers() view is immutable
-        return call.own(_OutgoingResponse(_Fields(fields.entries, mutable=True)), _OUTGOING_RESPONSE)
+        return call.own(
+            _OutgoingResponse(_Fields(fields.entries, mutable=True)), _OUTGOING_RESPONSE
+        )
 
     @_guarded
     def status_code(store: Any, handle: Any) -> Any:
@@ -535,7 +559,9 @@ def _serve_outgoing(inst: wc.LinkerInstance) -> None:
         call = _call(store)
         body = call.take(store, handle, _OutgoingBody, "outgoing-body")
         if body.stream is not None:
-            raise _Trap("outgoing-body.finish while its output-stream is still open (drop it first)")
+            raise _Trap(
+                "outgoing-body.finish while its output-stream is still open (drop it first)"
+            )
         if trailers is not None:
             call.take(store, trailers, _Fields, "trailers")  # wascc:http_server sends none
         body.finished = True
