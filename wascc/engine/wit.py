@@ -48,14 +48,14 @@ it has one (keyvalue ``other``, messaging and ``wascc:actor`` ``err``).
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
 import wasmtime.component as wc
 
+import wascc.engine.wit_patches  # noqa: F401 - applied on import: see there
 from wascc.engine import wit_http
 from wascc.engine.wapc import GuestHost
 from wascc.errors import ActorLoadError, NotBound, ProviderCallError, Unauthorized, WasccError
@@ -81,35 +81,6 @@ MESSAGING = "wascc:messaging"
 _LEVELS = {"trace": 5, "debug": 4, "info": 3, "warn": 2, "error": 1, "critical": 1}
 #: Refusals the claims floor and the bindings make: they trap the component.
 _REFUSALS = (Unauthorized, NotBound)
-
-
-class _ThreadCases(threading.local):
-    """A per-thread stand-in for wasmtime-py's one scratch set of variant case classes.
-
-    wasmtime-py (50) lowers an untagged variant, option or result by filling the
-    module-global ``wasmtime.component._types.case_test_cache`` and testing the
-    value against it; two threads lowering at once clear each other's classes
-    and a valid reply fails with "value not valid for this variant" (seen with
-    eight threads calling one HTTP component).  One set per thread fixes it.
-    """
-
-    def __init__(self) -> None:
-        self.classes: set[type] = set()
-
-    def clear(self) -> None:
-        self.classes.clear()
-
-    def add(self, cls: type) -> None:
-        self.classes.add(cls)
-
-    def __iter__(self) -> Iterator[type]:
-        return iter(self.classes)
-
-    def __len__(self) -> int:
-        return len(self.classes)
-
-
-setattr(wc._types, "case_test_cache", _ThreadCases())  # noqa: B010 - see _ThreadCases
 
 
 def interface_name(name: str) -> str:
