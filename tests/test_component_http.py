@@ -14,6 +14,7 @@ the exact error.
 from __future__ import annotations
 
 import http.client
+import importlib
 import importlib.util
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -53,7 +54,7 @@ def echo_wasm() -> bytes:
 def _native_server() -> CapabilityProvider:
     if importlib.util.find_spec("wascc_capabilities.http_server.native") is None:
         pytest.skip("the native http_server is not in this tree")
-    from wascc_capabilities.http_server import native  # type: ignore[attr-defined]
+    native = importlib.import_module("wascc_capabilities.http_server.native")
 
     if native.native_library() is None:
         pytest.skip("the native http_server is not built")

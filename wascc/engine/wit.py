@@ -20,8 +20,10 @@ import (any version)                   waSCC
                                        ``request`` -> ``Request``
 ``wascc:actor/host.call``              the waPC host call itself: ``(binding, namespace,
                                        operation, payload)``, any capability or actor key
-``wasi:http/types``,                   no provider: the request being served and the response
-``wasi:io/streams``, ``wasi:io/error`` the component builds (see :mod:`wascc.engine.wit_http`)
+``wasi:http/types``                    no provider: the request being served and the response
+                                       the component builds (see :mod:`wascc.engine.wit_http`)
+``wasi:io/streams``                    that request's body read, that response's body written
+``wasi:io/error``                      the type of a stream's error (the host makes none)
 =====================================  ========================================================
 
 =====================================  ========================================================
