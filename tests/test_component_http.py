@@ -146,6 +146,33 @@ def test_concurrent_requests_keep_their_own_state(host: Host, component: str) ->
     assert not wit_http._CALLS  # nothing left behind
 
 
+def test_refusals_and_traps_reach_their_own_callers(
+    host: Host, sign: Signer, component: str
+) -> None:
+    """A host function's exception is parked per thread, not in wasmtime-py's one slot.
+
+    Threads mix an unbound keyvalue call (NotBound, raised inside a host
+    function of the kvcounter component) with traps of the HTTP component:
+    every caller gets its own error, never the other's or a bare wasmtime one.
+    """
+    kv_wasm = wasmtime.wat2wasm((COMPONENTS / "kvcounter.wat").read_text())
+    counter = host.add_actor(sign(kv_wasm, caps=["wascc:keyvalue"], name="kvc")[0])
+
+    def one(i: int) -> str:
+        try:
+            if i % 2:
+                host.call_actor(counter, "Count", b"k")
+            else:
+                handle(host, component, path="/trap")
+        except BaseException as exc:
+            return type(exc).__name__
+        return "answered"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(one, range(200)))
+    assert outcomes == ["ActorTrap", "NotBound"] * 100
+
+
 # ---- what the host answers for a component that misbehaves -------------------------------
 
 

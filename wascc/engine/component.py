@@ -27,7 +27,7 @@ from typing import Any
 import wasmtime
 import wasmtime.component as wc
 
-from wascc.engine import wit
+from wascc.engine import wit, wit_patches
 from wascc.engine.guest import ActorSettings
 from wascc.engine.runtime import Runtime
 from wascc.engine.stats import OperationStats, StatsTable
@@ -148,7 +148,9 @@ class ComponentGuest:
         except wasmtime.Trap as exc:
             raise ActorLoadError(f"{self.who} failed to start: {_trap_text(exc)}") from exc
         except wasmtime.WasmtimeError as exc:
-            raise ActorLoadError(f"{self.who} failed to start: {_chain(exc)}") from exc
+            refused = wit_patches.take_pending()  # a host function failed while it started
+            why = f"{type(refused).__name__}: {refused}" if refused is not None else _chain(exc)
+            raise ActorLoadError(f"{self.who} failed to start: {why}") from exc
         return _Instance(store, instance)
 
     def _acquire(self, wait: float) -> _Instance:
@@ -245,11 +247,15 @@ class ComponentGuest:
                 "was discarded"
             ) from None
         except wasmtime.WasmtimeError as exc:
-            # the component model reports a trap (and a host function's trap) as an
-            # error, not a wasmtime.Trap; the instance cannot be entered again
+            # the component model reports a trap (and a host function's trap or
+            # refusal) as an error, not a wasmtime.Trap; the instance cannot be
+            # entered again
             self._close(inst)
             self._errors += 1
             self.stats.record(operation, time.perf_counter() - started)
+            refused = wit_patches.take_pending()
+            if refused is not None:  # Unauthorized, NotBound...: as raised
+                raise refused from None
             cause = _cause(exc)
             if cause == "wasm trap: interrupt":
                 raise InvocationTimeout(

@@ -10,6 +10,14 @@ wasmtime to 50.x, the version these internals are read from.
   other's classes and a valid value fails with "value not valid for this
   variant" (seen with eight threads calling one HTTP component).  A
   per-thread set replaces it.
+* **Exceptions reach their own caller.**  A Python exception raised in a
+  host function is parked by wasmtime-py in one process-wide slot and
+  re-raised by whichever thread next sees a failed call (DESIGN: threads):
+  a component's ``Unauthorized`` could surface in another thread's call.
+  Here the exception is parked per thread (a host function runs on the
+  thread that called into the component) and wasmtime gets a
+  ``WasmtimeError`` naming it; :func:`take_pending` hands it back to the
+  call that failed.
 * **Speed.**  For every call of a host function wasmtime-py reads the
   function's type back from C (``FuncType.params``, ``result``) and, while
   converting each value, each variant's cases, each result's ok and err,
@@ -30,11 +38,11 @@ from collections.abc import Callable, Iterator
 from ctypes import CFUNCTYPE, c_void_p
 from typing import Any
 
-from wasmtime import _ffi
+from wasmtime import WasmtimeError, _ffi
 from wasmtime.component import _linker, _types
 from wasmtime.component._enter import catch_exceptions
 
-__all__: list[str] = []
+__all__ = ["take_pending"]
 
 
 class _ThreadCases(threading.local):
@@ -56,6 +64,16 @@ class _ThreadCases(threading.local):
         return len(self.classes)
 
 
+_pending = threading.local()
+
+
+def take_pending() -> BaseException | None:
+    """The exception a host function raised during this thread's failed call, if any (once)."""
+    exc: BaseException | None = getattr(_pending, "exc", None)
+    _pending.exc = None
+    return exc
+
+
 #: Parameter and result types by linker function index, with the function they were read for.
 _SIGNATURES: dict[int, tuple[Any, list[Any], Any]] = {}
 
@@ -72,9 +90,15 @@ def _func_impl(
                 signature = (func, [ty for _, ty in fty.params], fty.result)
             _SIGNATURES[idx] = signature
         _, params, result_ty = signature
-        result = func(store, *[params[i].convert_from_c(args[i]) for i in range(nargs)])
-        if result_ty is not None:
-            result_ty.convert_to_c(store, result, results)
+        try:
+            result = func(store, *[params[i].convert_from_c(args[i]) for i in range(nargs)])
+            if result_ty is not None:
+                result_ty.convert_to_c(store, result, results)
+        except WasmtimeError:
+            raise
+        except Exception as exc:
+            _pending.exc = exc
+            raise WasmtimeError(f"{type(exc).__name__}: {exc}") from None
 
     return catch_exceptions(context, run)
 
