@@ -143,7 +143,7 @@ def test_concurrent_requests_keep_their_own_state(host: Host, component: str) ->
         answers = list(pool.map(one, range(64)))
     for i, answer in enumerate(answers):
         assert answer == f"POST /{i}\n".encode() + f"request {i} ".encode() * (i + 1)
-    assert not wit_http._CALLS  # nothing left behind
+    assert not wit_http.calls_in_progress()  # nothing left behind
 
 
 def test_refusals_and_traps_reach_their_own_callers(
@@ -341,4 +341,4 @@ def test_signed_component_shows_its_claims(host: Host, sign: Signer, echo_wasm: 
 @pytest.fixture(autouse=True)
 def _no_leftover_calls() -> Iterator[None]:
     yield
-    assert not wit_http._CALLS
+    assert not wit_http.calls_in_progress()
