@@ -17,9 +17,13 @@ In one run, with the same wrk settings (keep-alive ``GET /``):
   worker) serving the echo actor's own answer as a fixed body from a file,
   pinned to the same CPU as the host's server, access log off;
 * (c) the echo actor again with the host on both CPUs (and wrk unpinned, as
-  it must share them): how the server scales past one core.
+  it must share them): how the server scales past one core;
+* (k) the HTTP echo as a WASI 0.2 component (``tests/components/http_echo.wat``,
+  exporting ``wasi:http/incoming-handler``) bound to the same server beside
+  the actor: its requests/second over the actor's is printed (no target:
+  components run on the Python path).
 
-Each of (a), (b), (n) runs twice, in the order a b n n b a (half the duration
+Each of (a), (b), (n), (k) runs twice, in the order a b n k k n b a (half the duration
 per leg) after a one-second warm-up each; requests/second is the mean of the
 two legs, p50 and p99 (parsed from ``wrk --latency``) the worse of the two.
 Unless ``--no-pin``, wrk and this process get separate CPUs (the server the
@@ -58,14 +62,16 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import wasmtime
 from wascc_capabilities.http_server import HttpServerProvider
 
-from wascc import Host, KeyPair
+from wascc import Host, KeyPair, KeyType, sign_module
 from wascc.providers.native import load_native_provider
 from wascc.wire.codec import CapabilityConfiguration, HttpResponse
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+HTTP_COMPONENT = ROOT / "tests" / "components" / "http_echo.wat"
 TARGET_RATIO = 0.7
 NGINX_RPS_TARGET = 0.6  # (a)/(n) requests/s, at least
 NGINX_P99_TARGET = 2.0  # (a)/(n) p99, at most
@@ -305,6 +311,23 @@ def native_http_path(explicit: str | None) -> Path:
     return path
 
 
+def serve_component(host: Host) -> int:
+    """Sign and add the HTTP echo component, bind it to the server already added; its port."""
+    account = KeyPair.from_seed((EXAMPLES / ".keys" / "account.nk").read_text().strip())
+    signed = sign_module(
+        wasmtime.wat2wasm(HTTP_COMPONENT.read_text()),
+        issuer=account,
+        subject=KeyPair.generate(KeyType.MODULE),
+        name="http_echo",
+        caps=[HTTP],
+    )
+    component = host.add_actor(signed)
+    port = free_port()
+    host.set_binding(component, HTTP, values={"PORT": str(port)})
+    wait_for(port, "the HTTP echo component", lambda: None)
+    return port
+
+
 def serve_echo(host: Host, echo: str, server: str, native_http: Path | None) -> int:
     """Bind the echo actor to an http_server provider; its port, once it answers."""
     if server == "native":
@@ -352,6 +375,8 @@ def run(settings: Settings) -> dict[str, object]:
         echo = host.add_actor((EXAMPLES / "echo" / "build" / "echo_s.wasm").read_bytes())
         port_a = serve_echo(host, echo, c.server, c.native_http)
         body_a = raw_get(port_a)
+        port_k = serve_component(host)
+        assert raw_get(port_k) == b"GET /\n", "the HTTP echo component answers differently"
         answers: dict[bytes, bytes] = {}
         misses = 0
 
@@ -381,7 +406,7 @@ def run(settings: Settings) -> dict[str, object]:
             warm_misses = misses
             with nginx_serving(c.nginx, body_a) as port_n:
                 assert raw_get(port_n) == body_a, "nginx does not answer the echo actor's body"
-                ports = [p for p in (port_a, port_b, port_n) if p is not None]
+                ports = [p for p in (port_a, port_b, port_n, port_k) if p is not None]
                 for port in ports:
                     wrk(port, 1, conns, threads)
                 legs: dict[int, list[WrkResult]] = {port: [] for port in ports}
@@ -397,6 +422,7 @@ def run(settings: Settings) -> dict[str, object]:
                 bare.stop()
     results["echo_actor"] = combine(*legs[port_a])
     results["nginx"] = combine(*legs[port_n])
+    results["echo_component"] = combine(*legs[port_k])
     if port_b is not None:
         results["bare_handler"] = combine(*legs[port_b])
     return report(settings, results, misses_while_timed)
@@ -449,13 +475,22 @@ def report(
         "echo_actor_two_cpus": asdict(two) if two else None,
         "ratios": ratios,
         "handler_misses_while_timed": misses,
+        **component_report(a, results.get("echo_component")),
     }
+
+
+def component_report(actor: WrkResult, component: WrkResult | None) -> dict[str, object]:
+    """(k): the HTTP echo component's row and its requests/s over the echo actor's."""
+    if component is None:
+        return {}
+    ratio = component.requests_per_second / actor.requests_per_second
+    return {"echo_component": asdict(component), "component/actor requests/s": ratio}
 
 
 def print_report(result: dict[str, object], settings: Settings, pinning: str) -> None:
     print(
         f"wrk -t{settings.threads} -c{settings.connections}, GET / with keep-alive, "
-        f"{settings.duration:g} s per server (a b n n b a); {pinning}\n"
+        f"{settings.duration:g} s per server (a b n k k n b a); {pinning}\n"
     )
     print(f"{'':34s}{'requests/s':>12s}{'p50 ms':>10s}{'p99 ms':>10s}{'errors':>8s}")
     rows = (
@@ -463,6 +498,7 @@ def print_report(result: dict[str, object], settings: Settings, pinning: str) ->
         ("(b) bare handler", "bare_handler"),
         ("(n) nginx, one worker", "nginx"),
         ("(c) echo actor, both CPUs", "echo_actor_two_cpus"),
+        ("(k) HTTP echo component", "echo_component"),
     )
     for name, key in rows:
         row = result[key]
@@ -479,6 +515,9 @@ def print_report(result: dict[str, object], settings: Settings, pinning: str) ->
         sign = ">=" if r["at_least"] else "<="
         met = "met" if r["met"] else "MISSED"
         print(f"{name:34s}{r['ratio']:8.2f}   [{met}] target {sign} {r['target']}")
+    component = result.get("component/actor requests/s")
+    if isinstance(component, float):
+        print(f"{'component/actor requests/s':34s}{component:8.3f}   (no target)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 import wasmtime
 import wasmtime.component as wc
 
-from wascc.engine import wit
+from wascc.engine import wit, wit_patches
 from wascc.engine.guest import ActorSettings
 from wascc.engine.runtime import Runtime
 from wascc.engine.stats import OperationStats, StatsTable
@@ -147,9 +147,11 @@ class ComponentGuest:
         try:
             instance = self._linker.instantiate(store, component)
         except wasmtime.Trap as exc:
-            raise ActorLoadError(f"{self.who} failed to start: {_trap_text(exc)}") from exc
+            raise ActorLoadError(f"{self.who} failed to start: {_chain(exc)}") from exc
         except wasmtime.WasmtimeError as exc:
-            raise ActorLoadError(f"{self.who} failed to start: {_first_line(exc)}") from exc
+            refused = wit_patches.take_pending()  # a host function failed while it started
+            why = f"{type(refused).__name__}: {refused}" if refused is not None else _chain(exc)
+            raise ActorLoadError(f"{self.who} failed to start: {why}") from exc
         return _Instance(store, instance)
 
     def _acquire(self, wait: float) -> _Instance:
@@ -233,19 +235,23 @@ class ComponentGuest:
                 f"{self._exports.describe()}, not wascc:actor/guest (which takes any operation)"
             ) from None
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            # a component's traps come back as wasmtime's errors ("wasm trap: ...")
+            # the component model reports a trap (and a host function's trap or
+            # refusal) as an error, not a wasmtime.Trap; the instance cannot be
+            # entered again
             self._close(inst)
             self._errors += 1
             self.stats.record(operation, time.perf_counter() - started)
-            text = _trap_text(exc)
-            code = getattr(exc, "trap_code", None)
-            if text == "interrupt" or code == wasmtime.TrapCode.INTERRUPT:
+            refused = wit_patches.take_pending()
+            if refused is not None:  # Unauthorized, NotBound...: as raised
+                raise refused from None
+            cause = _cause(exc)
+            if cause == "wasm trap: interrupt":
                 raise InvocationTimeout(
                     f"{self.who} did not finish {operation} within its deadline of "
                     f"{self.settings.deadline:g}s; the instance was discarded"
                 ) from None
             raise ActorTrap(
-                f"{self.who} trapped during {operation}: {text}; the instance was discarded"
+                f"{self.who} trapped during {operation}: {cause}; the instance was discarded"
             ) from None
         except BaseException:
             # a host function's refusal (Unauthorized, NotBound) or wasmtime's own
@@ -330,16 +336,16 @@ class ComponentGuest:
                 log.exception("callback after freeing %s failed", self.who)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _chain(exc: BaseException) -> str:
+    """Every line of wasmtime's error chain, joined (the function a linker lacks is in a cause)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [line for line in lines if line != "Caused by:"]
+    return "; ".join(lines) if lines else type(exc).__name__
 
 
-def _trap_text(exc: BaseException) -> str:
-    """The reason of a trap: wasmtime's ``wasm trap: ...`` line, else its first line."""
-    text = str(getattr(exc, "message", None) or exc)
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("wasm trap: "):
-            return line.removeprefix("wasm trap: ")
-    return _first_line(exc)
+def _cause(exc: BaseException) -> str:
+    """What a component call's error says after wasmtime's backtrace ("Caused by: ...")."""
+    text = str(exc)
+    head, sep, tail = text.partition("Caused by:")
+    lines = [line.strip() for line in (tail if sep else head).splitlines() if line.strip()]
+    return "; ".join(lines) if lines else type(exc).__name__

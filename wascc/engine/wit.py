@@ -22,6 +22,10 @@ import (any version)                   waSCC
                                        ``request`` -> ``Request`` (``types``: the record)
 ``wascc:actor/host.call``              the waPC host call itself: ``(binding, namespace,
                                        operation, payload)``, any capability or actor key
+``wasi:http/types``                    no provider: the request being served and the response
+                                       the component builds (see :mod:`wascc.engine.wit_http`)
+``wasi:io/streams``                    that request's body read, that response's body written
+``wasi:io/error``                      the type of a stream's error (the host makes none)
 =====================================  ========================================================
 
 =====================================  ========================================================
@@ -31,6 +35,11 @@ export                                 reached by operation
                                        ``__guest_call`` (so actors and components call each
                                        other by operation name, both ways)
 ``wasmcloud:messaging/handler``        ``DeliverMessage`` (a BrokerMessage)
+``wasi:http/incoming-handler``         ``HandleRequest`` from ``wascc:http_server``: the
+                                       HttpRequest becomes an ``incoming-request``, what the
+                                       component sets on the ``response-outparam`` the
+                                       HttpResponse (no response, an ``error-code``, an
+                                       unfinished body: an error, so HTTP 500)
 =====================================  ========================================================
 
 Deny by default: an import outside this table refuses the component at load
@@ -51,6 +60,8 @@ from typing import Any
 import wasmtime
 import wasmtime.component as wc
 
+import wascc.engine.wit_patches  # noqa: F401 - applied on import: see there
+from wascc.engine import wit_http
 from wascc.engine.wapc import GuestHost
 from wascc.errors import ActorLoadError, NotBound, ProviderCallError, Unauthorized, WasccError
 from wascc.wire.codec import (
@@ -263,8 +274,18 @@ IMPORTS: dict[str, Server] = {
     "wascc:actor/host": _serve_actor_host,
 }
 
+
+def _http_server(serve: Callable[[wc.LinkerInstance, str], None]) -> Server:
+    def server(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Buckets) -> None:
+        serve(root, name)
+
+    return server
+
+
+IMPORTS.update({name: _http_server(serve) for name, serve in wit_http.IMPORTS.items()})
+
 #: The exports the host calls, by interface name without version.
-EXPORTS = ("wascc:actor/guest", "wasmcloud:messaging/handler")
+EXPORTS = ("wascc:actor/guest", "wasmcloud:messaging/handler", wit_http.HANDLER)
 
 
 def serve_imports(
@@ -293,14 +314,20 @@ class Exports:
 
     guest: str | None  # the full name of wascc:actor/guest, if exported
     handler: str | None  # wasmcloud:messaging/handler
+    http: str | None = None  # wasi:http/incoming-handler
 
     @classmethod
     def of(cls, names: list[str]) -> Exports:
         found = {interface_name(n): n for n in names}
-        return cls(found.get("wascc:actor/guest"), found.get("wasmcloud:messaging/handler"))
+        return cls(
+            found.get("wascc:actor/guest"),
+            found.get("wasmcloud:messaging/handler"),
+            found.get(wit_http.HANDLER),
+        )
 
     def describe(self) -> str:
-        return ", ".join(n for n in (self.guest, self.handler) if n) or "nothing the host calls"
+        names = (self.guest, self.handler, self.http)
+        return ", ".join(n for n in names if n) or "nothing the host calls"
 
     def call(
         self, store: Any, instance: Any, operation: str, payload: bytes, funcs: dict[str, Any]
@@ -309,6 +336,10 @@ class Exports:
 
         ``funcs`` caches this instance's exported functions (looked up once).
         """
+        if operation == "HandleRequest" and self.http is not None:
+            return wit_http.handle(
+                store, _cached(funcs, store, instance, self.http, "handle"), payload
+            )
         if operation == "DeliverMessage" and self.handler is not None:
             func = _cached(funcs, store, instance, self.handler, "handle-message")
             result = func(store, _record(BrokerMessage.decode(payload)))
