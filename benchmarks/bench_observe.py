@@ -1,23 +1,21 @@
 """What does observing cost?  ``bench_invoke``'s wascc rows with and without a Recorder.
 
-Three columns on one host, in one run:
+Two columns on one host, in one run:
 
-* anchor: the engine as it was before per-operation counting (``Guest.invoke``
-  patched back to the version that kept one call counter per instance),
-  no observer;
-* counted: today's engine (calls counted by operation per module, one in 64
-  timed: ``wascc.engine.stats``), no observer;
-* observed: today's engine with a :class:`wascc.observe.Recorder` attached
-  (failures by kind, provider calls counted and sampled; its
+* unobserved: today's engine, no observer.  Calls are counted by operation
+  in C wherever they run (the data plane's ``wh_stats``: an atomic per call
+  on the caller's own cache line, one call in 64 timed), so there is no
+  engine without counting left to compare with;
+* observed: the same with a :class:`wascc.observe.Recorder` attached
+  (failures by kind, Python-path provider calls counted and sampled; its
   once-a-second sampler thread running): what ``wascc up`` runs.
-  Rows: ``Echo`` at
-16 B and 1 KiB, and ``HostEcho`` (one ``__host_call`` to a Python provider,
-so both the actor and the provider call are counted).  Repetitions of N
-calls alternate between the two so machine noise hits them alike; each
-figure is the best repetition in microseconds per call.  The target: the
-observed column within 1.05x of the anchor.  The machine's noise (other
-processes on the cores) moves single figures by several percent; run it on
-a quiet machine.
+
+Rows: ``Echo`` at 16 B and 1 KiB, and ``HostEcho`` (one ``__host_call`` to a
+Python provider, so the provider call is counted by the recorder too).
+Repetitions of N calls alternate between the columns so machine noise hits
+them alike; each figure is the best repetition in microseconds per call.
+The target: the observed column within 1.05x of the unobserved one.  Run it
+on a quiet machine.
 
     .venv/bin/python benchmarks/bench_observe.py [--quick]
 """
@@ -37,8 +35,6 @@ from pathlib import Path
 import wasmtime
 
 from wascc import CapabilityProvider, Host, KeyPair, KeyType, sign_module
-from wascc.engine import ffi
-from wascc.engine.guest import Guest
 from wascc.observe import Recorder
 from wascc.wire.codec import CapabilityDescriptor
 
@@ -69,42 +65,18 @@ def best_of(call: Callable[[bytes], bytes], payload: bytes, n: int) -> float:
         gc.enable()
 
 
-def _invoke_before(self: Guest, operation: str, payload: bytes) -> bytes:
-    """``Guest.invoke`` before per-operation counting (one counter per instance)."""
-    pool = self._pool
-    inst = pool.acquire(self.settings.deadline)
-    try:
-        status, data = inst.call(operation.encode(), payload, self._ticks)
-    except BaseException:
-        pool.discard(inst)
-        raise
-    self.anchor_calls += 1  # type: ignore[attr-defined]  # the old per-instance counter
-    if status == ffi.OK:
-        if inst.memory_size > self._cap_floor:
-            pool.discard(inst)
-        else:
-            pool.release(inst)
-        return data
-    raise self._failure(inst, status, operation, data)
-
-
 @contextmanager
-def mode(name: str, host: Host, recorder: Recorder) -> Iterator[None]:
-    """Run the body in one of the three columns."""
-    if name == ANCHOR:
-        Guest.anchor_calls = 0  # type: ignore[attr-defined]
-        Guest.invoke = _invoke_before  # type: ignore[method-assign]
-    elif name == OBSERVED:
+def mode(name: str, recorder: Recorder) -> Iterator[None]:
+    """Run the body in one of the two columns."""
+    if name == OBSERVED:
         recorder.attach()
     try:
         yield
     finally:
-        Guest.invoke = TODAY  # type: ignore[method-assign]
         recorder.close()
 
 
-ANCHOR, COUNTED, OBSERVED = "anchor us", "counted us", "observed us"
-TODAY = Guest.invoke
+UNOBSERVED, OBSERVED = "unobserved us", "observed us"
 
 
 def main() -> int:
@@ -134,8 +106,8 @@ def main() -> int:
             ("Echo 1 KiB", "Echo", b"x" * 1024),
             ("HostEcho 16 B", "HostEcho", b"x" * 16),
         ]
-        columns = (ANCHOR, COUNTED, OBSERVED)
-        print(f"{'row':16s}" + "".join(f"{c:>13s}" for c in columns) + "   counted  observed")
+        columns = (UNOBSERVED, OBSERVED)
+        print(f"{'row':16s}" + "".join(f"{c:>15s}" for c in columns) + "   observed/unobserved")
         worst = 0.0
         for label, operation, payload in rows:
             call = functools.partial(host.call_actor, key, operation)
@@ -144,15 +116,14 @@ def main() -> int:
             best_of(call, payload, n // 4)  # warm up
             for _ in range(repeats):
                 for column in columns:
-                    with mode(column, host, recorder):
+                    with mode(column, recorder):
                         best[column] = min(best[column], best_of(call, payload, n))
-            counted = best[COUNTED] / best[ANCHOR]
-            observed = best[OBSERVED] / best[ANCHOR]
+            observed = best[OBSERVED] / best[UNOBSERVED]
             worst = max(worst, observed)
             print(
                 f"{label:16s}"
-                + "".join(f"{best[c]:13.2f}" for c in columns)
-                + f"   {counted:6.3f}x  {observed:6.3f}x"
+                + "".join(f"{best[c]:15.2f}" for c in columns)
+                + f"   {observed:6.3f}x"
             )
         verdict = "within" if worst <= TARGET else "OVER"
         print(f"worst ratio {worst:.3f}x: {verdict} the {TARGET:.2f}x target")
