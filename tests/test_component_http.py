@@ -16,6 +16,8 @@ from __future__ import annotations
 import http.client
 import importlib
 import importlib.util
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +36,8 @@ from wascc import (
     HashMismatch,
     Host,
     InvocationTimeout,
+    KeyPair,
+    KeyType,
     MissingClaims,
 )
 from wascc.engine import wit_http
@@ -342,3 +346,46 @@ def test_signed_component_shows_its_claims(host: Host, sign: Signer, echo_wasm: 
 def _no_leftover_calls() -> Iterator[None]:
     yield
     assert not wit_http.calls_in_progress()
+
+
+def test_hot_swap_under_http_load_loses_no_request(
+    host: Host, server: Any, sign: Signer, echo_wasm: bytes
+) -> None:
+    """Clients keep requesting while the component is replaced twice: every request is a 200."""
+    module = KeyPair.generate(KeyType.MODULE)
+    first, _ = sign(echo_wasm, caps=[HTTP], name="swap", module=module)
+    key = host.add_actor(first)
+    host.set_binding(key, HTTP, values={"PORT": "0"})
+    address: Address = server.address(key)
+    stop = threading.Event()
+    seen: set[str] = set()
+    failures: list[object] = []
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                status, headers, _ = fetch(address, "GET", "/swap")
+            except Exception as exc:
+                failures.append(exc)
+                continue
+            if status != 200:
+                failures.append(status)
+            seen.add(headers["x-wascc-component"])
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for c in clients:
+        c.start()
+    try:
+        for tag in (b"http-ech2", b"http-ech3"):
+            time.sleep(0.3)
+            newer, _ = sign(
+                bytes(echo_wasm).replace(b"http-echo", tag), caps=[HTTP], name="swap", module=module
+            )
+            host.replace_actor(key, newer)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for c in clients:
+            c.join(30)
+    assert failures == []
+    assert {"http-echo", "http-ech3"} <= seen
