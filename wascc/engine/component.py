@@ -112,10 +112,11 @@ class ComponentGuest:
         self.code_hash = hashlib.sha256(code).hexdigest()
         self._component: wc.Component | None = _compile(runtime, bytes(wasm), who)
         self.interface = _interface(runtime, self._component)
-        self._exports = wit.Exports.of(list(self.interface.exports))
-        self._linker = wit.serve_imports(
-            runtime.engine, list(self.interface.imports), guest_host, who
-        )
+        imports = list(self.interface.imports)
+        self._exports = wit.Exports.of(list(self.interface.exports), imports)
+        #: blobstore downloads in progress: their ReceiveChunks are taken before any instance
+        self._downloads = wit.Downloads()
+        self._linker = wit.serve_imports(runtime.engine, imports, guest_host, who, self._downloads)
         self.stats = StatsTable()
         self._free: deque[_Instance] = deque()
         self._cond = threading.Condition()
@@ -217,6 +218,12 @@ class ComponentGuest:
 
     def invoke(self, operation: str, payload: bytes, budget: float | None = None) -> bytes:
         """Run ``operation`` on an instance: the reply, or an InvocationError (as an actor)."""
+        if operation == "ReceiveChunk":
+            # a chunk for a get-data in progress: that call's instance is busy waiting
+            # for it, so it must not wait for an instance (or take one) itself
+            taken = self._downloads.deliver(payload)
+            if taken is not None:
+                return taken
         wait, ticks = self.settings.deadline, self._ticks
         if budget is not None and budget < wait:
             wait = max(budget, 0.001)
@@ -225,7 +232,14 @@ class ComponentGuest:
         started = time.perf_counter()
         try:
             inst.store.set_epoch_deadline(ticks)
-            result = self._exports.call(inst.store, inst.instance, operation, payload, inst.funcs)
+            result = self._exports.call(
+                inst.store,
+                inst.instance,
+                operation,
+                payload,
+                inst.funcs,
+                time.monotonic() + wait,
+            )
         except wit._NoExport:
             self._release(inst)
             self._errors += 1
