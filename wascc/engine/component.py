@@ -258,7 +258,7 @@ class ComponentGuest:
             refused = wit_patches.take_pending()
             if refused is not None:  # Unauthorized, NotBound...: as raised
                 raise refused from None
-            cause = _cause(exc)
+            cause = _explain(_cause(exc))
             if cause == "wasm trap: interrupt":
                 raise InvocationTimeout(
                     f"{self.who} did not finish {operation} within its deadline of "
@@ -355,6 +355,22 @@ def _chain(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     lines = [line for line in lines if line != "Caused by:"]
     return "; ".join(lines) if lines else type(exc).__name__
+
+
+#: Traps wasmtime itself injects for a limit of its own, by a line of its message: what they mean.
+_WASMTIME_LIMITS = {
+    "BUG: deferred host scope has no call context": (
+        "wasmtime 50 cannot pass two borrowed handles to one host function (it traps before "
+        "the host runs; wasi:blobstore's container.write-data takes two)"
+    ),
+}
+
+
+def _explain(cause: str) -> str:
+    for marker, meaning in _WASMTIME_LIMITS.items():
+        if marker in cause:
+            return meaning
+    return cause
 
 
 def _cause(exc: BaseException) -> str:

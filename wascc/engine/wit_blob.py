@@ -464,12 +464,9 @@ def serve_container(root: wc.LinkerInstance, name: str, store_: _Store) -> None:
         return (skipped, names.pos >= len(names.names))
 
     with root.add_instance(name) as inst:
-        wit_http.add_streams(inst)
         for resource, ty in (
             ("container", CONTAINER),
             ("stream-object-names", STREAM_OBJECT_NAMES),
-            ("outgoing-value", OUTGOING_VALUE),
-            ("incoming-value", INCOMING_VALUE),
         ):
             inst.add_resource(resource, wc.ResourceType.host(ty), wit_http.on_drop)
         for func_name, func in (
