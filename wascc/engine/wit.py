@@ -24,7 +24,16 @@ import (any version)                   waSCC
                                        operation, payload)``, any capability or actor key
 ``wasi:http/types``                    no provider: the request being served and the response
                                        the component builds (see :mod:`wascc.engine.wit_http`)
-``wasi:io/streams``                    that request's body read, that response's body written
+``wasi:blobstore/blobstore``,          ``wascc:blobstore`` on the binding ``default`` (the WIT
+``wasi:blobstore/container``,          names none): containers -> ``CreateContainer``,
+``wasi:blobstore/types``               ``ListObjects``, ``RemoveContainer``; objects ->
+                                       ``GetObjectInfo``, ``RemoveObject``; ``write-data`` ->
+                                       ``StartUpload`` + ``UploadChunk``; ``get-data`` ->
+                                       ``StartDownload``, its ``ReceiveChunk`` s taken before any
+                                       instance (see :mod:`wascc.engine.wit_blob`; ``write-data``
+                                       traps on wasmtime 50: two borrowed handles)
+``wasi:io/streams``                    that request's body read, that response's body written;
+                                       a blob value's bytes read or written
 ``wasi:io/error``                      the type of a stream's error (the host makes none)
 =====================================  ========================================================
 
@@ -40,13 +49,16 @@ export                                 reached by operation
                                        component sets on the ``response-outparam`` the
                                        HttpResponse (no response, an ``error-code``, an
                                        unfinished body: an error, so HTTP 500)
+``ReceiveChunk`` of a ``get-data``     no export: the host hands it to the waiting call (its
+in progress                            ``context`` is the adapter's); a late one is refused
 =====================================  ========================================================
 
 Deny by default: an import outside this table refuses the component at load
 (naming the import); a capability the claims do not list or the operator did
 not bind traps the call with the same ``Unauthorized`` / ``NotBound`` error
 an actor gets.  A provider's own failure is the interface's error value where
-it has one (keyvalue ``other``, messaging and ``wascc:actor`` ``err``).
+it has one (keyvalue ``other``, messaging, blobstore and ``wascc:actor``
+``err``).
 """
 
 from __future__ import annotations

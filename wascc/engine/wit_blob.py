@@ -1,34 +1,44 @@
-"""``wasi:blobstore@0.2.0-draft`` (``blobstore``, ``container``, ``types``) onto ``wascc:blobstore``.
+"""``wasi:blobstore@0.2.0-draft`` (``blobstore``, ``container``, ``types``) on wascc:blobstore.
 
 Every call goes through the component's port on the binding ``default``
 (the WIT has no place to name a binding: a component that needs another
 one calls ``wascc:actor/host.call`` with the contract's operations), so the
 claims floor and the operator's bindings decide as for an actor:
 
-==================================  =================================================================
+==================================  ================================================================
 WIT                                 wascc:blobstore
-==================================  =================================================================
+==================================  ================================================================
 ``create-container``                ``CreateContainer`` (an existing one is answered as it is)
 ``get-container``                   ``ListObjects``: it answers, or the container does not exist
 ``container-exists``                ``ListObjects``: a provider failure is ``false``
 ``delete-container``                ``ListObjects``, ``RemoveObject`` each, ``RemoveContainer``
 ``container.name`` / ``info``       the name; ``created-at`` 0 (the contract keeps no times)
-``write-data`` + ``finish``         ``StartUpload`` (``totalBytes``) + ``UploadChunk`` s of 512 KiB
-``get-data(name, start, end)``      ``StartDownload`` with a unique ``context``; the ``ReceiveChunk``
-                                    the provider dispatches are taken by :meth:`Downloads.deliver`
-                                    before any instance, the bytes in ``[start, end]`` kept
+``write-data`` + ``finish``         ``StartUpload`` (``totalBytes``), ``UploadChunk`` s of 512 KiB
+``get-data(name, start, end)``      ``StartDownload`` with a unique ``context``; the
+                                    ``ReceiveChunk`` s the provider dispatches are taken by
+                                    :meth:`Downloads.deliver` before any instance; the bytes
+                                    in ``[start, end]`` are kept
 ``list-objects``                    ``ListObjects`` -> ``stream-object-names`` (``read`` / ``skip``)
 ``delete-object(s)``                ``RemoveObject`` (a missing object is not an error)
 ``has-object`` / ``object-info``    ``GetObjectInfo`` (the "none" blob is a missing one)
 ``clear``                           ``ListObjects``, ``RemoveObject`` each
-``copy-object`` / ``move-object``   a download and an upload (and ``RemoveObject`` of the source)
-==================================  =================================================================
+``copy-object`` / ``move-object``   a download and an upload (``RemoveObject`` of the source)
+==================================  ================================================================
 
 Writing.  ``write-data`` may come before or after the bytes are written to
 the value's output-stream: if the stream was taken and dropped, the upload
 runs in ``write-data``; otherwise it runs in ``outgoing-value.finish``
 (whose error is the upload's).  A value dropped without ``finish`` writes
 nothing.  A value is buffered whole, up to ``MAX_BODY`` (64 MiB).
+**Known limit:** wasmtime(-py) 50.0.x traps inside its own lifting ("BUG:
+deferred host scope has no call context") whenever a host function takes
+two borrowed handles, and ``write-data(self: borrow<container>, ...,
+data: borrow<outgoing-value>)`` does: the call traps before the host runs
+(reported as that limit by :mod:`wascc.engine.component`).  The code above
+is what runs once wasmtime lifts it; until then a component writes blobs
+only with ``copy-object`` / ``move-object``, or through
+``wascc:actor/host.call`` with the contract's ``StartUpload`` /
+``UploadChunk``.
 
 Reading.  ``get-data`` waits for the download at most until the call's
 deadline; then it traps with ``InvocationTimeout`` (the instance is
@@ -54,13 +64,12 @@ import wasmtime.component as wc
 
 from wascc.engine import wit_http
 from wascc.engine.wapc import GuestHost
-from wascc.engine.wit_http import CallState, InputStream, OutgoingBody, current, guarded
+from wascc.engine.wit_http import InputStream, OutgoingBody, current, guarded
 from wascc.errors import (
     CodecError,
     GuestError,
     InvocationTimeout,
     NotBound,
-    ProviderCallError,
     Unauthorized,
     WasccError,
 )
@@ -129,7 +138,7 @@ class _IncomingValue:
 class _Download:
     """One StartDownload's chunks as they arrive, the bytes of ``[start, end]`` kept."""
 
-    __slots__ = ("cond", "done", "failure", "kept", "next_seq", "parts", "received", "start", "end")
+    __slots__ = ("cond", "done", "end", "failure", "kept", "next_seq", "parts", "received", "start")
 
     def __init__(self, start: int, end: int) -> None:
         self.cond = threading.Condition()
@@ -256,9 +265,7 @@ class _Store:
         start = FileChunk(0, container, name, total_bytes=total, chunk_size=CHUNK)
         self.call("StartUpload", start.encode())
         for seq, at in enumerate(range(0, total, CHUNK)):
-            chunk = FileChunk(
-                seq, container, name, total, CHUNK, chunk_bytes=data[at : at + CHUNK]
-            )
+            chunk = FileChunk(seq, container, name, total, CHUNK, chunk_bytes=data[at : at + CHUNK])
             self.call("UploadChunk", chunk.encode())
 
     def download(
@@ -314,7 +321,7 @@ def _deadline(store: Any) -> float | None:
 
 
 def serve_types(root: wc.LinkerInstance, name: str, store_: _Store) -> None:
-    """``types``: ``outgoing-value`` (written through a wasi:io output-stream), ``incoming-value``."""
+    """``types``: ``outgoing-value`` (written through an output-stream), ``incoming-value``."""
 
     @guarded
     def new_value(store: Any) -> Any:
@@ -435,9 +442,7 @@ def serve_container(root: wc.LinkerInstance, name: str, store_: _Store) -> None:
         blob = store_.info(container, key)
         if blob is None:
             raise _Failed(f"no object {key!r} in container {container!r}")
-        return _record(
-            name=blob.id, container=blob.container, created_at=0, size=blob.byte_size
-        )
+        return _record(name=blob.id, container=blob.container, created_at=0, size=blob.byte_size)
 
     @_answers
     def clear(store: Any, handle: Any) -> Any:
@@ -557,4 +562,3 @@ IMPORTS: dict[str, Server] = {
     "wasi:blobstore/container": _server(serve_container),
     "wasi:blobstore/blobstore": _server(serve_blobstore),
 }
-

@@ -223,7 +223,9 @@ def store_key(store: Any) -> int:
 def current(store: Any) -> CallState:
     call = CALLS.get(store_key(store))
     if call is None:
-        raise Trap("host resources (wasi:http, wasi:io) are served only during a call that has them")
+        raise Trap(
+            "host resources (wasi:http, wasi:io) are served only during a call that has them"
+        )
     return call
 
 
