@@ -330,23 +330,12 @@ def serve_types(root: wc.LinkerInstance, name: str, store_: _Store) -> None:
     @guarded
     def write_body(store: Any, handle: Any) -> Any:
         call = current(store)
-        value = call.get(store, handle, _OutgoingValue, "outgoing-value")
-        if value.written:
-            return None  # err: the stream is handed out at most once
-        stream = wit_http.OutputStream(value)
-        resource = call.own(stream, wit_http.OUTPUT_STREAM)
-        value.written = True
-        value.stream = stream.rep
-        return resource
+        return call.output_stream(call.get(store, handle, _OutgoingValue, "outgoing-value"))
 
     @_answers
     def finish(store: Any, handle: Any) -> Any:
         value = current(store).take(store, handle, _OutgoingValue, "outgoing-value")
-        if value.stream is not None:
-            raise wit_http.Trap(
-                "outgoing-value.finish while its output-stream is still open (drop it first)"
-            )
-        value.finished = True
+        value.finish("outgoing-value")
         _flush(store_, value)
         return None
 

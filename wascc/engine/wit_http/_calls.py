@@ -99,6 +99,12 @@ class OutgoingBody:
         self.finished = False
         self.dropped = False
 
+    def finish(self, what: str) -> None:
+        """The body is complete (a trap while its output-stream is still open, as WASI says)."""
+        if self.stream is not None:
+            raise Trap(f"{what}.finish while its output-stream is still open (drop it first)")
+        self.finished = True
+
 
 class OutgoingResponse:
     __slots__ = ("body", "headers", "status")
@@ -160,6 +166,16 @@ class CallState:
             raise Trap(f"the {what} handle is not one of this call's (kept from an earlier one?)")
         del self.objects[rep]
         return obj
+
+    def output_stream(self, body: OutgoingBody) -> wc.ResourceHost | None:
+        """A new output-stream writing ``body``; None once one was handed out (at most once)."""
+        if body.written:
+            return None
+        stream = OutputStream(body)
+        resource = self.own(stream, OUTPUT_STREAM)
+        body.written = True
+        body.stream = stream.rep
+        return resource
 
     def dropped(self, rep: int) -> None:
         """The component dropped the handle ``rep``."""

@@ -302,24 +302,15 @@ def _serve_outgoing(inst: wc.LinkerInstance) -> None:
     @guarded
     def body_write(store: Any, handle: Any) -> Any:
         call = current(store)
-        body = call.get(store, handle, OutgoingBody, "outgoing-body")
-        if body.written:
-            return None  # err: the stream is handed out at most once
-        stream = OutputStream(body)
-        resource = call.own(stream, OUTPUT_STREAM)
-        body.written = True
-        body.stream = stream.rep
-        return resource
+        return call.output_stream(call.get(store, handle, OutgoingBody, "outgoing-body"))
 
     @guarded
     def body_finish(store: Any, handle: Any, trailers: Any) -> Any:
         call = current(store)
         body = call.take(store, handle, OutgoingBody, "outgoing-body")
-        if body.stream is not None:
-            raise Trap("outgoing-body.finish while its output-stream is still open (drop it first)")
+        body.finish("outgoing-body")
         if trailers is not None:
             call.take(store, trailers, Fields, "trailers")  # wascc:http_server sends none
-        body.finished = True
         return None
 
     @guarded
