@@ -8,7 +8,8 @@ claims floor and the operator's bindings decide as for an actor:
 ==================================  ================================================================
 WIT                                 wascc:blobstore
 ==================================  ================================================================
-``create-container``                ``CreateContainer`` (an existing one is answered as it is)
+``create-container``                ``CreateContainer`` (an existing one is answered as it is;
+                                    its ``name`` is the id the provider stored: ``a/b`` -> ``a_b``)
 ``get-container``                   ``ListObjects``: it answers, or the container does not exist
 ``container-exists``                ``ListObjects``: a provider failure is ``false``
 ``delete-container``                ``ListObjects``, ``RemoveObject`` each, ``RemoveContainer``
