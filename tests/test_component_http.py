@@ -279,7 +279,7 @@ def test_status_code_outside_http_is_refused(host: Host, probe: str) -> None:
 
 def test_a_handle_kept_from_an_earlier_request_traps(host: Host, probe: str) -> None:
     handle(host, probe, path="/keep")
-    with pytest.raises(ActorTrap, match="not one of this request's"):
+    with pytest.raises(ActorTrap, match="not one of this call's"):
         handle(host, probe, path="/stale")
     assert handle(host, probe, path="/status").status_code == 201  # a new instance serves
 

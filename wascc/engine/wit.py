@@ -24,7 +24,16 @@ import (any version)                   waSCC
                                        operation, payload)``, any capability or actor key
 ``wasi:http/types``                    no provider: the request being served and the response
                                        the component builds (see :mod:`wascc.engine.wit_http`)
-``wasi:io/streams``                    that request's body read, that response's body written
+``wasi:blobstore/blobstore``,          ``wascc:blobstore`` on the binding ``default`` (the WIT
+``wasi:blobstore/container``,          names none): containers -> ``CreateContainer``,
+``wasi:blobstore/types``               ``ListObjects``, ``RemoveContainer``; objects ->
+                                       ``GetObjectInfo``, ``RemoveObject``; ``write-data`` ->
+                                       ``StartUpload`` + ``UploadChunk``; ``get-data`` ->
+                                       ``StartDownload``, its ``ReceiveChunk`` s taken before any
+                                       instance (see :mod:`wascc.engine.wit_blob`; ``write-data``
+                                       traps on wasmtime 50: two borrowed handles)
+``wasi:io/streams``                    that request's body read, that response's body written;
+                                       a blob value's bytes read or written
 ``wasi:io/error``                      the type of a stream's error (the host makes none)
 =====================================  ========================================================
 
@@ -40,13 +49,16 @@ export                                 reached by operation
                                        component sets on the ``response-outparam`` the
                                        HttpResponse (no response, an ``error-code``, an
                                        unfinished body: an error, so HTTP 500)
+``ReceiveChunk`` of a ``get-data``     no export: the host hands it to the waiting call (its
+in progress                            ``context`` is the adapter's); a late one is refused
 =====================================  ========================================================
 
 Deny by default: an import outside this table refuses the component at load
 (naming the import); a capability the claims do not list or the operator did
 not bind traps the call with the same ``Unauthorized`` / ``NotBound`` error
 an actor gets.  A provider's own failure is the interface's error value where
-it has one (keyvalue ``other``, messaging and ``wascc:actor`` ``err``).
+it has one (keyvalue ``other``, messaging, blobstore and ``wascc:actor``
+``err``).
 """
 
 from __future__ import annotations
@@ -61,7 +73,7 @@ import wasmtime
 import wasmtime.component as wc
 
 import wascc.engine.wit_patches  # noqa: F401 - applied on import: see there
-from wascc.engine import wit_http
+from wascc.engine import wit_blob, wit_http
 from wascc.engine.wapc import GuestHost
 from wascc.errors import ActorLoadError, NotBound, ProviderCallError, Unauthorized, WasccError
 from wascc.wire.codec import (
@@ -77,7 +89,9 @@ from wascc.wire.codec import (
     WriteLogRequest,
 )
 
-__all__ = ["EXPORTS", "IMPORTS", "Exports", "interface_name", "serve_imports"]
+__all__ = ["EXPORTS", "IMPORTS", "Downloads", "Exports", "interface_name", "serve_imports"]
+
+Downloads = wit_blob.Downloads
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +127,14 @@ class _Buckets:
         return self.names[rep]
 
 
+class _Shared:
+    """What one component's imports share: the buckets it opened, the downloads it waits for."""
+
+    def __init__(self, downloads: wit_blob.Downloads) -> None:
+        self.buckets = _Buckets()
+        self.downloads = downloads
+
+
 def _other(text: str) -> wc.Variant:
     return wc.Variant("other", text)
 
@@ -122,7 +144,7 @@ def _kv(port: GuestHost, binding: str, op: str, payload: bytes) -> bytes:
     return port.host_call(binding, KEYVALUE, op, payload)
 
 
-def _serve_logging(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Buckets) -> None:
+def _serve_logging(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Shared) -> None:
     def log(store: Any, level: str, context: str, message: str) -> None:
         body = f"{context}: {message}" if context else message
         request = WriteLogRequest(_LEVELS.get(level, 3), body)
@@ -148,8 +170,9 @@ def _kv_call(
         return None, _other(str(exc))
 
 
-def _serve_store(root: wc.LinkerInstance, name: str, port: GuestHost, buckets: _Buckets) -> None:
+def _serve_store(root: wc.LinkerInstance, name: str, port: GuestHost, shared: _Shared) -> None:
     bucket = wc.ResourceType.host(1)
+    buckets = shared.buckets
 
     def open_(store: Any, identifier: str) -> Any:
         return wc.ResourceHost.own(buckets.open(identifier.strip()), 1)
@@ -192,7 +215,9 @@ def _serve_store(root: wc.LinkerInstance, name: str, port: GuestHost, buckets: _
         inst.add_func("[method]bucket.list-keys", list_keys)
 
 
-def _serve_atomics(root: wc.LinkerInstance, name: str, port: GuestHost, buckets: _Buckets) -> None:
+def _serve_atomics(root: wc.LinkerInstance, name: str, port: GuestHost, shared: _Shared) -> None:
+    buckets = shared.buckets
+
     def increment(store: Any, handle: Any, key: str, delta: int) -> Any:
         reply, err = _kv_call(
             port, buckets.name(store, handle), "Add", AddRequest(key, int(delta)).encode()
@@ -219,7 +244,7 @@ def _record(message: BrokerMessage) -> Any:
     return record
 
 
-def _serve_consumer(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Buckets) -> None:
+def _serve_consumer(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Shared) -> None:
     def publish(store: Any, msg: Any) -> Any:
         try:
             port.host_call("", MESSAGING, "Publish", _message(msg).encode())
@@ -245,7 +270,7 @@ def _serve_consumer(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Buc
         inst.add_func("request", request)
 
 
-def _serve_actor_host(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Buckets) -> None:
+def _serve_actor_host(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Shared) -> None:
     def call(store: Any, binding: str, namespace: str, operation: str, payload: bytes) -> Any:
         try:
             return port.host_call(binding, namespace, operation, bytes(payload))
@@ -256,13 +281,13 @@ def _serve_actor_host(root: wc.LinkerInstance, name: str, port: GuestHost, _: _B
         inst.add_func("call", call)
 
 
-def _serve_types(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Buckets) -> None:
+def _serve_types(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Shared) -> None:
     """An interface of types only (records, variants): nothing to serve but its name."""
     with root.add_instance(name):
         pass
 
 
-Server = Callable[[wc.LinkerInstance, str, GuestHost, _Buckets], None]
+Server = Callable[[wc.LinkerInstance, str, GuestHost, _Shared], None]
 
 #: The imports a component may have, by interface name without version.
 IMPORTS: dict[str, Server] = {
@@ -276,24 +301,40 @@ IMPORTS: dict[str, Server] = {
 
 
 def _http_server(serve: Callable[[wc.LinkerInstance, str], None]) -> Server:
-    def server(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Buckets) -> None:
+    def server(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Shared) -> None:
         serve(root, name)
 
     return server
 
 
+def _blob_server(serve: wit_blob.Server) -> Server:
+    def server(root: wc.LinkerInstance, name: str, port: GuestHost, shared: _Shared) -> None:
+        serve(root, name, port, shared.downloads)
+
+    return server
+
+
 IMPORTS.update({name: _http_server(serve) for name, serve in wit_http.IMPORTS.items()})
+IMPORTS.update({name: _blob_server(serve) for name, serve in wit_blob.IMPORTS.items()})
 
 #: The exports the host calls, by interface name without version.
 EXPORTS = ("wascc:actor/guest", "wasmcloud:messaging/handler", wit_http.HANDLER)
 
 
 def serve_imports(
-    engine: wasmtime.Engine, imports: list[str], port: GuestHost, label: str
+    engine: wasmtime.Engine,
+    imports: list[str],
+    port: GuestHost,
+    label: str,
+    downloads: wit_blob.Downloads | None = None,
 ) -> wc.Linker:
-    """A linker serving exactly ``imports`` (every one must be in :data:`IMPORTS`)."""
+    """A linker serving exactly ``imports`` (every one must be in :data:`IMPORTS`).
+
+    ``downloads``: where the component's blobstore downloads wait for their
+    ``ReceiveChunk`` (its guest hands those to :meth:`Downloads.deliver`).
+    """
     linker = wc.Linker(engine)
-    buckets = _Buckets()
+    shared = _Shared(downloads if downloads is not None else wit_blob.Downloads())
     # keyvalue's atomics use the store's bucket type: define the store first
     ordered = sorted(imports, key=lambda n: interface_name(n) != "wasi:keyvalue/store")
     with linker.root() as root:
@@ -304,7 +345,7 @@ def serve_imports(
                     f"{label} imports {name}, which this host does not serve (components may "
                     f"import: {', '.join(sorted(IMPORTS))})"
                 )
-            server(root, name, port, buckets)
+            server(root, name, port, shared)
     return linker
 
 
@@ -315,14 +356,16 @@ class Exports:
     guest: str | None  # the full name of wascc:actor/guest, if exported
     handler: str | None  # wasmcloud:messaging/handler
     http: str | None = None  # wasi:http/incoming-handler
+    scoped: bool = False  # every call has host resources (it imports wasi:blobstore)
 
     @classmethod
-    def of(cls, names: list[str]) -> Exports:
+    def of(cls, names: list[str], imports: list[str] | None = None) -> Exports:
         found = {interface_name(n): n for n in names}
         return cls(
             found.get("wascc:actor/guest"),
             found.get("wasmcloud:messaging/handler"),
             found.get(wit_http.HANDLER),
+            any(interface_name(n) in wit_blob.IMPORTS for n in imports or ()),
         )
 
     def describe(self) -> str:
@@ -330,16 +373,31 @@ class Exports:
         return ", ".join(n for n in names if n) or "nothing the host calls"
 
     def call(
-        self, store: Any, instance: Any, operation: str, payload: bytes, funcs: dict[str, Any]
+        self,
+        store: Any,
+        instance: Any,
+        operation: str,
+        payload: bytes,
+        funcs: dict[str, Any],
+        deadline: float | None = None,
     ) -> bytes | str:
         """The reply (bytes) or the component's error (str); raises when nothing serves it.
 
-        ``funcs`` caches this instance's exported functions (looked up once).
+        ``funcs`` caches this instance's exported functions (looked up once);
+        ``deadline`` (``time.monotonic()``) bounds what host functions wait for.
         """
         if operation == "HandleRequest" and self.http is not None:
             return wit_http.handle(
-                store, _cached(funcs, store, instance, self.http, "handle"), payload
+                store, _cached(funcs, store, instance, self.http, "handle"), payload, deadline
             )
+        if self.scoped:
+            with wit_http.scope(store, wit_http.CallState(deadline)):
+                return self._call(store, instance, operation, payload, funcs)
+        return self._call(store, instance, operation, payload, funcs)
+
+    def _call(
+        self, store: Any, instance: Any, operation: str, payload: bytes, funcs: dict[str, Any]
+    ) -> bytes | str:
         if operation == "DeliverMessage" and self.handler is not None:
             func = _cached(funcs, store, instance, self.handler, "handle-message")
             result = func(store, _record(BrokerMessage.decode(payload)))

@@ -29,10 +29,16 @@ wasmtime to 50.x, the version these internals are read from.
   to 341 us.  This relies on what :func:`~wascc.engine.wit.serve_imports`
   guarantees: one linker per component, so a linker function is always
   called with the same type.
+* **Bytes in bulk.**  wasmtime's C API holds a ``list<u8>`` as one 32-byte
+  value cell per byte, and wasmtime-py converts it cell by cell in Python
+  (about 1.4 us a byte: a 1.5 MB blob took 2.2 s each way).  Here the cells
+  are written and read with strided slices of one buffer (the kind byte at
+  0, the u8 at the payload's offset).
 """
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Callable, Iterator
 from ctypes import CFUNCTYPE, c_void_p
@@ -112,6 +118,43 @@ def _func_finalize(idx: Any) -> None:
     _stock_finalize(idx)
 
 
+_CELL = _ffi.wasmtime_component_val_t
+_CELL_SIZE = ctypes.sizeof(_CELL)
+_PAYLOAD_AT = _CELL.of.offset
+_U8_KIND = bytes([_ffi.WASMTIME_COMPONENT_U8.value])
+_stock_list_to_c = _types.ListType.convert_to_c
+_stock_list_from_c = _types.ListType.convert_from_c
+
+
+def _list_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
+    if not self._is_bytes():
+        _stock_list_to_c(self, store, val, ptr)
+        return
+    if not isinstance(val, bytes):
+        raise TypeError("expected bytes value")
+    raw = _ffi.wasmtime_component_vallist_t()
+    _ffi.wasmtime_component_vallist_new_uninit(raw, len(val))
+    if val:
+        cells = bytearray(len(val) * _CELL_SIZE)
+        cells[0::_CELL_SIZE] = _U8_KIND * len(val)
+        cells[_PAYLOAD_AT::_CELL_SIZE] = val
+        ctypes.memmove(raw.data, (ctypes.c_char * len(cells)).from_buffer(cells), len(cells))
+    ptr.contents.kind = _ffi.WASMTIME_COMPONENT_LIST
+    ptr.contents.of.list = raw
+
+
+def _list_from_c(self: Any, c: Any) -> Any:
+    if not self._is_bytes():
+        return _stock_list_from_c(self, c)
+    try:
+        size = int(c.of.list.size)
+        if not size:
+            return b""
+        return ctypes.string_at(c.of.list.data, size * _CELL_SIZE)[_PAYLOAD_AT::_CELL_SIZE]
+    finally:
+        _ffi.wasmtime_component_vallist_delete(ctypes.byref(c.of.list))
+
+
 def _once(cls: type, name: str) -> None:
     """Compute ``cls.name`` (a property or a method without arguments) once per object."""
     stock = getattr(cls, name)
@@ -135,6 +178,8 @@ def _apply() -> None:
     _types.case_test_cache = _ThreadCases()  # type: ignore[assignment]
     _linker.func_impl = _func_impl
     _linker.func_finalize = _func_finalize
+    _types.ListType.convert_to_c = _list_to_c  # type: ignore[method-assign]
+    _types.ListType.convert_from_c = _list_from_c  # type: ignore[method-assign]
     for cls, names in (
         (_types.VariantType, ("cases", "_tagged")),
         (_types.ResultType, ("ok", "err", "_tagged")),

@@ -33,8 +33,10 @@ claim: what the component may reach is still decided by the imports of
 :mod:`wascc.engine.wit` (deny by default).
 
 State is per call: the objects behind the resources live in an
-:class:`HttpCall` registered for the store running the call (a store runs
-one call at a time) and dropped when the call returns; resource reps are
+:class:`HttpCall` (a :class:`CallState`) registered for the store running
+the call (a store runs one call at a time) and dropped when the call
+returns; other adapters with resources (:mod:`wascc.engine.wit_blob`) use
+the same table, streams and :func:`scope`; resource reps are
 never reused, so a handle kept from an earlier request finds nothing and
 traps.  The spec's traps (a second ``consume`` is an error value, but a
 write past ``check-write``'s permit, or finishing a body whose stream is
@@ -61,43 +63,60 @@ from wascc.wire.codec import HttpRequest
 from ._calls import (
     CALLS,
     INCOMING_REQUEST,
+    INPUT_STREAM,
     MAX_BODY,
     RESPONSE_OUTPARAM,
+    CallState,
     HttpCall,
     IncomingRequest,
+    InputStream,
+    OutgoingBody,
     Outparam,
-    store_key,
+    current,
+    scope,
 )
-from ._serve import serve_error, serve_streams, serve_types
+from ._serve import add_streams, guarded, on_drop, serve_error, serve_streams, serve_types
 
-__all__ = ["HANDLER", "IMPORTS", "MAX_BODY", "HttpCall", "calls_in_progress", "handle"]
+__all__ = [
+    "HANDLER",
+    "IMPORTS",
+    "INPUT_STREAM",
+    "MAX_BODY",
+    "CallState",
+    "HttpCall",
+    "InputStream",
+    "OutgoingBody",
+    "add_streams",
+    "calls_in_progress",
+    "current",
+    "guarded",
+    "handle",
+    "on_drop",
+    "scope",
+]
 
 HANDLER = "wasi:http/incoming-handler"
 
 
-def handle(store: Any, func: Any, payload: bytes) -> bytes | str:
+def handle(store: Any, func: Any, payload: bytes, deadline: float | None = None) -> bytes | str:
     """Run ``handle(request, response-out)`` for one HandleRequest: the reply, or the error."""
     try:
         request = HttpRequest.decode(payload)
     except CodecError as exc:
         return f"HandleRequest did not carry an HttpRequest: {exc}"
-    call = HttpCall()
-    key = store_key(store)
-    CALLS[key] = call
-    try:
+    call = HttpCall(deadline)
+    with scope(store, call):
         func(
             store,
             call.own(IncomingRequest(request), INCOMING_REQUEST),
             call.own(Outparam(), RESPONSE_OUTPARAM),
         )
         func.post_return(store)
-    finally:
-        del CALLS[key]
     return call.reply()
 
 
 def calls_in_progress() -> int:
-    """How many stores are running an HTTP request right now."""
+    """How many stores are running a call with host resources (an HTTP request...) right now."""
     return len(CALLS)
 
 

@@ -1,14 +1,18 @@
-"""The per-call state behind wasi:http's resources: the objects, and the call each store runs.
+"""The per-call state behind host resources: the objects, and the call each store runs.
 
-Every resource handed to a component is a rep (a number never reused) into
-the :class:`HttpCall` of the request being served; the call is registered
-under its store's wasmtime context for as long as the request runs.
+Every resource handed to a component (wasi:http's, wasi:io's streams,
+wasi:blobstore's) is a rep (a number never reused) into the
+:class:`CallState` of the call being run (an :class:`HttpCall` for an HTTP
+request); the state is registered under its store's wasmtime context for as
+long as the call runs (:func:`scope`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
+from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -17,7 +21,7 @@ import wasmtime.component as wc
 
 from wascc.wire.codec import HttpRequest, HttpResponse
 
-#: The most response body a component may write (it is buffered whole).
+#: The most a component may write to one body or value (it is buffered whole).
 MAX_BODY = 64 << 20
 #: What ``check-write`` permits at a time.
 PERMIT = 1 << 20
@@ -37,7 +41,7 @@ IO_ERROR = 0x4854_000A
 
 _reps = itertools.count(1)
 #: The call each store is running, by the address of its wasmtime context.
-CALLS: dict[int, HttpCall] = {}
+CALLS: dict[int, CallState] = {}
 
 
 class Trap(wasmtime.WasmtimeError):
@@ -95,6 +99,12 @@ class OutgoingBody:
         self.finished = False
         self.dropped = False
 
+    def finish(self, what: str) -> None:
+        """The body is complete (a trap while its output-stream is still open, as WASI says)."""
+        if self.stream is not None:
+            raise Trap(f"{what}.finish while its output-stream is still open (drop it first)")
+        self.finished = True
+
 
 class OutgoingResponse:
     __slots__ = ("body", "headers", "status")
@@ -120,15 +130,18 @@ class Outparam:
 T = TypeVar("T")
 
 
-class HttpCall:
-    """One request on one store: the objects its resources stand for, and the answer."""
+class CallState:
+    """One call on one store: the objects its resources stand for, and when it must end.
 
-    __slots__ = ("failure", "objects", "response")
+    ``deadline`` (``time.monotonic()``) bounds what a host function may wait
+    for (a blobstore download), so no call outlives its deadline in Python.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("deadline", "objects")
+
+    def __init__(self, deadline: float | None = None) -> None:
         self.objects: dict[int, object] = {}
-        self.response: OutgoingResponse | None = None
-        self.failure: str | None = None  # the error-code the component set
+        self.deadline = deadline
 
     def own(self, obj: object, ty: int) -> wc.ResourceHost:
         """A new resource for ``obj``, owned by the component."""
@@ -142,9 +155,7 @@ class HttpCall:
         """The object behind a handle the component passed (borrowed)."""
         obj = self.objects.get(rep_of(store, handle))
         if not isinstance(obj, kind):
-            raise Trap(
-                f"the {what} handle is not one of this request's (kept from an earlier one?)"
-            )
+            raise Trap(f"the {what} handle is not one of this call's (kept from an earlier one?)")
         return obj
 
     def take(self, store: Any, handle: Any, kind: type[T], what: str) -> T:
@@ -152,11 +163,19 @@ class HttpCall:
         rep = rep_of(store, handle)
         obj = self.objects.get(rep)
         if not isinstance(obj, kind):
-            raise Trap(
-                f"the {what} handle is not one of this request's (kept from an earlier one?)"
-            )
+            raise Trap(f"the {what} handle is not one of this call's (kept from an earlier one?)")
         del self.objects[rep]
         return obj
+
+    def output_stream(self, body: OutgoingBody) -> wc.ResourceHost | None:
+        """A new output-stream writing ``body``; None once one was handed out (at most once)."""
+        if body.written:
+            return None
+        stream = OutputStream(body)
+        resource = self.own(stream, OUTPUT_STREAM)
+        body.written = True
+        body.stream = stream.rep
+        return resource
 
     def dropped(self, rep: int) -> None:
         """The component dropped the handle ``rep``."""
@@ -165,6 +184,17 @@ class HttpCall:
             obj.dropped = True
         elif isinstance(obj, OutputStream) and obj.body.stream == rep:
             obj.body.stream = None
+
+
+class HttpCall(CallState):
+    """One HTTP request on one store: its resources, and the answer."""
+
+    __slots__ = ("failure", "response")
+
+    def __init__(self, deadline: float | None = None) -> None:
+        super().__init__(deadline)
+        self.response: OutgoingResponse | None = None
+        self.failure: str | None = None  # the error-code the component set
 
     def reply(self) -> bytes | str:
         """The HttpResponse the component gave, or why there is none (as an actor's error)."""
@@ -206,11 +236,31 @@ def store_key(store: Any) -> int:
     return ctypes.addressof(store._context().contents)
 
 
-def current(store: Any) -> HttpCall:
+def current(store: Any) -> CallState:
     call = CALLS.get(store_key(store))
     if call is None:
+        raise Trap(
+            "host resources (wasi:http, wasi:io) are served only during a call that has them"
+        )
+    return call
+
+
+def current_http(store: Any) -> HttpCall:
+    call = current(store)
+    if not isinstance(call, HttpCall):
         raise Trap("wasi:http is served only while the component handles an HTTP request")
     return call
+
+
+@contextlib.contextmanager
+def scope(store: Any, call: CallState) -> Iterator[CallState]:
+    """Serve ``call``'s resources to ``store`` while the block runs (one call per store)."""
+    key = store_key(store)
+    CALLS[key] = call
+    try:
+        yield call
+    finally:
+        del CALLS[key]
 
 
 def header_bytes(value: str) -> bytes:

@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 import wasmtime
 import wasmtime.component as wc
 
+from wascc.errors import WasccError
+
 from ._calls import (
     CALLS,
     FIELDS,
@@ -36,6 +38,7 @@ from ._calls import (
     OutputStream,
     Trap,
     current,
+    current_http,
     header_bytes,
     store_key,
 )
@@ -65,23 +68,29 @@ _FORBIDDEN = frozenset(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _guarded(func: F) -> F:
-    """Never let a Python exception reach wasmtime's process-wide pending slot."""
+def guarded(func: F) -> F:
+    """Turn a bug in a host function into a trap naming it.
+
+    A ``WasccError`` (a refusal of the claims floor or the bindings, a
+    timeout) is the host's answer, not a bug: it goes on to
+    :mod:`~wascc.engine.wit_patches`, which hands it to the failed call as raised.
+    """
 
     @functools.wraps(func)
     def run(store: Any, *args: Any) -> Any:
         try:
             return func(store, *args)
-        except wasmtime.WasmtimeError:
+        except (wasmtime.WasmtimeError, WasccError):
             raise
         except Exception as exc:  # a bug here: trap this call, say what happened
-            log.exception("wasi:http host function %s failed", func.__name__)
+            log.exception("host function %s failed", func.__name__)
             raise Trap(f"the host failed in {func.__name__}: {exc}") from None
 
     return run  # type: ignore[return-value]
 
 
-def _dtor(store: Any, rep: int) -> None:
+def on_drop(store: Any, rep: int) -> None:
+    """The destructor of every host resource: the call forgets the object."""
     call = CALLS.get(store_key(store))
     if call is not None:
         call.dropped(rep)
@@ -98,11 +107,11 @@ def _header_error(name: str, value: bytes | None, fields: Fields) -> wc.Variant 
 
 
 def _serve_fields(inst: wc.LinkerInstance) -> None:
-    @_guarded
+    @guarded
     def new(store: Any) -> Any:
         return current(store).own(Fields([], mutable=True), FIELDS)
 
-    @_guarded
+    @guarded
     def from_list(store: Any, entries: list[tuple[str, bytes]]) -> Any:
         fields = Fields([], mutable=True)
         for name, raw in entries:
@@ -116,17 +125,17 @@ def _serve_fields(inst: wc.LinkerInstance) -> None:
     def fields_of(store: Any, handle: Any) -> Fields:
         return current(store).get(store, handle, Fields, "fields")
 
-    @_guarded
+    @guarded
     def get(store: Any, handle: Any, name: str) -> Any:
         wanted = name.lower()
         return [v for n, v in fields_of(store, handle).entries if n.lower() == wanted]
 
-    @_guarded
+    @guarded
     def has(store: Any, handle: Any, name: str) -> Any:
         wanted = name.lower()
         return any(n.lower() == wanted for n, _ in fields_of(store, handle).entries)
 
-    @_guarded
+    @guarded
     def set_(store: Any, handle: Any, name: str, raw: list[bytes]) -> Any:
         fields = fields_of(store, handle)
         values = [bytes(v) for v in raw]
@@ -140,7 +149,7 @@ def _serve_fields(inst: wc.LinkerInstance) -> None:
         fields.entries.extend((name, v) for v in values)
         return None
 
-    @_guarded
+    @guarded
     def delete(store: Any, handle: Any, name: str) -> Any:
         fields = fields_of(store, handle)
         err = _header_error(name, None, fields)
@@ -150,7 +159,7 @@ def _serve_fields(inst: wc.LinkerInstance) -> None:
         fields.entries[:] = [(n, v) for n, v in fields.entries if n.lower() != wanted]
         return None
 
-    @_guarded
+    @guarded
     def append(store: Any, handle: Any, name: str, value: bytes) -> Any:
         fields = fields_of(store, handle)
         value = bytes(value)
@@ -160,16 +169,16 @@ def _serve_fields(inst: wc.LinkerInstance) -> None:
         fields.entries.append((name, value))
         return None
 
-    @_guarded
+    @guarded
     def entries(store: Any, handle: Any) -> Any:
         return list(fields_of(store, handle).entries)
 
-    @_guarded
+    @guarded
     def clone(store: Any, handle: Any) -> Any:
         fields = fields_of(store, handle)
         return current(store).own(Fields(list(fields.entries), mutable=True), FIELDS)
 
-    inst.add_resource("fields", wc.ResourceType.host(FIELDS), _dtor)
+    inst.add_resource("fields", wc.ResourceType.host(FIELDS), on_drop)
     inst.add_func("[constructor]fields", new)
     inst.add_func("[static]fields.from-list", from_list)
     inst.add_func("[method]fields.get", get)
@@ -185,7 +194,7 @@ def _serve_incoming(inst: wc.LinkerInstance) -> None:
     def request_of(store: Any, handle: Any) -> IncomingRequest:
         return current(store).get(store, handle, IncomingRequest, "incoming-request")
 
-    @_guarded
+    @guarded
     def method(store: Any, handle: Any) -> Any:
         name = request_of(store, handle).request.method
         lower = name.lower()
@@ -193,27 +202,27 @@ def _serve_incoming(inst: wc.LinkerInstance) -> None:
             return wc.Variant(lower)
         return wc.Variant("other", name)
 
-    @_guarded
+    @guarded
     def path_with_query(store: Any, handle: Any) -> Any:
         request = request_of(store, handle).request
         return f"{request.path}?{request.query_string}" if request.query_string else request.path
 
-    @_guarded
+    @guarded
     def scheme(store: Any, handle: Any) -> Any:
         request_of(store, handle)
         return wc.Variant("HTTP")  # wascc:http_server listens for plain HTTP/1.1
 
-    @_guarded
+    @guarded
     def authority(store: Any, handle: Any) -> Any:
         return request_of(store, handle).request.header.get("host") or None
 
-    @_guarded
+    @guarded
     def headers(store: Any, handle: Any) -> Any:
         request = request_of(store, handle).request
         entries = [(name, header_bytes(value)) for name, value in request.header.items()]
         return current(store).own(Fields(entries, mutable=False), FIELDS)
 
-    @_guarded
+    @guarded
     def consume(store: Any, handle: Any) -> Any:
         req = request_of(store, handle)
         if req.consumed:
@@ -221,7 +230,7 @@ def _serve_incoming(inst: wc.LinkerInstance) -> None:
         req.consumed = True
         return current(store).own(IncomingBody(req.body), INCOMING_BODY)
 
-    @_guarded
+    @guarded
     def body_stream(store: Any, handle: Any) -> Any:
         body = current(store).get(store, handle, IncomingBody, "incoming-body")
         if body.streamed:
@@ -229,20 +238,20 @@ def _serve_incoming(inst: wc.LinkerInstance) -> None:
         body.streamed = True
         return current(store).own(InputStream(body.data), INPUT_STREAM)
 
-    @_guarded
+    @guarded
     def body_finish(store: Any, handle: Any) -> Any:
         call = current(store)
         call.take(store, handle, IncomingBody, "incoming-body")
         return call.own(FutureTrailers(), FUTURE_TRAILERS)
 
-    @_guarded
+    @guarded
     def trailers_get(store: Any, handle: Any) -> Any:
         current(store).get(store, handle, FutureTrailers, "future-trailers")
         return wc.Variant("ok", None)  # some(ok(ok(none))): the request had no trailers
 
-    inst.add_resource("incoming-request", wc.ResourceType.host(INCOMING_REQUEST), _dtor)
-    inst.add_resource("incoming-body", wc.ResourceType.host(INCOMING_BODY), _dtor)
-    inst.add_resource("future-trailers", wc.ResourceType.host(FUTURE_TRAILERS), _dtor)
+    inst.add_resource("incoming-request", wc.ResourceType.host(INCOMING_REQUEST), on_drop)
+    inst.add_resource("incoming-body", wc.ResourceType.host(INCOMING_BODY), on_drop)
+    inst.add_resource("future-trailers", wc.ResourceType.host(FUTURE_TRAILERS), on_drop)
     inst.add_func("[method]incoming-request.method", method)
     inst.add_func("[method]incoming-request.path-with-query", path_with_query)
     inst.add_func("[method]incoming-request.scheme", scheme)
@@ -258,18 +267,18 @@ def _serve_outgoing(inst: wc.LinkerInstance) -> None:
     def response_of(store: Any, handle: Any) -> OutgoingResponse:
         return current(store).get(store, handle, OutgoingResponse, "outgoing-response")
 
-    @_guarded
+    @guarded
     def response_new(store: Any, headers: Any) -> Any:
         call = current(store)
         fields = call.take(store, headers, Fields, "fields")
         # the response owns the headers from now on; its headers() view is immutable
         return call.own(OutgoingResponse(Fields(fields.entries, mutable=True)), OUTGOING_RESPONSE)
 
-    @_guarded
+    @guarded
     def status_code(store: Any, handle: Any) -> Any:
         return response_of(store, handle).status
 
-    @_guarded
+    @guarded
     def set_status_code(store: Any, handle: Any, code: int) -> Any:
         response = response_of(store, handle)
         if not 100 <= code <= 599:
@@ -277,12 +286,12 @@ def _serve_outgoing(inst: wc.LinkerInstance) -> None:
         response.status = code
         return wc.Variant("ok")
 
-    @_guarded
+    @guarded
     def response_headers(store: Any, handle: Any) -> Any:
         response = response_of(store, handle)
         return current(store).own(Fields(response.headers.entries, mutable=False), FIELDS)
 
-    @_guarded
+    @guarded
     def response_body(store: Any, handle: Any) -> Any:
         response = response_of(store, handle)
         if response.body is not None:
@@ -290,32 +299,23 @@ def _serve_outgoing(inst: wc.LinkerInstance) -> None:
         response.body = OutgoingBody()
         return current(store).own(response.body, OUTGOING_BODY)
 
-    @_guarded
+    @guarded
     def body_write(store: Any, handle: Any) -> Any:
         call = current(store)
-        body = call.get(store, handle, OutgoingBody, "outgoing-body")
-        if body.written:
-            return None  # err: the stream is handed out at most once
-        stream = OutputStream(body)
-        resource = call.own(stream, OUTPUT_STREAM)
-        body.written = True
-        body.stream = stream.rep
-        return resource
+        return call.output_stream(call.get(store, handle, OutgoingBody, "outgoing-body"))
 
-    @_guarded
+    @guarded
     def body_finish(store: Any, handle: Any, trailers: Any) -> Any:
         call = current(store)
         body = call.take(store, handle, OutgoingBody, "outgoing-body")
-        if body.stream is not None:
-            raise Trap("outgoing-body.finish while its output-stream is still open (drop it first)")
+        body.finish("outgoing-body")
         if trailers is not None:
             call.take(store, trailers, Fields, "trailers")  # wascc:http_server sends none
-        body.finished = True
         return None
 
-    @_guarded
+    @guarded
     def set_(store: Any, param: Any, response: Any) -> Any:
-        call = current(store)
+        call = current_http(store)
         call.take(store, param, Outparam, "response-outparam")
         if isinstance(response, wc.Variant):
             call.failure = _error_code(response)
@@ -323,9 +323,9 @@ def _serve_outgoing(inst: wc.LinkerInstance) -> None:
             call.response = call.take(store, response, OutgoingResponse, "outgoing-response")
         return None
 
-    inst.add_resource("outgoing-response", wc.ResourceType.host(OUTGOING_RESPONSE), _dtor)
-    inst.add_resource("outgoing-body", wc.ResourceType.host(OUTGOING_BODY), _dtor)
-    inst.add_resource("response-outparam", wc.ResourceType.host(RESPONSE_OUTPARAM), _dtor)
+    inst.add_resource("outgoing-response", wc.ResourceType.host(OUTGOING_RESPONSE), on_drop)
+    inst.add_resource("outgoing-body", wc.ResourceType.host(OUTGOING_BODY), on_drop)
+    inst.add_resource("response-outparam", wc.ResourceType.host(RESPONSE_OUTPARAM), on_drop)
     inst.add_func("[constructor]outgoing-response", response_new)
     inst.add_func("[method]outgoing-response.status-code", status_code)
     inst.add_func("[method]outgoing-response.set-status-code", set_status_code)
@@ -343,9 +343,9 @@ def _error_code(value: wc.Variant) -> str:
     return f"{value.tag}: {payload}" if isinstance(payload, str) else f"{value.tag} {payload!r}"
 
 
-def _add_streams(inst: wc.LinkerInstance) -> None:
-    inst.add_resource("input-stream", wc.ResourceType.host(INPUT_STREAM), _dtor)
-    inst.add_resource("output-stream", wc.ResourceType.host(OUTPUT_STREAM), _dtor)
+def add_streams(inst: wc.LinkerInstance) -> None:
+    inst.add_resource("input-stream", wc.ResourceType.host(INPUT_STREAM), on_drop)
+    inst.add_resource("output-stream", wc.ResourceType.host(OUTPUT_STREAM), on_drop)
 
 
 def serve_types(root: wc.LinkerInstance, name: str) -> None:
@@ -354,7 +354,7 @@ def serve_types(root: wc.LinkerInstance, name: str) -> None:
         _serve_fields(inst)
         _serve_incoming(inst)
         _serve_outgoing(inst)
-        _add_streams(inst)
+        add_streams(inst)
 
 
 def serve_streams(root: wc.LinkerInstance, name: str) -> None:
@@ -363,7 +363,7 @@ def serve_streams(root: wc.LinkerInstance, name: str) -> None:
     def stream_of(store: Any, handle: Any) -> OutputStream:
         return current(store).get(store, handle, OutputStream, "output-stream")
 
-    @_guarded
+    @guarded
     def read(store: Any, handle: Any, size: int) -> Any:
         stream = current(store).get(store, handle, InputStream, "input-stream")
         if stream.pos >= len(stream.data):
@@ -375,29 +375,29 @@ def serve_streams(root: wc.LinkerInstance, name: str) -> None:
     def room(stream: OutputStream) -> int:
         return max(0, MAX_BODY - stream.body.size)
 
-    @_guarded
+    @guarded
     def check_write(store: Any, handle: Any) -> Any:
         return min(PERMIT, room(stream_of(store, handle)))
 
-    @_guarded
+    @guarded
     def write(store: Any, handle: Any, contents: bytes) -> Any:
         stream = stream_of(store, handle)
         contents = bytes(contents)
         if len(contents) > room(stream):
             raise Trap(
-                f"the response body would pass {MAX_BODY} bytes (the most a component may write)"
+                f"the body would pass {MAX_BODY} bytes (the most a component may write to one)"
             )
         stream.body.chunks.append(contents)
         stream.body.size += len(contents)
         return wc.Variant("ok")
 
-    @_guarded
+    @guarded
     def flush(store: Any, handle: Any) -> Any:
         stream_of(store, handle)
         return wc.Variant("ok")
 
     with root.add_instance(name) as inst:
-        _add_streams(inst)
+        add_streams(inst)
         inst.add_func("[method]input-stream.read", read)
         inst.add_func("[method]input-stream.blocking-read", read)
         inst.add_func("[method]output-stream.check-write", check_write)
@@ -410,12 +410,12 @@ def serve_streams(root: wc.LinkerInstance, name: str) -> None:
 def serve_error(root: wc.LinkerInstance, name: str) -> None:
     """``wasi:io/error`` (the type streams' ``last-operation-failed`` carries)."""
 
-    @_guarded
+    @guarded
     def to_debug_string(store: Any, handle: Any) -> Any:
         return "wascc: stream error"
 
     with root.add_instance(name) as inst:
-        inst.add_resource("error", wc.ResourceType.host(IO_ERROR), _dtor)
+        inst.add_resource("error", wc.ResourceType.host(IO_ERROR), on_drop)
         inst.add_func("[method]error.to-debug-string", to_debug_string)
 
 
