@@ -205,6 +205,27 @@ def examples() -> BuiltExamples:
     return BuiltExamples(account=KeyPair.from_seed(seed).public_key)
 
 
+@pytest.fixture
+def trusting_host(account: KeyPair, examples: BuiltExamples) -> Iterator[Callable[..., Host]]:
+    """trusting_host(deadline=..., max_instances=...) -> a Host trusting the tests' and the
+    examples' accounts, stopped after the test."""
+    made: list[Host] = []
+
+    def make(*, deadline: float, max_instances: int) -> Host:
+        host = Host(
+            trusted_issuers=[account.public_key, examples.account],
+            health_interval=0,
+            load_entry_points=False,
+            actor_settings=ActorSettings(deadline=deadline, max_instances=max_instances),
+        )
+        made.append(host)
+        return host
+
+    yield make
+    for host in made:
+        host.stop()
+
+
 # ---- real servers, once per session (tests/servers.py) ---------------------------------
 
 

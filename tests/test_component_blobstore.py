@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,18 +17,16 @@ import wasmtime
 from wascc_capabilities.blobstore import FsBlobstoreProvider
 
 from wascc import (
-    ActorSettings,
     ActorTrap,
     GuestError,
     Host,
     InvocationTimeout,
-    KeyPair,
     NotBound,
     Unauthorized,
 )
 from wascc.engine import wit_http
 
-from conftest import BuiltExamples, Signer
+from conftest import Signer
 
 COMPONENTS = Path(__file__).resolve().parent / "components"
 BLOB = "wascc:blobstore"
@@ -39,17 +37,8 @@ def blobs_component() -> bytes:
 
 
 @pytest.fixture
-def host(account: KeyPair, examples: BuiltExamples) -> Iterator[Host]:
-    h = Host(
-        trusted_issuers=[account.public_key, examples.account],
-        health_interval=0,
-        load_entry_points=False,
-        actor_settings=ActorSettings(deadline=5.0, max_instances=2),
-    )
-    try:
-        yield h
-    finally:
-        h.stop()
+def host(trusting_host: Callable[..., Host]) -> Host:
+    return trusting_host(deadline=5.0, max_instances=2)
 
 
 @pytest.fixture

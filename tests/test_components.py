@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,6 @@ from wascc_capabilities.messaging import MessagingProvider
 
 from wascc import (
     ActorLoadError,
-    ActorSettings,
     ActorTrap,
     GuestError,
     HashMismatch,
@@ -56,17 +55,8 @@ def component(name: str, version: str = "VERSION1") -> bytes:
 
 
 @pytest.fixture
-def host(account: KeyPair, examples: BuiltExamples) -> Iterator[Host]:
-    h = Host(
-        trusted_issuers=[account.public_key, examples.account],
-        health_interval=0,
-        load_entry_points=False,
-        actor_settings=ActorSettings(deadline=2.0, max_instances=4),
-    )
-    try:
-        yield h
-    finally:
-        h.stop()
+def host(trusting_host: Callable[..., Host]) -> Host:
+    return trusting_host(deadline=2.0, max_instances=4)
 
 
 def test_a_component_is_signed_and_verified_like_an_actor(
