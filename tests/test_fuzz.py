@@ -8,6 +8,8 @@ minute.  The only acceptable outcomes are the call's result or a WasccError.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,3 +58,41 @@ def test_the_engine_reports_a_hang() -> None:
     finally:
         release.set()
     assert report.findings and "hang" in report.findings[0].problem
+
+
+def test_native_http_parser_fuzz_smoke(tmp_path: Path) -> None:
+    """The native http_server's parser and response decoder (fuzz/native/fuzz_http_parse.c),
+    built with gcc under ASan/UBSan with its own mutator, for 20,000 cases."""
+    import shutil
+    import subprocess
+
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    assert compiler, "a C compiler is needed"
+    binary = tmp_path / "fuzz_http_parse"
+    subprocess.run(
+        [
+            compiler,
+            "-g",
+            "-O1",
+            "-DHS_FUZZ_MAIN",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+            f"-I{ROOT / 'native/include'}",
+            f"-I{ROOT / 'native/providers/common'}",
+            f"-I{ROOT / 'native/providers/http_server'}",
+            "-o",
+            str(binary),
+            str(ROOT / "fuzz/native/fuzz_http_parse.c"),
+            str(ROOT / "native/providers/http_server/parse.c"),
+        ],
+        check=True,
+    )
+    done = subprocess.run(
+        [str(binary), "20000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "ASAN_OPTIONS": "detect_leaks=1"},
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
