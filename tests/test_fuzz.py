@@ -63,9 +63,6 @@ def test_the_engine_reports_a_hang() -> None:
 def test_native_http_parser_fuzz_smoke(tmp_path: Path) -> None:
     """The native http_server's parser and response decoder (fuzz/native/fuzz_http_parse.c),
     built with gcc under ASan/UBSan with its own mutator, for 20,000 cases."""
-    import shutil
-    import subprocess
-
     compiler = shutil.which("gcc") or shutil.which("cc")
     assert compiler, "a C compiler is needed"
     binary = tmp_path / "fuzz_http_parse"
