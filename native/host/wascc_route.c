@@ -1069,6 +1069,25 @@ static __thread struct {
     char actor[RT_KEY_MAX];
 } dispatch_cache;
 
+/* A thread that ends gives its cached pool back (the key's destructor runs
+ * while its thread-local storage is still there). */
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_release(void *unused) {
+    (void)unused;
+    if (dispatch_cache.pool) wh_pool_unref(dispatch_cache.pool);
+    dispatch_cache.pool = NULL;
+    dispatch_cache.hd = NULL;
+}
+
+static void cache_key_make(void) { pthread_key_create(&cache_key, cache_release); }
+
+static void cache_hold(void) {
+    pthread_once(&cache_once, cache_key_make);
+    if (!pthread_getspecific(cache_key)) pthread_setspecific(cache_key, &dispatch_cache);
+}
+
 static wh_native *cached_native(wh_router *r, const char *key, size_t len) {
     uint64_t gen = atomic_load_explicit(&r->gen, memory_order_acquire);
     if (host_cache.r == r && host_cache.gen == gen && host_cache.len == len &&
@@ -1207,6 +1226,7 @@ static int route_dispatch(host_dispatcher *hd, const char *actor, const char *op
             if (dispatch_lookup(hd, r, actor, actor_len, &gen, &dispatch_cache.bound,
                                 &dispatch_cache.codec, &dispatch_cache.pool) != 0)
                 return WH_ROUTE_PYTHON;
+            if (dispatch_cache.pool) cache_hold();
             dispatch_cache.hd = hd;
             dispatch_cache.gen = gen;
             dispatch_cache.len = actor_len;
