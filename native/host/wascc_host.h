@@ -140,7 +140,8 @@ typedef struct wh_reply {
 } wh_reply;
 
 /* Calls through the provider's function pointers (without the GIL).  The
- * reply in *out is the provider's: release it with wh_provider_free. */
+ * reply in *out is the provider's: release it with wh_provider_free (the data
+ * plane does, inside the call's in-flight count: wh_native_call). */
 int32_t wh_provider_configure(wascc_provider *p, wascc_dispatcher *d);
 int32_t wh_provider_call(wascc_provider *p, const char *actor, const char *op,
                          const unsigned char *msg, size_t msg_len, wh_reply *out);
@@ -267,7 +268,6 @@ int wh_router_actor(wh_router *r, const char *actor, wh_pool *pool);
  * the actor call it from C.  Neither: the entry is removed. */
 int wh_router_route(wh_router *r, const char *actor, const char *capability,
                     const char *binding, int bound, wh_native *native, int codec);
-size_t wh_router_size(wh_router *r);
 void wh_pool_route(wh_pool *p, wh_router *r);
 /* Route a native provider's dispatches through the tables. */
 int wh_dispatcher_route(wascc_dispatcher *d, wh_router *router, const char *capability,

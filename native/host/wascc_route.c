@@ -721,7 +721,7 @@ int32_t wh_native_call(wh_native *n, const char *actor, const char *op,
         buf_assign(&tls_native, oom, sizeof oom - 1);
         rc = WASCC_ERROR;
     }
-    if (reply.data) n->p->free_buffer(n->p->state, reply.data);
+    wh_provider_free(n->p, reply.data);
     native_leave(n);
     out->data = tls_native.data;
     out->len = tls_native.len;
@@ -959,13 +959,6 @@ int wh_router_route(wh_router *r, const char *actor, const char *cap, const char
     return rc;
 }
 
-size_t wh_router_size(wh_router *r) {
-    pthread_rwlock_rdlock(&r->lock);
-    size_t n = r->count;
-    pthread_rwlock_unlock(&r->lock);
-    return n;
-}
-
 /* The pool of `actor` with a reference taken, or NULL. */
 static wh_pool *rt_actor(wh_router *r, const char *actor, size_t actor_len) {
     char key[RT_KEY_MAX];
@@ -1141,11 +1134,9 @@ static int route_host_call(state_t *st, const unsigned char *bd, size_t bd_len,
     uint64_t started = stats_begin(o);
     wh_reply reply = {NULL, 0};
     route_depth++;
-    int32_t rc = n->p->handle_call(n->p->state, self->key, opz, msg, msg_len, &reply.data,
-                                   &reply.len);
+    int32_t rc = wh_provider_call(n->p, self->key, opz, msg, msg_len, &reply);
     route_depth--;
     stats_end(o, started);
-    if (!reply.data) reply.len = 0;
     int ok = rc == WASCC_OK;
     if (ok) {
         buf_assign(&st->host_response, reply.data, reply.len);
@@ -1167,7 +1158,7 @@ static int route_host_call(state_t *st, const unsigned char *bd, size_t bd_len,
         f.status = rc;
         report_failure(r, &f, &st->host_error);
     }
-    if (reply.data) n->p->free_buffer(n->p->state, reply.data);
+    wh_provider_free(n->p, reply.data);
     native_leave(n); /* only now: free_buffer is the provider's too */
     return ok;
 }

@@ -40,7 +40,6 @@ from wascc.errors import (
     InstancesBusy,
     InvocationTimeout,
     ModuleError,
-    NotFound,
 )
 from wascc.wire import wasm as wasm_format
 from wascc.wire.claims import LEGACY_SECTIONS as CLAIMS_SECTIONS
@@ -305,9 +304,6 @@ class ComponentGuest:
 
     def operations(self) -> dict[str, OperationStats]:
         return self.stats.read()
-
-    def failure(self, operation: str, result: Any) -> BaseException:  # pragma: no cover
-        return NotFound(f"{self.who}: no data-plane call reaches a component ({operation})")
 
     def retire(self, on_freed: Callable[[], None] | None = None) -> None:
         """Start nothing new; idle instances close now, busy ones when their call ends."""

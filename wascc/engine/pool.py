@@ -188,17 +188,9 @@ class InstancePool:
         return tuple(int(x) for x in out)
 
     @property
-    def retired(self) -> bool:
-        return bool(self._info()[4])
-
-    @property
     def size(self) -> int:
         """Live instances (idle and busy)."""
         return self._info()[0]
-
-    @property
-    def idle(self) -> int:
-        return self._info()[1]
 
     @property
     def busy(self) -> int:

@@ -138,10 +138,6 @@ class Router:
         if rc != 0:
             raise MemoryError(f"cannot publish the route {actor} -> {capability} ({binding})")
 
-    def size(self) -> int:
-        """Entries in the tables (actors and routes)."""
-        return int(_lib.wh_router_size(self._ptr))
-
     def dispatcher(self, library: NativeLibrary, capability: str, binding: str) -> None:
         """Route the dispatches of a native provider at (capability, binding) through the tables."""
         library.route(self._ptr, capability, binding)
