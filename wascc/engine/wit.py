@@ -75,7 +75,8 @@ import wasmtime.component as wc
 import wascc.engine.wit_patches  # noqa: F401 - applied on import: see there
 from wascc.engine import wit_blob, wit_http
 from wascc.engine.wapc import GuestHost
-from wascc.errors import ActorLoadError, NotBound, ProviderCallError, Unauthorized, WasccError
+from wascc.engine.wit_contract import contract_call
+from wascc.errors import ActorLoadError, ProviderCallError, WasccError
 from wascc.wire.codec import (
     AddRequest,
     AddResponse,
@@ -101,7 +102,6 @@ MESSAGING = "wascc:messaging"
 
 _LEVELS = {"trace": 5, "debug": 4, "info": 3, "warn": 2, "error": 1, "critical": 1}
 #: Refusals the claims floor and the bindings make: they trap the component.
-_REFUSALS = (Unauthorized, NotBound)
 
 
 def interface_name(name: str) -> str:
@@ -139,21 +139,13 @@ def _other(text: str) -> wc.Variant:
     return wc.Variant("other", text)
 
 
-def _kv(port: GuestHost, binding: str, op: str, payload: bytes) -> bytes:
-    """One wascc:keyvalue call; refusals raise (trap), provider failures come back as text."""
-    return port.host_call(binding, KEYVALUE, op, payload)
-
-
 def _serve_logging(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Shared) -> None:
     def log(store: Any, level: str, context: str, message: str) -> None:
         body = f"{context}: {message}" if context else message
         request = WriteLogRequest(_LEVELS.get(level, 3), body)
-        try:
-            port.host_call("", LOGGING, "WriteLog", request.encode())
-        except _REFUSALS:
-            raise
-        except WasccError as exc:  # log has no error channel: the host's log keeps it
-            logger.warning("%s (the component's log line: %s)", exc, body)
+        _, failed = contract_call(port, "", LOGGING, "WriteLog", request.encode())
+        if failed is not None:  # log has no error channel: the host's log keeps it
+            logger.warning("%s (the component's log line: %s)", failed, body)
 
     with root.add_instance(name) as inst:
         inst.add_func("log", log)
@@ -162,12 +154,9 @@ def _serve_logging(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Shar
 def _kv_call(
     port: GuestHost, binding: str, op: str, payload: bytes
 ) -> tuple[bytes | None, wc.Variant | None]:
-    try:
-        return _kv(port, binding, op, payload), None
-    except _REFUSALS:
-        raise
-    except WasccError as exc:
-        return None, _other(str(exc))
+    """One wascc:keyvalue call: the reply, or the provider's failure as ``other``."""
+    reply, failed = contract_call(port, binding, KEYVALUE, op, payload)
+    return reply, (_other(failed) if failed is not None else None)
 
 
 def _serve_store(root: wc.LinkerInstance, name: str, port: GuestHost, shared: _Shared) -> None:
@@ -246,24 +235,15 @@ def _record(message: BrokerMessage) -> Any:
 
 def _serve_consumer(root: wc.LinkerInstance, name: str, port: GuestHost, _: _Shared) -> None:
     def publish(store: Any, msg: Any) -> Any:
-        try:
-            port.host_call("", MESSAGING, "Publish", _message(msg).encode())
-        except _REFUSALS:
-            raise
-        except WasccError as exc:
-            return str(exc)
-        return None
+        _, failed = contract_call(port, "", MESSAGING, "Publish", _message(msg).encode())
+        return failed
 
     def request(store: Any, subject: str, body: bytes, timeout_ms: int) -> Any:
-        try:
-            reply = port.host_call(
-                "", MESSAGING, "Request", RequestMessage(subject, bytes(body), timeout_ms).encode()
-            )
-        except _REFUSALS:
-            raise
-        except WasccError as exc:
-            return str(exc)
-        return _record(BrokerMessage(subject=subject, body=reply))
+        message = RequestMessage(subject, bytes(body), timeout_ms)
+        reply, failed = contract_call(port, "", MESSAGING, "Request", message.encode())
+        if failed is not None:
+            return failed
+        return _record(BrokerMessage(subject=subject, body=reply or b""))
 
     with root.add_instance(name) as inst:
         inst.add_func("publish", publish)

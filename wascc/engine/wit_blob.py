@@ -65,14 +65,12 @@ import wasmtime.component as wc
 
 from wascc.engine import wit_http
 from wascc.engine.wapc import GuestHost
+from wascc.engine.wit_contract import contract_call
 from wascc.engine.wit_http import InputStream, OutgoingBody, current, guarded
 from wascc.errors import (
     CodecError,
     GuestError,
     InvocationTimeout,
-    NotBound,
-    Unauthorized,
-    WasccError,
 )
 from wascc.wire.codec import Blob, BlobList, Container, FileChunk, StreamRequest
 
@@ -85,7 +83,6 @@ CHUNK = 512 * 1024
 CONTEXT_PREFIX = "wascc-wit-blob:"
 #: How long get-data waits when the call has no deadline (it always has one in a host).
 DEFAULT_WAIT = 30.0
-_REFUSALS = (Unauthorized, NotBound)
 
 # host resource type ids (distinct from wasi:http's 0x4854_xxxx)
 CONTAINER = 0x424C_0001
@@ -235,12 +232,10 @@ class _Store:
 
     def call(self, operation: str, payload: bytes) -> bytes:
         """The reply; a refusal raises (a trap), a provider failure is :class:`_Failed`."""
-        try:
-            return self.port.host_call("", BLOBSTORE, operation, payload)
-        except _REFUSALS:
-            raise
-        except WasccError as exc:
-            raise _Failed(str(exc)) from None
+        reply, failed = contract_call(self.port, "", BLOBSTORE, operation, payload)
+        if failed is not None:
+            raise _Failed(failed)
+        return reply or b""
 
     def names(self, container: str) -> list[str]:
         reply = self.call("ListObjects", Container(container).encode())
